@@ -1,0 +1,149 @@
+import os
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+MILLION = Decimal(1_000_000)
+
+
+class ModelProfile(models.Model):
+    """An endpoint and its prices. The API key is never stored: only the name of the env var holding it."""
+
+    class Provider(models.TextChoices):
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+        AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+        SIMULATED = "simulated", "Simulated model server"
+
+    name = models.SlugField(max_length=60, unique=True)
+    provider = models.CharField(max_length=30, choices=Provider.choices, default=Provider.OPENAI_COMPATIBLE)
+    base_url = models.URLField(blank=True, help_text="Empty: use the LLM_BASE_URL setting.")
+    model_name = models.CharField(max_length=120, blank=True, help_text="Empty: use the LLM_MODEL setting.")
+    api_key_env = models.CharField(
+        max_length=60, default="LLM_API_KEY", help_text="Name of the environment variable holding the key."
+    )
+    price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.15"))
+    price_cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.075"))
+    price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.60"))
+    supports_tools = models.BooleanField(default=True)
+    supports_json_schema = models.BooleanField(default=True)
+    context_window = models.PositiveIntegerField(default=128_000)
+    max_output_tokens = models.PositiveIntegerField(default=2048)
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def resolved_base_url(self) -> str:
+        return self.base_url or settings.LLM_BASE_URL
+
+    def resolved_model_name(self) -> str:
+        return self.model_name or settings.LLM_MODEL
+
+    def api_key(self) -> str:
+        """Read the key from the environment at call time; a local server may need none."""
+        return os.environ.get(self.api_key_env, "") or "not-needed"
+
+    @property
+    def is_simulated(self) -> bool:
+        if self.provider == self.Provider.SIMULATED:
+            return True
+        return not self.base_url and settings.LLM_SIMULATED
+
+    def cost_usd(self, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
+        uncached = max(prompt_tokens - cached_tokens, 0)
+        total = (
+            uncached * self.price_input_per_mtok
+            + cached_tokens * self.price_cached_input_per_mtok
+            + completion_tokens * self.price_output_per_mtok
+        ) / MILLION
+        return total.quantize(Decimal("0.000001"))
+
+
+class AgentSpec(models.Model):
+    """An agent the company can staff: the C-suite, the validator, standard roles and dynamic specialists."""
+
+    name = models.SlugField(max_length=60, unique=True)
+    role = models.CharField(max_length=60, db_index=True, help_text="What it covers, e.g. cto, developer, qa.")
+    title = models.CharField(max_length=120)
+    system_prompt = models.TextField()
+    model_profile = models.ForeignKey(ModelProfile, null=True, blank=True, on_delete=models.SET_NULL)
+    tools = models.JSONField(default=list, blank=True, help_text="Tool names from the allow-list.")
+    is_c_suite = models.BooleanField(default=False)
+    is_dynamic = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    created_by_mission = models.ForeignKey(
+        "missions.Mission", null=True, blank=True, on_delete=models.SET_NULL, related_name="created_agents"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_c_suite", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.name})"
+
+
+class LLMCall(models.Model):
+    """One model call in the cost ledger. Written before the call, settled after."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        OK = "ok", "OK"
+        ERROR = "error", "Error"
+        CACHE_HIT = "cache_hit", "Cache hit"
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="llm_calls")
+    cycle = models.ForeignKey("missions.DecisionCycle", null=True, blank=True, on_delete=models.SET_NULL)
+    step = models.ForeignKey("missions.Step", null=True, blank=True, on_delete=models.SET_NULL)
+    agent = models.ForeignKey(AgentSpec, null=True, blank=True, on_delete=models.SET_NULL)
+    model_profile = models.ForeignKey(ModelProfile, null=True, blank=True, on_delete=models.SET_NULL)
+    model_name = models.CharField(max_length=120)
+    purpose = models.CharField(max_length=60)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    latency_ms = models.PositiveIntegerField(default=0)
+    provider_request_id = models.CharField(max_length=200, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "LLM call"
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.model_name} {self.status} ${self.cost_usd}"
+
+
+class AgentMessage(models.Model):
+    """A transcript entry: what an agent said, which tool it called and what came back."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        TOOL_CALL = "tool_call", "Tool call"
+        TOOL_RESULT = "tool_result", "Tool result"
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="messages")
+    cycle = models.ForeignKey("missions.DecisionCycle", null=True, blank=True, on_delete=models.SET_NULL)
+    step = models.ForeignKey("missions.Step", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    agent = models.ForeignKey(AgentSpec, null=True, blank=True, on_delete=models.SET_NULL)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
+    source = models.CharField(max_length=120)
+    content = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.content[:60]}"

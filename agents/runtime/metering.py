@@ -1,0 +1,172 @@
+"""The one wrapper every model call passes through: reserve, call, settle.
+
+Before a call it reserves an upper bound of its cost against the mission's
+budget; afterwards it writes the real usage into the ledger and releases the
+reservation. Token counts are bounded without tiktoken (which downloads its
+encodings at run time): a byte-level BPE token covers at least one byte, so
+the UTF-8 size of the serialized messages bounds the prompt tokens.
+"""
+
+import json
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from asgiref.sync import sync_to_async
+from autogen_core import CancellationToken
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelInfo, RequestUsage
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+
+from agents import services
+from agents.errors import AgentRunError, ModelUnavailable
+from agents.models import ModelProfile
+
+PER_MESSAGE_OVERHEAD = 8
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a model call is for: every ledger row is attributable to these."""
+
+    mission_id: int
+    purpose: str
+    cycle_id: int | None = None
+    step_id: int | None = None
+    agent_id: int | None = None
+
+
+def prompt_token_bound(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema] = ()) -> int:
+    size = sum(len(m.model_dump_json().encode()) + PER_MESSAGE_OVERHEAD for m in messages)
+    schemas = [t.schema if isinstance(t, Tool) else t for t in tools]
+    if schemas:
+        size += len(json.dumps(schemas, default=str).encode())
+    return size
+
+
+class MeteredChatCompletionClient(ChatCompletionClient):
+    """Wraps a real client; refuses calls the budget cannot cover."""
+
+    def __init__(self, inner: ChatCompletionClient, *, profile: ModelProfile, context: CallContext) -> None:
+        self._inner = inner
+        self._profile = profile
+        self._context = context
+
+    async def _reserve(self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]):
+        return await sync_to_async(services.llm_call_reserve)(
+            mission_id=self._context.mission_id,
+            profile=self._profile,
+            model_name=self._profile.resolved_model_name(),
+            purpose=self._context.purpose,
+            prompt_token_bound=prompt_token_bound(messages, tools),
+            max_output_tokens=self._profile.max_output_tokens,
+            cycle_id=self._context.cycle_id,
+            step_id=self._context.step_id,
+            agent_id=self._context.agent_id,
+        )
+
+    async def _settle(self, call, usage: RequestUsage, started: float) -> None:
+        await sync_to_async(services.llm_call_settle)(
+            call=call,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            latency_ms=_elapsed_ms(started),
+        )
+
+    async def _fail(self, call, exc: BaseException, started: float) -> None:
+        await sync_to_async(services.llm_call_fail)(
+            call=call, error=f"{type(exc).__name__}: {exc}", latency_ms=_elapsed_ms(started)
+        )
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        call = await self._reserve(messages, tools)
+        started = time.monotonic()
+        try:
+            result = await self._inner.create(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
+            )
+        except BaseException as exc:
+            await self._fail(call, exc, started)
+            raise _as_run_error(exc) from exc
+        await self._settle(call, result.usage, started)
+        return result
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        call = await self._reserve(messages, tools)
+        started = time.monotonic()
+        # Providers report usage in the last chunk only when asked.
+        args = {"stream_options": {"include_usage": True}, **extra_create_args}
+        try:
+            async for chunk in self._inner.create_stream(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=args,
+                cancellation_token=cancellation_token,
+            ):
+                if isinstance(chunk, CreateResult):
+                    await self._settle(call, chunk.usage, started)
+                yield chunk
+        except BaseException as exc:
+            await self._fail(call, exc, started)
+            raise _as_run_error(exc) from exc
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    def actual_usage(self) -> RequestUsage:
+        return self._inner.actual_usage()
+
+    def total_usage(self) -> RequestUsage:
+        return self._inner.total_usage()
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return prompt_token_bound(messages, tools)
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return self._profile.context_window - prompt_token_bound(messages, tools)
+
+    @property
+    def capabilities(self):  # deprecated in AutoGen, still abstract
+        return self._inner.model_info
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._inner.model_info
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _as_run_error(exc: BaseException) -> BaseException:
+    """Turn client errors into one clear message for the mission page; keep our own errors as they are."""
+    if isinstance(exc, AgentRunError) or not isinstance(exc, Exception):
+        return exc  # our own errors, and cancellation, pass through unchanged
+    text = str(exc).strip() or type(exc).__name__
+    return ModelUnavailable(f"The model call failed ({type(exc).__name__}): {text[:500]}")

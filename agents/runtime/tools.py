@@ -1,0 +1,111 @@
+"""The tools an execution agent calls over its mission's git workspace.
+
+Every tool validates its arguments and answers a bad call with an error
+text for the model, instead of failing the step.
+"""
+
+import asyncio
+import fcntl
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from autogen_core.tools import FunctionTool
+
+from agents.runtime.sandbox import PytestResult, SandboxError, SandboxLimits, run_pytest
+from agents.runtime.workspace import Workspace, WorkspaceError
+
+TOOL_NAMES = ("list_files", "read_file", "write_file", "run_tests", "commit")
+
+
+@contextmanager
+def workspace_lock(root: Path):
+    """Serialise git operations of parallel steps on one workspace."""
+    lock_path = root / ".git" / "mo.lock"
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class StepTools:
+    """Tools bound to one step's workspace; remembers the commits and test runs it made."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        limits: SandboxLimits,
+        on_test_run: Callable[[PytestResult], Awaitable[None]],
+        allowed: tuple[str, ...] = TOOL_NAMES,
+    ) -> None:
+        self.workspace = workspace
+        self.limits = limits
+        self.on_test_run = on_test_run
+        self.allowed = [name for name in TOOL_NAMES if name in allowed]
+        self.commits: list[str] = []
+        self.files_written: list[str] = []
+        self.last_test: PytestResult | None = None
+
+    async def list_files(self, path: str = ".") -> str:
+        """List the files in the repository (or below a folder of it)."""
+        try:
+            files = await asyncio.to_thread(self.workspace.list_files, path)
+        except WorkspaceError as error:
+            return f"Error: {error}"
+        return "\n".join(files) if files else "(no files)"
+
+    async def read_file(self, path: str) -> str:
+        """Read a text file of the repository."""
+        try:
+            return await asyncio.to_thread(self.workspace.read_file, path)
+        except WorkspaceError as error:
+            return f"Error: {error}"
+
+    async def write_file(self, path: str, content: str) -> str:
+        """Create or replace a text file in the repository (relative path)."""
+        try:
+            size = await asyncio.to_thread(self.workspace.write_file, path, content)
+        except WorkspaceError as error:
+            return f"Error: {error}"
+        if path not in self.files_written:
+            self.files_written.append(path)
+        return f"Wrote {size} bytes to {path}."
+
+    async def run_tests(self) -> str:
+        """Run the repository's pytest tests in the sandbox and report the results."""
+        try:
+            result = await asyncio.to_thread(run_pytest, self.workspace.root, limits=self.limits)
+        except SandboxError as error:
+            return f"Error: the sandbox could not run the tests: {error}"
+        self.last_test = result
+        await self.on_test_run(result)
+        verdict = "PASSED" if result.passed and not (result.failed or result.errors or result.timed_out) else "FAILED"
+        head = (
+            f"{verdict}: {result.passed} passed, {result.failed} failed, {result.errors} errors, "
+            f"{result.skipped} skipped in {result.duration_s:.1f}s ({result.isolation} sandbox)"
+        )
+        return head + ("\n" + result.log[-3000:] if verdict == "FAILED" else "")
+
+    async def commit(self, message: str) -> str:
+        """Commit every change in the repository with the given message."""
+        if not message.strip():
+            return "Error: the commit message must not be empty."
+
+        def _commit() -> str | None:
+            with workspace_lock(self.workspace.root):
+                return self.workspace.commit(message)
+
+        try:
+            sha = await asyncio.to_thread(_commit)
+        except WorkspaceError as error:
+            return f"Error: {error}"
+        if sha is None:
+            return "Nothing to commit: the working tree has no changes."
+        self.commits.append(sha)
+        return f"Committed {sha[:12]}."
+
+    def function_tools(self) -> list[FunctionTool]:
+        return [FunctionTool(getattr(self, name), description=getattr(self, name).__doc__, name=name) for name in self.allowed]

@@ -1,0 +1,305 @@
+"""A mission's git workspace: confined file access plus commit/diff helpers.
+
+Paths come from a model, so every path is checked against the workspace root
+before it is touched. Git runs with a fixed argv, a minimal environment and
+hooks/fsmonitor/signing disabled, because the worktree (and, with the weaker
+sandbox backend, even ``.git``) may have been written by untrusted code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path, PurePosixPath
+
+GIT_TIMEOUT_S = 30
+LIST_LIMIT = 500
+DIFF_LIMIT_BYTES = 200_000
+MAX_SUBJECT_CHARS = 200
+MAX_MESSAGE_CHARS = 5_000
+DEFAULT_MESSAGE = "Update workspace"
+
+GIT_USER_NAME = "Mission Orchestrator"
+GIT_USER_EMAIL = "agents@mission-orchestrator.local"
+EXCLUDE_PATTERNS = (".mo/", "__pycache__/", ".pytest_cache/")
+SKIP_DIRS = frozenset(
+    {".git", ".mo", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+)
+
+# Command-line config wins over repository config, so these neutralise
+# anything a sandboxed program may have planted in .git/config or hooks.
+SAFE_GIT_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.quotePath=false",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "diff.external=",
+)
+
+_SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class WorkspaceError(Exception):
+    """A workspace operation was refused or failed; the message is user-facing."""
+
+
+class Workspace:
+    """A git repository rooted at ``root`` that only touches files inside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ setup
+    def init(self) -> None:
+        """Create the repository with an initial commit; safe to call repeatedly."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / ".git").is_dir():
+            self._git("init", "-q", "-b", "main", str(self.root), bare_env=True)
+        self._git("config", "user.name", GIT_USER_NAME)
+        self._git("config", "user.email", GIT_USER_EMAIL)
+        self._write_excludes()
+        if not self._has_head():
+            readme = self.root / "README.md"
+            if not readme.exists():
+                readme.write_text("# Workspace\n", encoding="utf-8")
+            self._git("add", "-A")
+            self._git("commit", "-q", "--no-verify", "-m", "Initialise workspace")
+
+    def _write_excludes(self) -> None:
+        """Keep orchestrator files and caches out of commits without a .gitignore."""
+        exclude = self.root / ".git" / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        lines = existing.splitlines()
+        missing = [p for p in EXCLUDE_PATTERNS if p not in lines]
+        if missing:
+            prefix = "" if not existing or existing.endswith("\n") else "\n"
+            exclude.write_text(
+                existing + prefix + "\n".join(missing) + "\n", encoding="utf-8"
+            )
+
+    def _has_head(self) -> bool:
+        try:
+            self._git("rev-parse", "--verify", "-q", "HEAD")
+        except WorkspaceError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ paths
+    def resolve(self, path: str) -> Path:
+        """Map a workspace-relative path to a real path inside the root, or refuse."""
+        parts = _checked_parts(path)
+        root_real = self.root.resolve()
+        real = root_real.joinpath(*parts).resolve()
+        if real != root_real and root_real not in real.parents:
+            raise WorkspaceError(
+                f"Refused path {path!r}: it resolves outside the workspace."
+            )
+        if ".git" in {p.casefold() for p in real.relative_to(root_real).parts}:
+            raise WorkspaceError(
+                f"Refused path {path!r}: the .git directory is off limits."
+            )
+        return real
+
+    def _resolve_for_write(self, path: str) -> Path:
+        """Like resolve(), but refuse any symlink on the way, even one staying inside."""
+        parts = _checked_parts(path)
+        current = self.root.resolve()
+        for part in parts:
+            current = current / part
+            if current.is_symlink():
+                raise WorkspaceError(
+                    f"Refused to write {path!r}: it goes through a symlink."
+                )
+        self.resolve(path)
+        return current
+
+    # ------------------------------------------------------------------ files
+    def list_files(self, subdir: str = ".") -> list[str]:
+        """Sorted relative file paths (at most LIST_LIMIT), skipping git and caches."""
+        base = self.resolve(subdir)
+        if not base.is_dir():
+            raise WorkspaceError(f"Not a directory in the workspace: {subdir!r}.")
+        root_real = self.root.resolve()
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+            rel_dir = Path(dirpath).relative_to(root_real)
+            found.extend((rel_dir / name).as_posix() for name in filenames)
+            found.extend(
+                (rel_dir / d).as_posix()
+                for d in dirnames
+                if (Path(dirpath) / d).is_symlink()
+            )
+        return sorted(found)[:LIST_LIMIT]
+
+    def read_file(self, path: str, max_bytes: int = 200_000) -> str:
+        """Return a file's text; refuse missing, non-regular or oversized files."""
+        target = self.resolve(path)
+        if not target.exists():
+            raise WorkspaceError(f"File not found in the workspace: {path!r}.")
+        if not target.is_file():
+            raise WorkspaceError(f"Not a regular file: {path!r}.")
+        size = target.stat().st_size
+        if size > max_bytes:
+            raise WorkspaceError(
+                f"File {path!r} is {size} bytes, larger than the {max_bytes}-byte read limit."
+            )
+        return target.read_bytes().decode("utf-8", errors="replace")
+
+    def write_file(self, path: str, content: str, max_bytes: int = 200_000) -> int:
+        """Write UTF-8 text, creating parent folders; returns the byte count."""
+        data = content.encode("utf-8")
+        if len(data) > max_bytes:
+            raise WorkspaceError(
+                f"Refused to write {path!r}: {len(data)} bytes exceeds the {max_bytes}-byte limit."
+            )
+        target = self._resolve_for_write(path)
+        if target.is_dir():
+            raise WorkspaceError(f"Refused to write {path!r}: it is a directory.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(target, flags, 0o644)
+        except OSError as exc:
+            raise WorkspaceError(f"Could not write {path!r}: {exc.strerror}.") from exc
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return len(data)
+
+    # ------------------------------------------------------------------- git
+    def commit(self, message: str) -> str | None:
+        """Stage everything and commit; None when the tree is unchanged."""
+        self._git("add", "-A")
+        if not self._git("status", "--porcelain", "--untracked-files=no").strip():
+            return None
+        self._git("commit", "-q", "--no-verify", "-m", sanitize_message(message))
+        return self.head()
+
+    def head(self) -> str:
+        """Full sha of the current commit."""
+        return self._git("rev-parse", "--verify", "HEAD").strip()
+
+    def diff(self, sha: str) -> str:
+        """The patch introduced by one commit, capped at DIFF_LIMIT_BYTES."""
+        out = self._git_bytes(
+            "show",
+            "--format=",
+            "--patch",
+            "--no-ext-diff",
+            "--no-textconv",
+            _checked_sha(sha),
+            "--",
+        )
+        if len(out) <= DIFF_LIMIT_BYTES:
+            return out.decode("utf-8", errors="replace")
+        head = out[:DIFF_LIMIT_BYTES].decode("utf-8", errors="replace")
+        return f"{head}\n[diff truncated: showing {DIFF_LIMIT_BYTES} of {len(out)} bytes]\n"
+
+    def changed_files(self, sha: str) -> list[str]:
+        """Paths touched by one commit."""
+        out = self._git(
+            "show",
+            "--format=",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            _checked_sha(sha),
+            "--",
+        )
+        return sorted({name for name in out.split("\0") if name.strip()})
+
+    # --------------------------------------------------------------- plumbing
+    def _git(self, *args: str, bare_env: bool = False) -> str:
+        return self._git_bytes(*args, bare_env=bare_env).decode(
+            "utf-8", errors="replace"
+        )
+
+    def _git_bytes(self, *args: str, bare_env: bool = False) -> bytes:
+        """Run git safely; ``bare_env`` skips GIT_DIR so ``git init`` can create it."""
+        if not bare_env and not (self.root / ".git").is_dir():
+            raise WorkspaceError(
+                f"Workspace {self.root} is not initialised (call init())."
+            )
+        argv = ["git"]
+        for item in SAFE_GIT_CONFIG:
+            argv += ["-c", item]
+        argv += list(args)
+        try:
+            proc = subprocess.run(
+                argv,
+                cwd=self.root,
+                env=_git_env(self.root, bare_env),
+                capture_output=True,
+                timeout=GIT_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise WorkspaceError(
+                f"git {args[0]} timed out after {GIT_TIMEOUT_S}s."
+            ) from exc
+        except OSError as exc:
+            raise WorkspaceError(f"Could not run git: {exc}.") from exc
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout).decode("utf-8", errors="replace").strip()
+            raise WorkspaceError(
+                f"git {args[0]} failed: {err or f'exit {proc.returncode}'}"
+            )
+        return proc.stdout
+
+
+def _checked_parts(path: str) -> tuple[str, ...]:
+    """Reject malformed or escaping paths before the filesystem is consulted."""
+    if not isinstance(path, str) or not path.strip():
+        raise WorkspaceError("Refused path: it is empty.")
+    if "\0" in path:
+        raise WorkspaceError("Refused path: it contains a NUL byte.")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        raise WorkspaceError(
+            f"Refused path {path!r}: use a path relative to the workspace."
+        )
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if ".." in parts:
+        raise WorkspaceError(f"Refused path {path!r}: '..' is not allowed.")
+    if ".git" in {p.casefold() for p in parts}:
+        raise WorkspaceError(
+            f"Refused path {path!r}: the .git directory is off limits."
+        )
+    return parts
+
+
+def _checked_sha(sha: str) -> str:
+    """Only hex object names, so a value can never be taken as a git option."""
+    if not isinstance(sha, str) or not _SHA_RE.match(sha):
+        raise WorkspaceError(f"Not a commit sha: {sha!r}.")
+    return sha
+
+
+def sanitize_message(message: str) -> str:
+    """Non-empty subject of at most MAX_SUBJECT_CHARS, control characters removed."""
+    lines = _CONTROL_RE.sub("", str(message or "")).strip().splitlines()
+    subject = lines[0].strip() if lines else ""
+    subject = subject[:MAX_SUBJECT_CHARS] or DEFAULT_MESSAGE
+    body = "\n".join(lines[1:]).strip()
+    text = f"{subject}\n\n{body}" if body else subject
+    return text[:MAX_MESSAGE_CHARS]
+
+
+def _git_env(root: Path, bare_env: bool) -> dict[str, str]:
+    """Minimal env: no user/system config, no discovery of a parent repository."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": tempfile.gettempdir(),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+    if not bare_env:
+        env["GIT_DIR"] = str(root / ".git")
+        env["GIT_WORK_TREE"] = str(root)
+    return env

@@ -1,0 +1,114 @@
+"""Writes for the cost ledger and the transcript."""
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.errors import BudgetExceeded, MissionStopped
+from agents.models import AgentMessage, LLMCall, ModelProfile
+from missions.models import Mission
+
+
+def llm_call_reserve(
+    *,
+    mission_id: int,
+    profile: ModelProfile,
+    model_name: str,
+    purpose: str,
+    prompt_token_bound: int,
+    max_output_tokens: int,
+    cycle_id: int | None = None,
+    step_id: int | None = None,
+    agent_id: int | None = None,
+) -> LLMCall:
+    """Reserve the call's worst-case cost against the budget and write its ledger row.
+
+    1. Lock the mission row, so concurrent steps reserve one after another.
+    2. Refuse when the mission has stopped (this is how a cancel reaches a running step).
+    3. Refuse when the upper-bound cost does not fit what is left of the budget.
+    4. Add the bound to ``reserved_usd`` and write a pending LLMCall.
+    """
+    estimate = profile.cost_usd(prompt_tokens=prompt_token_bound, completion_tokens=max_output_tokens)
+    with transaction.atomic():
+        mission = Mission.objects.select_for_update().get(pk=mission_id)
+        if mission.is_finished:
+            raise MissionStopped(f"The mission is {mission.get_status_display().lower()}.")
+        if estimate > mission.budget_remaining_usd:
+            raise BudgetExceeded(
+                f"Budget exhausted: the next model call ({purpose}) may cost up to ${estimate:.4f}, "
+                f"but only ${max(mission.budget_remaining_usd, Decimal(0)):.4f} of ${mission.budget_usd} is left."
+            )
+        mission.reserved_usd += estimate
+        mission.save(update_fields=["reserved_usd", "updated_at"])
+        return LLMCall.objects.create(
+            mission=mission,
+            cycle_id=cycle_id,
+            step_id=step_id,
+            agent_id=agent_id,
+            model_profile=profile,
+            model_name=model_name,
+            purpose=purpose,
+            reserved_usd=estimate,
+        )
+
+
+def llm_call_settle(
+    *, call: LLMCall, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, latency_ms: int
+) -> LLMCall:
+    """Record the real usage and cost, and release the reservation."""
+    cost = call.model_profile.cost_usd(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens
+    )
+    return _close(
+        call,
+        status=LLMCall.Status.OK,
+        cost=cost,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cached_tokens=cached_tokens,
+        latency_ms=latency_ms,
+    )
+
+
+def llm_call_fail(*, call: LLMCall, error: str, latency_ms: int) -> LLMCall:
+    """A failed call costs nothing here (providers do not bill failed requests); release the reservation."""
+    return _close(call, status=LLMCall.Status.ERROR, cost=Decimal(0), error=error[:2000], latency_ms=latency_ms)
+
+
+def _close(call: LLMCall, *, status: str, cost: Decimal, **fields) -> LLMCall:
+    with transaction.atomic():
+        mission = Mission.objects.select_for_update().get(pk=call.mission_id)
+        mission.reserved_usd = max(mission.reserved_usd - call.reserved_usd, Decimal(0))
+        mission.spent_usd += cost
+        mission.save(update_fields=["reserved_usd", "spent_usd", "updated_at"])
+        call.status = status
+        call.cost_usd = cost
+        call.finished_at = timezone.now()
+        for name, value in fields.items():
+            setattr(call, name, value)
+        call.save()
+    return call
+
+
+def agent_message_record(
+    *,
+    mission_id: int,
+    source: str,
+    content: str,
+    kind: str = AgentMessage.Kind.TEXT,
+    data: dict | None = None,
+    cycle_id: int | None = None,
+    step_id: int | None = None,
+    agent_id: int | None = None,
+) -> AgentMessage:
+    return AgentMessage.objects.create(
+        mission_id=mission_id,
+        cycle_id=cycle_id,
+        step_id=step_id,
+        agent_id=agent_id,
+        kind=kind,
+        source=source,
+        content=content[:20000],
+        data=data or {},
+    )

@@ -1,0 +1,570 @@
+"""Decide what the simulated model answers, from the request body alone.
+
+Everything here is a pure function of the chat-completions request dict so the
+demo and the tests get the same answer every time. The HTTP layer
+(``server.py``) adds ids, faults and transport; this module only knows roles:
+
+* ``plan_draft`` - structured plan JSON (response_format named ``PlanDraft``)
+* ``plan_vote``  - structured vote JSON (response_format named ``PlanVote``)
+* ``codegen``    - a scripted tool-calling loop when ``write_file`` is offered
+* ``chat``       - a short acknowledgement for anything else
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+Body = dict[str, Any]
+Message = dict[str, Any]
+
+FALLBACK_MISSION = "the mission"
+FALLBACK_KEY = "feature"
+CHAT_PREFIX = "Acknowledged: "
+
+_MISSION_RE = re.compile(r"^\s*Mission:\s*(?P<title>.+?)\s*$", re.MULTILINE)
+_STEP_RE = re.compile(
+    r"^\s*Step:\s*(?P<key>[^\s—–:]+)\s*(?:(?:[—–:]|--?)\s*(?P<title>.*?))?\s*$",
+    re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the model asks for; ids are assigned by the server."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The assistant turn the responder decided on."""
+
+    role: str
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = field(default_factory=tuple)
+
+    @property
+    def finish_reason(self) -> str:
+        """OpenAI reports "tool_calls" whenever the turn carries calls."""
+        return "tool_calls" if self.tool_calls else "stop"
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def message_text(message: Message) -> str:
+    """Text a message contributes to the prompt: content plus tool-call name/args."""
+    content = message.get("content")
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        text = "".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    else:
+        text = ""
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        text += str(function.get("name", "")) + str(function.get("arguments", ""))
+    return text
+
+
+def _messages(body: Body) -> list[Message]:
+    return [m for m in body.get("messages") or [] if isinstance(m, dict)]
+
+
+def _texts_by_role(body: Body, *roles: str) -> list[str]:
+    return [message_text(m) for m in _messages(body) if m.get("role") in roles]
+
+
+def last_user_text(body: Body) -> str:
+    """The latest user turn; that is where briefs and mission lines live."""
+    users = _texts_by_role(body, "user")
+    return users[-1] if users else ""
+
+
+def system_text(body: Body) -> str:
+    """The first system (or newer "developer") message, which names the persona."""
+    systems = _texts_by_role(body, "system", "developer")
+    return systems[0] if systems else ""
+
+
+def mission_title(body: Body) -> str:
+    """Title from a ``Mission: <title>`` line in the last user message."""
+    match = _MISSION_RE.search(last_user_text(body))
+    return match.group("title") if match else FALLBACK_MISSION
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def _quarter(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def tool_calls_json(tool_calls: tuple[ToolCall, ...]) -> str:
+    """Canonical text of a tool-call turn, used for completion token counting."""
+    return json.dumps([{"name": c.name, "arguments": c.arguments} for c in tool_calls])
+
+
+def prompt_tokens(body: Body) -> int:
+    """ceil(len/4)+4 per message, plus ceil(len(tools json)/4); stays under bytes+8."""
+    total = sum(_quarter(message_text(m)) + 4 for m in _messages(body))
+    if body.get("tools"):
+        total += _quarter(json.dumps(body["tools"]))
+    return total
+
+
+def usage_for(body: Body, reply: Reply) -> dict[str, Any]:
+    """Deterministic OpenAI-shaped usage block for a request/reply pair."""
+    output = (
+        tool_calls_json(reply.tool_calls) if reply.tool_calls else (reply.content or "")
+    )
+    prompt = prompt_tokens(body)
+    completion = _quarter(output) + 1
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+
+
+# --------------------------------------------------------------------------- role detection
+
+
+def _schema_name(body: Body) -> str | None:
+    """Which structured output is requested: json_schema name, or a name mentioned in json_object mode."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        return (response_format.get("json_schema") or {}).get("name")
+    if kind == "json_object":
+        everything = "\n".join(message_text(m) for m in _messages(body))
+        for name in ("PlanDraft", "PlanVote"):
+            if name in everything:
+                return name
+    return None
+
+
+def _offers_tool(body: Body, name: str) -> bool:
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict) and (tool.get("function") or {}).get("name") == name:
+            return True
+    return False
+
+
+def detect_role(body: Body) -> str:
+    """plan_draft, plan_vote, codegen or chat - checked in that order."""
+    schema = _schema_name(body)
+    if schema == "PlanDraft":
+        return "plan_draft"
+    if schema == "PlanVote":
+        return "plan_vote"
+    if _offers_tool(body, "write_file") and body.get("tool_choice") != "none":
+        return "codegen"
+    return "chat"
+
+
+def respond(body: Body) -> Reply:
+    """Entry point: the assistant turn for a validated chat-completions body."""
+    role = detect_role(body)
+    return _ROLE_HANDLERS[role](body)
+
+
+# --------------------------------------------------------------------------- plan_draft
+
+
+def plan_draft(body: Body) -> Reply:
+    """A fixed two-step plan (core, then api) naming the mission."""
+    title = mission_title(body)
+    plan = {
+        "summary": f"Deliver {title} in two steps: a tested core module, then an API layer on top of it.",
+        "steps": [
+            {
+                "key": "core",
+                "title": f"Core logic for {title}",
+                "kind": "codegen",
+                "role": "developer",
+                "instructions": f"Implement the core logic for {title} as small pure functions with pytest tests.",
+                "depends_on": [],
+                "acceptance": ["tests pass", "functions are pure and documented"],
+                "estimated_tokens": 2000,
+            },
+            {
+                "key": "api",
+                "title": f"API layer for {title}",
+                "kind": "codegen",
+                "role": "developer",
+                "instructions": f"Expose the core logic of {title} through small request/response helpers with tests.",
+                "depends_on": ["core"],
+                "acceptance": ["tests pass", "responses are JSON-serialisable"],
+                "estimated_tokens": 2200,
+            },
+        ],
+    }
+    return Reply(role="plan_draft", content=json.dumps(plan))
+
+
+# --------------------------------------------------------------------------- plan_vote
+
+_ROLE_NAMES = {
+    "chief executive officer": "CEO",
+    "chief technology officer": "CTO",
+    "chief financial officer": "CFO",
+    "chief risk officer": "CRO",
+}
+
+_RATIONALES = {
+    "CEO": "As CEO: the plan keeps the scope of {title} tight and ships user-visible value in two small steps.",
+    "CTO": "As CTO: the plan for {title} is technically sound - a tested core first, then an API that depends on it.",
+    "CFO": "As CFO: the estimated token cost of {title} is modest and fits within the budget; two steps keep spend visible.",
+    "CRO": "As CRO: the risks of {title} are contained - each step has tests as acceptance and the API waits on the core.",
+}
+
+_PERSONA_RE = re.compile(
+    r"You are\s+(?:the\s+|an?\s+)?(?P<name>[^.,;:\n(]+)(?:\((?P<abbr>[A-Za-z]{2,6})\))?"
+)
+_ACRONYM_RE = re.compile(r"\b(CEO|CTO|CFO|CRO)\b")
+
+
+def voter_role(body: Body) -> tuple[str | None, str | None]:
+    """(acronym, display name) of the voting persona, e.g. ("CTO", "Chief Technology Officer")."""
+    match = _PERSONA_RE.search(system_text(body))
+    if not match:
+        return None, None
+    name = match.group("name").strip()
+    abbr = (match.group("abbr") or "").upper() or None
+    for full, short in _ROLE_NAMES.items():
+        if abbr is None and full in name.lower():
+            abbr = short
+    acronym = _ACRONYM_RE.search(name)
+    if abbr is None and acronym:
+        abbr = acronym.group(1)
+    return abbr, name
+
+
+def plan_vote(body: Body) -> Reply:
+    """Always approve, with a rationale written from the voter's point of view."""
+    title = mission_title(body)
+    abbr, name = voter_role(body)
+    if abbr in _RATIONALES:
+        rationale = _RATIONALES[abbr].format(title=title)
+    elif name:
+        rationale = f"As {name}: the plan for {title} is clear, small and testable; no objections."
+    else:
+        rationale = f"The plan for {title} is clear, small and testable; no objections."
+    vote = {"stance": "approve", "rationale": rationale, "amendments": []}
+    return Reply(role="plan_vote", content=json.dumps(vote))
+
+
+# --------------------------------------------------------------------------- codegen
+
+
+@dataclass(frozen=True)
+class Brief:
+    """What a codegen brief tells us: mission title, step key and step title."""
+
+    mission: str
+    key: str
+    step_title: str
+
+    @property
+    def module(self) -> str:
+        """Module name; avoids shadowing stdlib/pytest when imported from cwd."""
+        clashes = self.key in sys.stdlib_module_names or self.key in {
+            "pytest",
+            "conftest",
+            "_pytest",
+        }
+        return f"{self.key}_step" if clashes else self.key
+
+
+def _identifier(raw: str) -> str:
+    """Coerce a step key into a Python identifier (fallback ``feature``)."""
+    if raw.isidentifier():
+        return raw
+    cleaned = re.sub(r"\W+", "_", raw).strip("_").lower()
+    if not cleaned:
+        return FALLBACK_KEY
+    return cleaned if cleaned.isidentifier() else f"step_{cleaned}"
+
+
+def parse_brief(body: Body) -> Brief:
+    """Read ``Mission:``/``Step:`` lines from the newest user message that has them."""
+    users = _texts_by_role(body, "user")
+    mission, key, step_title = FALLBACK_MISSION, FALLBACK_KEY, ""
+    for text in reversed(users):
+        step = _STEP_RE.search(text)
+        if step or _MISSION_RE.search(text):
+            found = _MISSION_RE.search(text)
+            mission = found.group("title") if found else mission
+            if step:
+                key, step_title = (
+                    _identifier(step.group("key")),
+                    step.group("title") or "",
+                )
+            break
+    return Brief(
+        mission=mission, key=key, step_title=step_title or f"{key} for {mission}"
+    )
+
+
+def _done_calls(body: Body) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, name, args) of earlier tool calls whose arguments parsed; broken ones get redone."""
+    done = []
+    for message in _messages(body):
+        if message.get("role") != "assistant":
+            continue
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            try:
+                args = json.loads(function.get("arguments") or "{}")
+            except (TypeError, ValueError):
+                continue
+            done.append(
+                (
+                    str(call.get("id", "")),
+                    str(function.get("name", "")),
+                    args if isinstance(args, dict) else {},
+                )
+            )
+    return done
+
+
+def _tool_output(body: Body, call_id: str) -> str:
+    """Content of the tool message answering ``call_id``."""
+    for message in _messages(body):
+        if message.get("role") == "tool" and message.get("tool_call_id") == call_id:
+            return message_text(message)
+    return ""
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """Last non-empty line (pytest's summary line), trimmed."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else "no output"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def codegen(body: Body) -> Reply:
+    """Scripted loop: write module, write tests, run_tests, commit, then summarise."""
+    brief = parse_brief(body)
+    done = _done_calls(body)
+    names = [name for _, name, _ in done]
+    for name, args in _codegen_script(brief):
+        if name == "write_file":
+            if any(a.get("path") == args["path"] for _, n, a in done if n == name):
+                continue
+        elif name in names or not _offers_tool(body, name):
+            continue
+        return Reply(
+            role="codegen",
+            tool_calls=(ToolCall(name=name, arguments=json.dumps(args)),),
+        )
+    return Reply(role="codegen", content=_codegen_summary(body, brief, done))
+
+
+def _codegen_script(brief: Brief) -> list[tuple[str, dict[str, Any]]]:
+    module_source, test_source = generated_sources(brief)
+    return [
+        ("write_file", {"path": f"{brief.module}.py", "content": module_source}),
+        ("write_file", {"path": f"test_{brief.module}.py", "content": test_source}),
+        ("run_tests", {}),
+        ("commit", {"message": f"{brief.key}: {brief.step_title}"}),
+    ]
+
+
+def _codegen_summary(
+    body: Body, brief: Brief, done: list[tuple[str, str, dict[str, Any]]]
+) -> str:
+    paths = [
+        str(args.get("path"))
+        for _, name, args in done
+        if name == "write_file" and args.get("path")
+    ]
+    runs = [call_id for call_id, name, _ in done if name == "run_tests"]
+    outcome = _short(_tool_output(body, runs[-1])) if runs else "not run"
+    files = " and ".join(paths) if paths else "no files"
+    return (
+        f"Step {brief.key} ({brief.step_title}) done: wrote {files}; tests: {outcome}."
+    )
+
+
+# --------------------------------------------------------------------------- generated code
+
+_TEXT_MODULE = '''__DOC__
+
+MISSION = __MISSION__
+STEP_KEY = __KEY__
+STEP_TITLE = __TITLE__
+
+
+def slugify(text: str) -> str:
+    """Turn free text into a lowercase, dash-separated identifier."""
+    words = "".join(ch.lower() if ch.isalnum() else " " for ch in text).split()
+    return "-".join(words)
+
+
+def word_count(text: str) -> int:
+    """Count whitespace-separated words, ignoring repeated spaces."""
+    return len(text.split())
+
+
+def chunk(items: list, size: int) -> list[list]:
+    """Split items into consecutive lists of at most ``size`` elements."""
+    if size < 1:
+        raise ValueError("size must be positive")
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def describe() -> str:
+    """One-line description of this step, for logs and summaries."""
+    return f"{STEP_KEY}: {STEP_TITLE}"
+'''
+
+_TEXT_TESTS = '''"""Tests for the __NAME__ module."""
+
+import pytest
+
+import __NAME__
+
+
+def test_slugify_lowercases_and_dashes():
+    assert __NAME__.slugify("Hello, World!") == "hello-world"
+
+
+def test_slugify_of_blank_is_empty():
+    assert __NAME__.slugify("   ") == ""
+
+
+def test_word_count_ignores_extra_spaces():
+    assert __NAME__.word_count("one  two three ") == 3
+
+
+def test_chunk_splits_evenly_and_keeps_rest():
+    assert __NAME__.chunk([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+
+
+def test_chunk_rejects_non_positive_size():
+    with pytest.raises(ValueError):
+        __NAME__.chunk([1], 0)
+
+
+def test_describe_names_the_step():
+    assert __NAME__.describe() == __DESCRIPTION__
+    assert __NAME__.MISSION == __MISSION__
+'''
+
+_API_MODULE = '''__DOC__
+
+MISSION = __MISSION__
+STEP_KEY = __KEY__
+STEP_TITLE = __TITLE__
+
+
+def make_response(status: int, data: dict) -> dict:
+    """Wrap data in a JSON-style envelope with an ok flag."""
+    return {"status": status, "ok": 200 <= status < 300, "data": data}
+
+
+def parse_query(query: str) -> dict:
+    """Parse ``a=1&b=2`` into a dict; later keys win and blanks are skipped."""
+    result = {}
+    for part in query.lstrip("?").split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            result[key] = value
+    return result
+
+
+def route_key(method: str, path: str) -> str:
+    """Normalise a route into ``METHOD /path`` for lookup tables."""
+    return f"{method.upper()} /{path.strip('/')}"
+
+
+def describe() -> str:
+    """One-line description of this step, for logs and summaries."""
+    return f"{STEP_KEY}: {STEP_TITLE}"
+'''
+
+_API_TESTS = '''"""Tests for the __NAME__ module."""
+
+import __NAME__
+
+
+def test_make_response_marks_success():
+    assert __NAME__.make_response(200, {"x": 1}) == {"status": 200, "ok": True, "data": {"x": 1}}
+
+
+def test_make_response_marks_errors():
+    assert __NAME__.make_response(404, {})["ok"] is False
+
+
+def test_parse_query_handles_blanks_and_repeats():
+    assert __NAME__.parse_query("?a=1&&b=&a=2") == {"a": "2", "b": ""}
+
+
+def test_route_key_normalises_slashes():
+    assert __NAME__.route_key("get", "/items/") == "GET /items"
+
+
+def test_describe_names_the_step():
+    assert __NAME__.describe() == __DESCRIPTION__
+    assert __NAME__.MISSION == __MISSION__
+'''
+
+_API_WORDS = ("api", "http", "route", "endpoint", "view", "server", "web", "rest")
+_PLACEHOLDER_RE = re.compile(r"__(DOC|MISSION|KEY|TITLE|NAME|DESCRIPTION)__")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Single-pass substitution so titles containing placeholders stay inert."""
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
+
+
+def generated_sources(brief: Brief) -> tuple[str, str]:
+    """(module source, test source); every embedded title goes through repr()."""
+    api_like = any(word in brief.key.lower() for word in _API_WORDS)
+    module_template, test_template = (
+        (_API_MODULE, _API_TESTS) if api_like else (_TEXT_MODULE, _TEXT_TESTS)
+    )
+    doc = f"{brief.step_title} (step {brief.key!s}) for mission {brief.mission}."
+    values = {
+        "DOC": repr(doc),
+        "MISSION": repr(brief.mission),
+        "KEY": repr(brief.key),
+        "TITLE": repr(brief.step_title),
+        "NAME": brief.module,
+        "DESCRIPTION": repr(f"{brief.key}: {brief.step_title}"),
+    }
+    return _fill(module_template, values), _fill(test_template, values)
+
+
+# --------------------------------------------------------------------------- chat
+
+
+def chat(body: Body) -> Reply:
+    """Echo the start of the last user message so callers can see it arrived."""
+    text = last_user_text(body) or (
+        message_text(_messages(body)[-1]) if _messages(body) else ""
+    )
+    return Reply(role="chat", content=CHAT_PREFIX + text[:80])
+
+
+_ROLE_HANDLERS = {
+    "plan_draft": plan_draft,
+    "plan_vote": plan_vote,
+    "codegen": codegen,
+    "chat": chat,
+}

@@ -1,0 +1,549 @@
+"""OpenAI-compatible HTTP front end for the deterministic responder.
+
+Stdlib only so the demo and the test-suite can start it anywhere. Chat
+completions go through ``responder.respond``; this module adds the transport:
+ids, usage, SSE streaming, a FIFO of injected faults and a call log, both
+reachable over ``/_sim/*`` so tests in another process can drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+from . import responder
+from .responder import Reply, ToolCall
+
+MODEL_ID = "sim-1"
+MODELS_BODY = {
+    "object": "list",
+    "data": [{"id": MODEL_ID, "object": "model", "owned_by": "mission-orchestrator"}],
+}
+FAULT_KINDS = ("429", "500", "timeout", "malformed", "bad_tool_args")
+MALFORMED_BODY = b'{"id": "chatcmpl-sim-broken", "choices": [ this is not json'
+_WORDS_PER_CHUNK = 3
+_ARGS_PER_CHUNK = 48
+
+
+class BadRequest(ValueError):
+    """A request the sim refuses with HTTP 400, like OpenAI would."""
+
+
+@dataclass
+class Completion:
+    """Everything needed to render one successful chat completion."""
+
+    n: int
+    model: str
+    created: int
+    reply: Reply
+    usage: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return f"chatcmpl-sim-{self.n}"
+
+    def tool_calls_json(self) -> list[dict[str, Any]]:
+        """OpenAI tool_calls list; ids are unique per response number."""
+        return [
+            {
+                "id": _call_id(self.n, i),
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
+            for i, c in enumerate(self.reply.tool_calls)
+        ]
+
+
+def _call_id(n: int, index: int) -> str:
+    return f"call_{n}" if index == 0 else f"call_{n}_{index}"
+
+
+class SimState:
+    """Thread-safe counters, fault queue and call log shared by handler threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._faults: deque[dict[str, Any]] = deque()
+        self._calls: list[dict[str, Any]] = []
+
+    def next_n(self) -> int:
+        with self._lock:
+            self._counter += 1
+            return self._counter
+
+    def add_faults(self, faults: list[dict[str, Any]]) -> None:
+        for fault in faults:
+            validate_fault(fault)
+        with self._lock:
+            self._faults.extend(dict(f) for f in faults)
+
+    def pop_fault(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(f) for f in self._faults]
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def record(self, call: dict[str, Any]) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def calls(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(c) for c in self._calls]
+
+    def clear_calls(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+
+def validate_fault(fault: Any) -> None:
+    """Reject unknown fault kinds early so a typo in a test fails loudly."""
+    if not isinstance(fault, dict) or str(fault.get("kind")) not in FAULT_KINDS:
+        raise BadRequest(
+            f"fault must be an object with kind in {list(FAULT_KINDS)}: {fault!r}"
+        )
+
+
+def parse_chat_body(raw: bytes) -> dict[str, Any]:
+    """Validate the request body the way the sim needs it (JSON object with messages)."""
+    try:
+        body = json.loads(raw or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    messages = body.get("messages")
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) for m in messages)
+    ):
+        raise BadRequest("'messages' must be a non-empty array of message objects")
+    return body
+
+
+def error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
+    """OpenAI-style error envelope."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def completion_json(c: Completion) -> dict[str, Any]:
+    """Non-streaming ``chat.completion`` object."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": c.reply.content,
+        "refusal": None,
+    }
+    if c.reply.tool_calls:
+        message["tool_calls"] = c.tool_calls_json()
+    return {
+        "id": c.id,
+        "object": "chat.completion",
+        "created": c.created,
+        "model": c.model,
+        "system_fingerprint": "sim",
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": c.reply.finish_reason,
+            }
+        ],
+        "usage": c.usage,
+    }
+
+
+def split_words(text: str, per_chunk: int = _WORDS_PER_CHUNK) -> list[str]:
+    """Pieces of a few words each whose concatenation is exactly ``text``."""
+    tokens = re.findall(r"\s*\S+\s*|\s+", text)
+    return [
+        "".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk)
+    ]
+
+
+def _split_fixed(text: str, size: int = _ARGS_PER_CHUNK) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def stream_chunks(c: Completion, include_usage: bool) -> list[dict[str, Any]]:
+    """``chat.completion.chunk`` objects in the order OpenAI sends them."""
+    extra = {"usage": None} if include_usage else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        base = {
+            "id": c.id,
+            "object": "chat.completion.chunk",
+            "created": c.created,
+            "model": c.model,
+        }
+        return {**base, "system_fingerprint": "sim", "choices": [choice], **extra}
+
+    chunks = [
+        chunk({"role": "assistant", "content": "" if not c.reply.tool_calls else None})
+    ]
+    chunks += [
+        chunk({"content": piece}) for piece in split_words(c.reply.content or "")
+    ]
+    for index, call in enumerate(c.tool_calls_json()):
+        head = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"]},
+        }
+        head["function"]["arguments"] = ""
+        chunks.append(chunk({"tool_calls": [head]}))
+        for piece in _split_fixed(call["function"]["arguments"]):
+            chunks.append(
+                chunk(
+                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                )
+            )
+    chunks.append(chunk({}, c.reply.finish_reason))
+    if include_usage:
+        base = {
+            "id": c.id,
+            "object": "chat.completion.chunk",
+            "created": c.created,
+            "model": c.model,
+        }
+        chunks.append(
+            {**base, "system_fingerprint": "sim", "choices": [], "usage": c.usage}
+        )
+    return chunks
+
+
+def break_tool_args(reply: Reply) -> Reply:
+    """The ``bad_tool_args`` fault: cut every call's arguments mid-JSON."""
+    if not reply.tool_calls:
+        return reply
+    broken = tuple(
+        ToolCall(name=c.name, arguments=c.arguments[: max(1, len(c.arguments) // 2)])
+        for c in reply.tool_calls
+    )
+    return Reply(role=reply.role, content=reply.content, tool_calls=broken)
+
+
+class SimHandler(BaseHTTPRequestHandler):
+    """Routes requests; one instance per request, state lives on the server."""
+
+    protocol_version = "HTTP/1.1"
+    server: _SimHTTPServer
+
+    # ------------------------------------------------------------------ plumbing
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence per-request logging; the call log is the record."""
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0].rstrip("/") or "/"
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send_json(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send_bytes(
+            status, json.dumps(payload).encode(), "application/json", headers
+        )
+
+    def _send_bytes(
+        self,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _not_found(self) -> None:
+        self._send_json(
+            404,
+            error_body(
+                f"no route for {self.command} {self.path}", "invalid_request_error"
+            ),
+        )
+
+    # ------------------------------------------------------------------ routing
+
+    def do_GET(self) -> None:
+        path = self._path()
+        if path == "/healthz":
+            self._send_json(200, {"ok": True})
+        elif path in ("/v1/models", "/models"):
+            self._send_json(200, MODELS_BODY)
+        elif path == "/_sim/calls":
+            self._send_json(200, {"calls": self.server.state.calls()})
+        elif path == "/_sim/faults":
+            self._send_json(200, {"faults": self.server.state.pending_faults()})
+        else:
+            self._not_found()
+
+    def do_POST(self) -> None:
+        path = self._path()
+        raw = self._read_body()
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            self._chat_completions(raw)
+        elif path == "/_sim/faults":
+            self._post_faults(raw)
+        else:
+            self._not_found()
+
+    def do_DELETE(self) -> None:
+        path = self._path()
+        if path == "/_sim/faults":
+            self.server.state.clear_faults()
+            self._send_json(200, {"ok": True})
+        elif path == "/_sim/calls":
+            self.server.state.clear_calls()
+            self._send_json(200, {"ok": True})
+        else:
+            self._not_found()
+
+    def _post_faults(self, raw: bytes) -> None:
+        try:
+            faults = (json.loads(raw or b"{}") or {}).get("faults")
+            if not isinstance(faults, list):
+                raise BadRequest("body must be {'faults': [...]}")
+            self.server.state.add_faults(faults)
+        except (ValueError, AttributeError) as exc:
+            self._send_json(400, error_body(str(exc), "invalid_request_error"))
+            return
+        self._send_json(
+            200, {"ok": True, "queued": len(self.server.state.pending_faults())}
+        )
+
+    # ------------------------------------------------------------------ chat completions
+
+    def _chat_completions(self, raw: bytes) -> None:
+        """Validate, wait the configured latency, then apply at most one fault."""
+        state = self.server.state
+        n = state.next_n()
+        request_id = f"sim-{n}"
+        try:
+            body = parse_chat_body(raw)
+        except BadRequest as exc:
+            self._log(n, None, None, 400, False, None, None)
+            self._send_json(
+                400,
+                error_body(str(exc), "invalid_request_error"),
+                {"x-request-id": request_id},
+            )
+            return
+        self.server.pause(self.server.latency_ms / 1000)
+        reply = responder.respond(body)
+        model = str(body.get("model") or MODEL_ID)
+        stream = bool(body.get("stream"))
+        fault = state.pop_fault()
+        kind = str(fault["kind"]) if fault else None
+        if kind in ("429", "500", "timeout", "malformed"):
+            self._apply_fault(fault, n, model, reply.role, stream)
+            return
+        if kind == "bad_tool_args":
+            reply = break_tool_args(reply)
+        completion = Completion(
+            n, model, int(time.time()), reply, responder.usage_for(body, reply)
+        )
+        self._log(n, model, reply.role, 200, stream, completion.usage, kind)
+        if stream:
+            include_usage = bool(
+                (body.get("stream_options") or {}).get("include_usage")
+            )
+            self._send_stream(completion, include_usage)
+        else:
+            self._send_json(
+                200, completion_json(completion), {"x-request-id": request_id}
+            )
+
+    def _apply_fault(
+        self, fault: dict[str, Any], n: int, model: str, role: str, stream: bool
+    ) -> None:
+        kind = str(fault["kind"])
+        headers = {"x-request-id": f"sim-{n}"}
+        if kind == "429":
+            retry_after = fault.get("retry_after", 1)
+            self._log(n, model, role, 429, stream, None, kind)
+            message = "Rate limit reached for sim-1 (simulated)."
+            headers["Retry-After"] = str(retry_after)
+            self._send_json(
+                429, error_body(message, "requests", "rate_limit_exceeded"), headers
+            )
+        elif kind == "500":
+            self._log(n, model, role, 500, stream, None, kind)
+            self._send_json(
+                500,
+                error_body("The server had an error (simulated).", "server_error"),
+                headers,
+            )
+        elif kind == "malformed":
+            self._log(n, model, role, 200, stream, None, kind)
+            if stream:
+                self._send_bytes(
+                    200,
+                    b"data: " + MALFORMED_BODY + b"\n\n",
+                    "text/event-stream",
+                    headers,
+                )
+            else:
+                self._send_bytes(200, MALFORMED_BODY, "application/json", headers)
+        else:
+            self._log(n, model, role, None, stream, None, kind)
+            self.server.pause(float(fault.get("seconds", 30)))
+            self.close_connection = True
+
+    def _send_stream(self, completion: Completion, include_usage: bool) -> None:
+        """SSE over chunked transfer encoding so keep-alive connections survive."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-request-id", f"sim-{completion.n}")
+        self.end_headers()
+        events = [
+            f"data: {json.dumps(c)}\n\n"
+            for c in stream_chunks(completion, include_usage)
+        ]
+        for event in [*events, "data: [DONE]\n\n"]:
+            data = event.encode()
+            self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _log(
+        self,
+        n: int,
+        model: str | None,
+        role: str | None,
+        status: int | None,
+        stream: bool,
+        usage: dict[str, Any] | None,
+        fault: str | None,
+    ) -> None:
+        """Record before responding so a client that saw the answer also sees the entry."""
+        entry = {
+            "n": n,
+            "request_id": f"sim-{n}",
+            "model": model,
+            "role": role,
+            "status": status,
+        }
+        self.server.state.record(
+            {**entry, "stream": stream, "usage": usage, "fault": fault}
+        )
+
+
+class _SimHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer carrying sim state and a stop event that cuts sleeps short."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], latency_ms: float) -> None:
+        super().__init__(address, SimHandler)
+        self.state = SimState()
+        self.latency_ms = latency_ms
+        self.stopping = threading.Event()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep that returns early when the server stops."""
+        if seconds > 0:
+            self.stopping.wait(seconds)
+
+
+class SimServer:
+    """In-process handle: ``with SimServer() as sim: OpenAI(base_url=sim.base_url)``."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.latency_ms = latency_ms
+        self._httpd: _SimHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SimServer:
+        """Bind and serve on a daemon thread; returns self for chaining."""
+        if self._httpd is None:
+            self._httpd = _SimHTTPServer(
+                (self.host, self._requested_port), self.latency_ms
+            )
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="sim-server", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wake sleeping handlers and release the port."""
+        if self._httpd is None:
+            return
+        self._httpd.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when started with port 0)."""
+        if self._httpd is None:
+            raise RuntimeError("SimServer is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Root URL, where ``/healthz`` and ``/_sim/*`` live."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client should use as ``base_url``."""
+        return f"{self.url}/v1"
+
+    @property
+    def state(self) -> SimState:
+        """Direct access to faults and calls for in-process tests."""
+        if self._httpd is None:
+            raise RuntimeError("SimServer is not started")
+        return self._httpd.state
+
+    def add_faults(self, *faults: dict[str, Any]) -> None:
+        """Queue faults, same as ``POST /_sim/faults``."""
+        self.state.add_faults(list(faults))
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Call log, same as ``GET /_sim/calls``."""
+        return self.state.calls()

@@ -1,0 +1,70 @@
+from django.contrib import admin
+
+from agents.admin import ReadOnlyAdmin
+from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step, TestRun, Vote
+
+
+@admin.register(MissionTemplate)
+class MissionTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "conversation_mode", "consensus_rule", "default_budget_usd", "is_active"]
+    list_filter = ["is_active", "conversation_mode", "consensus_rule"]
+    search_fields = ["name", "slug", "description"]
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    fields = ["key", "title", "kind", "role", "agent", "status", "attempt", "commit_sha"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Mission)
+class MissionAdmin(admin.ModelAdmin):
+    list_display = ["title", "status", "priority", "requester", "budget_usd", "spent_usd", "uses_simulated_model", "created_at"]
+    list_filter = ["status", "priority", "template", "uses_simulated_model"]
+    search_fields = ["title", "request", "code", "requester__username"]
+    readonly_fields = ["code", "spent_usd", "reserved_usd", "last_event_seq", "created_at", "updated_at", "started_at", "finished_at"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(DecisionCycle)
+class DecisionCycleAdmin(admin.ModelAdmin):
+    list_display = ["mission", "number", "kind", "rounds", "outcome", "started_at"]
+    list_filter = ["kind", "outcome"]
+    search_fields = ["mission__title", "summary"]
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ["cycle", "round", "agent", "stance", "created_at"]
+    list_filter = ["stance", "agent"]
+    search_fields = ["rationale", "cycle__mission__title"]
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ["mission", "version", "created_at"]
+    search_fields = ["mission__title", "summary"]
+    inlines = [StepInline]
+
+
+@admin.register(Step)
+class StepAdmin(admin.ModelAdmin):
+    list_display = ["key", "title", "plan", "kind", "role", "agent", "status", "attempt", "finished_at"]
+    list_filter = ["status", "kind", "role"]
+    search_fields = ["key", "title", "plan__mission__title"]
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["mission", "seq", "kind", "message", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["mission__title", "mission__code", "message"]
+
+
+@admin.register(TestRun)
+class TestRunAdmin(admin.ModelAdmin):
+    list_display = ["mission", "step", "passed", "failed", "errors", "isolation", "duration_s", "created_at"]
+    list_filter = ["isolation", "timed_out"]
+    search_fields = ["mission__title", "log"]

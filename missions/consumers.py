@@ -1,0 +1,90 @@
+"""Live mission pages: events become HTML fragments that htmx swaps in by id.
+
+A page connects with the last ``seq`` it has rendered ({"type": "resume",
+"after": N}); the consumer replays every later event from the database, then
+forwards new ones as they are announced on the group. Anything lost on the
+channel layer is recovered on the next resume, so nothing is missed.
+"""
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import Http404
+from django.template.loader import render_to_string
+
+from missions import selectors
+from missions.models import Mission
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 4096
+LIVE_PARTIALS = ("mission-status", "mission-steps", "mission-tests", "mission-votes", "transcript")
+
+
+class MissionConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        try:
+            self.mission = await database_sync_to_async(selectors.mission_for_user)(user, self.scope["url_route"]["kwargs"]["code"])
+        except Http404:
+            await self.close(code=4404)
+            return
+        self.group = self.mission.group_name
+        self.sent_seq = None  # unknown until the page says where it is
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """The only frame a page sends is a resume; anything else is logged and ignored."""
+        after = _parse_resume(text_data)
+        if after is None:
+            logger.warning("mission socket %s: ignored malformed frame %r", self.mission.code, (text_data or bytes_data or b"")[:200])
+            return
+        self.sent_seq = after
+        await self._send_new_events()
+
+    async def mission_event(self, message):
+        if self.sent_seq is None:
+            return  # the page has not said where it is yet; its resume will fetch this
+        if message.get("seq", 0) > self.sent_seq:
+            await self._send_new_events()
+
+    async def _send_new_events(self):
+        html, last = await database_sync_to_async(self._render_since)(self.sent_seq)
+        if html:
+            self.sent_seq = last
+            await self.send(text_data=html)
+
+    def _render_since(self, after: int) -> tuple[str, int]:
+        mission = Mission.objects.get(pk=self.mission.pk)  # fresh status, budget and spend
+        events = selectors.mission_events(mission, after=after)
+        if not events:
+            return "", after
+        context = {**selectors.mission_detail(mission), "live": True, "new_events": events, "user": self.scope["user"]}
+        parts = [render_to_string("missions/detail.html#event-batch", context)]
+        parts += [render_to_string(f"missions/detail.html#{name}", context) for name in LIVE_PARTIALS]
+        return "\n".join(parts), events[-1].seq
+
+
+def _parse_resume(text: str | None) -> int | None:
+    if not text or len(text) > MAX_FRAME_BYTES:
+        return None
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != "resume":
+        return None
+    after = frame.get("after")
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        return None
+    return after

@@ -1,0 +1,379 @@
+"""The state machine that advances a mission, one phase per task.
+
+Every phase starts by claiming the mission (or step) with a conditional
+UPDATE, so a task delivered twice does its work once. Model calls happen in
+agents.runtime; this module decides what happens next and records it.
+"""
+
+import logging
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agents.errors import AgentRunError
+from agents.models import AgentMessage, AgentSpec
+from agents.runtime.executor import run_tool_agent
+from agents.runtime.metering import CallContext
+from agents.runtime.sandbox import PytestResult, SandboxLimits
+from agents.runtime.structured import ask_structured
+from agents.runtime.tools import TOOL_NAMES, StepTools, workspace_lock
+from agents.runtime.workspace import Workspace, WorkspaceError
+from agents.schemas import PlanDraft, PlanVote
+from agents.selectors import agent_for_role, c_suite_agents
+from agents.services import agent_message_record
+from missions import briefs
+from missions.events import event_record
+from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step, TestRun, Vote
+from missions.services import mission_fail, mission_transition
+from orchestrator_site.logging import mission_logging
+
+logger = logging.getLogger(__name__)
+
+
+def _now():
+    return timezone.now()
+
+
+def mission_advance(*, mission_id: int) -> None:
+    """Do whatever the mission's current status calls for; waiting and finished missions need nothing."""
+    mission = Mission.objects.select_related("model_profile").filter(pk=mission_id).first()
+    if mission is None:
+        logger.warning("advance: mission %s does not exist", mission_id)
+        return
+    with mission_logging(mission.code):
+        try:
+            if mission.status == Mission.Status.QUEUED:
+                _plan(mission)
+            elif mission.status == Mission.Status.EXECUTING:
+                _schedule(mission)
+        except AgentRunError as error:
+            mission_fail(mission=mission, reason=str(error))
+        except Exception as error:
+            logger.exception("advance failed")
+            mission_fail(mission=mission, reason=f"Internal error while advancing: {type(error).__name__}: {error}")
+
+
+# --- Planning: the C-suite deliberates a plan -------------------------------------------------------
+
+
+def _plan(mission: Mission) -> None:
+    if not mission_transition(mission=mission, to=Mission.Status.PLANNING, expected=Mission.Status.QUEUED, started_at=_now()):
+        return
+    if mission.model_profile is None:
+        raise AgentRunError("No model profile is configured: run `manage.py seed_demo` or add one in the admin.")
+    members = c_suite_agents()
+    drafter = next((m for m in members if m.role == "cto"), None)
+    if drafter is None:
+        raise AgentRunError("No active CTO agent to draft the plan; activate one in the admin.")
+    cycle = _cycle_open(mission, DecisionCycle.Kind.PLANNING, f"C-suite deliberation: {', '.join(m.title for m in members)}.")
+
+    roles = sorted(set(AgentSpec.objects.filter(is_active=True, is_c_suite=False).values_list("role", flat=True)))
+    draft = _ask(mission, drafter, cycle, "plan_draft", briefs.plan_request_brief(mission, roles), PlanDraft)
+    draft_json = draft.model_dump_json(indent=1)
+    _transcript(mission, drafter, cycle, f"Draft plan: {draft.summary}", {"plan": draft.model_dump()})
+    event_record(
+        mission=mission,
+        kind=Event.Kind.PLAN,
+        message=f"{drafter.title} drafted a plan with {len(draft.steps)} steps: {draft.summary}",
+        data={"cycle": cycle.number},
+    )
+
+    votes = [_vote(mission, member, cycle, draft_json) for member in members]
+    approvals = sum(v.stance == Vote.Stance.APPROVE for v in votes)
+    objections = sum(v.stance == Vote.Stance.OBJECT for v in votes)
+    if mission.consensus_rule == MissionTemplate.ConsensusRule.UNANIMOUS:
+        agreed = approvals > 0 and objections == 0
+    else:
+        agreed = approvals * 2 > approvals + objections
+    tally = f"{approvals} approve, {objections} object, {len(votes) - approvals - objections} abstain"
+    if not agreed:
+        _cycle_close(cycle, DecisionCycle.Outcome.DEADLOCK, f"No consensus ({mission.get_consensus_rule_display()}): {tally}.")
+        raise AgentRunError(f"The C-suite did not reach consensus ({tally}).")
+    _cycle_close(cycle, DecisionCycle.Outcome.CONSENSUS, f"Consensus ({mission.get_consensus_rule_display()}): {tally}.")
+    plan = _plan_store(mission, cycle, draft)
+    _staff(mission, plan)
+
+
+def _ask(mission: Mission, agent: AgentSpec, cycle: DecisionCycle, purpose: str, prompt: str, output_type):
+    profile = agent.model_profile or mission.model_profile
+    context = CallContext(mission_id=mission.pk, purpose=purpose, cycle_id=cycle.pk, agent_id=agent.pk)
+    return async_to_sync(ask_structured)(
+        profile=profile, system_prompt=agent.system_prompt, prompt=prompt, output_type=output_type, context=context
+    )
+
+
+def _vote(mission: Mission, member: AgentSpec, cycle: DecisionCycle, draft_json: str) -> Vote:
+    answer = _ask(mission, member, cycle, "plan_vote", briefs.vote_brief(mission, draft_json), PlanVote)
+    with transaction.atomic():
+        vote = Vote.objects.create(
+            cycle=cycle,
+            round=1,
+            agent=member,
+            stance=answer.stance,
+            rationale=answer.rationale,
+            amendments=answer.amendments,
+        )
+        event_record(
+            mission=mission,
+            kind=Event.Kind.VOTE,
+            message=f"{member.title} votes {vote.get_stance_display().lower()}: {answer.rationale}",
+            data={"vote": vote.pk, "stance": vote.stance, "agent": member.name},
+        )
+    return vote
+
+
+def _cycle_open(mission: Mission, kind: str, summary: str) -> DecisionCycle:
+    with transaction.atomic():
+        number = (mission.cycles.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+        cycle = DecisionCycle.objects.create(mission=mission, number=number, kind=kind, rounds=1, summary=summary)
+        event_record(mission=mission, kind=Event.Kind.CYCLE, message=summary, data={"cycle": number, "kind": kind})
+    return cycle
+
+
+def _cycle_close(cycle: DecisionCycle, outcome: str, summary: str) -> None:
+    with transaction.atomic():
+        DecisionCycle.objects.filter(pk=cycle.pk).update(outcome=outcome, summary=summary, finished_at=_now())
+        event_record(mission=cycle.mission, kind=Event.Kind.CYCLE, message=summary, data={"cycle": cycle.number, "outcome": outcome})
+
+
+def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft) -> Plan:
+    with transaction.atomic():
+        version = (mission.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+        plan = Plan.objects.create(mission=mission, version=version, summary=draft.summary, cycle=cycle)
+        Step.objects.bulk_create(
+            Step(
+                plan=plan,
+                key=s.key,
+                order=i,
+                title=s.title,
+                kind=s.kind,
+                role=s.role,
+                instructions=s.instructions,
+                depends_on=s.depends_on,
+                acceptance=s.acceptance,
+                estimated_tokens=s.estimated_tokens,
+            )
+            for i, s in enumerate(draft.steps)
+        )
+        event_record(
+            mission=mission,
+            kind=Event.Kind.PLAN,
+            message=f"Plan v{version} adopted: {', '.join(s.key for s in draft.steps)}.",
+            data={"plan": version},
+        )
+    return plan
+
+
+# --- Staffing and the workspace ----------------------------------------------------------------------
+
+
+def _staff(mission: Mission, plan: Plan) -> None:
+    if not mission_transition(mission=mission, to=Mission.Status.STAFFING, expected=Mission.Status.PLANNING):
+        return
+    for step in plan.steps.all():
+        agent = agent_for_role(step.role) or agent_for_role("developer")
+        if agent is None:
+            raise AgentRunError(f"No active agent can do step {step.key!r} (role {step.role!r}).")
+        with transaction.atomic():
+            Step.objects.filter(pk=step.pk).update(agent=agent)
+            event_record(
+                mission=mission,
+                kind=Event.Kind.STEP,
+                message=f"Step {step.key} staffed with {agent.title}.",
+                data={"step": step.key},
+            )
+    workspace = _workspace(mission)
+    workspace.init()
+    Mission.objects.filter(pk=mission.pk).update(workspace_path=str(workspace.root))
+    if mission_transition(mission=mission, to=Mission.Status.EXECUTING, expected=Mission.Status.STAFFING):
+        _schedule(mission)
+
+
+def _workspace(mission: Mission) -> Workspace:
+    return Workspace(settings.WORKSPACES_DIR / mission.code.hex)
+
+
+# --- Execution ---------------------------------------------------------------------------------------
+
+
+def current_plan(mission: Mission) -> Plan | None:
+    return mission.plans.order_by("-version").first()
+
+
+def _schedule(mission: Mission) -> None:
+    """Finish the mission when every step is done; otherwise start the steps whose inputs are ready."""
+    plan = current_plan(mission)
+    steps = list(plan.steps.all()) if plan else []
+    failed = [s for s in steps if s.status == Step.Status.FAILED]
+    if failed:
+        mission_fail(mission=mission, reason=f"Step {failed[0].key} failed: {failed[0].error}")
+        return
+    if steps and all(s.status == Step.Status.SUCCEEDED for s in steps):
+        passed = TestRun.objects.filter(mission=mission).order_by("-id").values_list("passed", flat=True).first()
+        mission_transition(
+            mission=mission,
+            to=Mission.Status.COMPLETED,
+            expected=Mission.Status.EXECUTING,
+            reason=f"All {len(steps)} steps succeeded; last test run: {passed or 0} passed.",
+        )
+        return
+    done = {s.key for s in steps if s.status == Step.Status.SUCCEEDED}
+    ready = [s.pk for s in steps if s.status == Step.Status.PENDING and set(s.depends_on) <= done]
+    from missions.tasks import run_step
+
+    for step_id in ready:
+        transaction.on_commit(lambda step_id=step_id: run_step.delay(step_id))
+
+
+def step_run(*, step_id: int) -> None:
+    """Run one step with its agent, then hand control back to the mission.
+
+    1. Claim the step (pending → running, with a lease) while the mission executes; lost claim → stop.
+    2. Let the agent work with its tools; every tool call is recorded as it happens.
+    3. Accept the step only when its checks pass: for code, tests ran green and the work is committed.
+    4. Ask the mission to advance (start the next steps or finish).
+    """
+    now = _now()
+    claimed = Step.objects.filter(
+        pk=step_id, status=Step.Status.PENDING, plan__mission__status=Mission.Status.EXECUTING
+    ).update(
+        status=Step.Status.RUNNING,
+        attempt=F("attempt") + 1,
+        started_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.STEP_LEASE_S),
+    )
+    if not claimed:
+        return
+    step = Step.objects.select_related("plan__mission__model_profile", "agent__model_profile").get(pk=step_id)
+    mission = step.plan.mission
+    with mission_logging(mission.code):
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STEP,
+            message=f"Step {step.key} started by {step.agent.title if step.agent else 'an agent'}.",
+            data={"step": step.key, "status": Step.Status.RUNNING},
+        )
+        try:
+            outcome, error = _execute(mission, step)
+        except AgentRunError as exc:
+            outcome, error = None, str(exc)
+        except Exception as exc:
+            logger.exception("step %s crashed", step.key)
+            outcome, error = None, f"Internal error: {type(exc).__name__}: {exc}"
+        _step_finish(mission, step, outcome, error)
+    from missions.tasks import advance_mission
+
+    transaction.on_commit(lambda: advance_mission.delay(mission.pk))
+
+
+def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
+    agent = step.agent
+    if agent is None:
+        return None, "The step has no agent."
+    workspace = _workspace(mission)
+    deps = list(step.plan.steps.filter(key__in=step.depends_on))
+
+    async def on_test_run(result: PytestResult) -> None:
+        await sync_to_async(_test_run_record)(mission, step, agent, result)
+
+    async def on_message(kind: str, content: str, data: dict) -> None:
+        await sync_to_async(_step_message)(mission, step, agent, kind, content, data)
+
+    tools = StepTools(
+        workspace,
+        limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S),
+        on_test_run=on_test_run,
+        allowed=tuple(agent.tools) or TOOL_NAMES,
+    )
+    report = async_to_sync(run_tool_agent)(
+        profile=agent.model_profile or mission.model_profile,
+        name=agent.name,
+        system_prompt=agent.system_prompt,
+        brief=briefs.step_brief(step, deps),
+        tools=tools,
+        context=CallContext(mission_id=mission.pk, purpose=f"step:{step.kind}", step_id=step.pk, agent_id=agent.pk),
+        on_message=on_message,
+        max_iterations=settings.STEP_MAX_TOOL_ITERATIONS,
+    )
+    if step.kind in (Step.Kind.CODEGEN, Step.Kind.TEST):
+        test = tools.last_test
+        if test is None:
+            return None, "The agent finished without running the tests."
+        if not (test.passed and not test.failed and not test.errors and not test.timed_out):
+            return None, f"Tests did not pass: {test.passed} passed, {test.failed} failed, {test.errors} errors."
+    try:
+        with workspace_lock(workspace.root):
+            leftover = workspace.commit(f"{step.key}: {step.title}")  # work the agent did not commit itself
+    except WorkspaceError as exc:
+        return None, f"Could not commit the step's work: {exc}"
+    commits = tools.commits + ([leftover] if leftover else [])
+    if step.kind == Step.Kind.CODEGEN and not commits:
+        return None, "The agent finished without changing any file."
+    output = {"summary": report.final_text[:2000], "commit": commits[-1] if commits else "", "files": tools.files_written}
+    return output, ""
+
+
+def _step_finish(mission: Mission, step: Step, output: dict | None, error: str) -> None:
+    status = Step.Status.SUCCEEDED if output is not None else Step.Status.FAILED
+    with transaction.atomic():
+        Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING).update(
+            status=status,
+            output=output or {},
+            summary=(output or {}).get("summary", ""),
+            commit_sha=(output or {}).get("commit", ""),
+            error=error,
+            finished_at=_now(),
+            lease_expires_at=None,
+        )
+        label = "succeeded" if output is not None else f"failed: {error}"
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STEP,
+            message=f"Step {step.key} {label}",
+            data={"step": step.key, "status": status},
+        )
+
+
+def _test_run_record(mission: Mission, step: Step, agent: AgentSpec, result: PytestResult) -> None:
+    with transaction.atomic():
+        run = TestRun.objects.create(
+            mission=mission,
+            step=step,
+            passed=result.passed,
+            failed=result.failed,
+            errors=result.errors,
+            skipped=result.skipped,
+            duration_s=result.duration_s,
+            isolation=result.isolation,
+            timed_out=result.timed_out,
+            tests=[{"nodeid": t.nodeid, "outcome": t.outcome} for t in result.tests],
+            log=result.log,
+        )
+        event_record(
+            mission=mission,
+            kind=Event.Kind.TEST_RUN,
+            message=f"Tests for {step.key}: {run} ({result.isolation} sandbox, {result.duration_s:.1f}s).",
+            data={"test_run": run.pk, "step": step.key},
+        )
+
+
+def _step_message(mission: Mission, step: Step, agent: AgentSpec, kind: str, content: str, data: dict) -> None:
+    with transaction.atomic():
+        message = agent_message_record(
+            mission_id=mission.pk, step_id=step.pk, agent_id=agent.pk, source=agent.title, kind=kind, content=content, data=data
+        )
+        if kind == AgentMessage.Kind.TOOL_CALL:
+            event_record(
+                mission=mission,
+                kind=Event.Kind.TOOL,
+                message=f"{agent.title} · {step.key}: {content}",
+                data={"message": message.pk, "step": step.key},
+            )
+
+
+def _transcript(mission: Mission, agent: AgentSpec, cycle: DecisionCycle, content: str, data: dict) -> None:
+    agent_message_record(mission_id=mission.pk, cycle_id=cycle.pk, agent_id=agent.pk, source=agent.title, content=content, data=data)

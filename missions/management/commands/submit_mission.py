@@ -1,0 +1,107 @@
+import json
+import time
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from missions.models import Mission, MissionTemplate
+from missions.selectors import mission_steps
+from missions.services import mission_submit
+
+
+def _variables(pairs: list[str]) -> dict[str, str]:
+    variables = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CommandError(f"--var takes NAME=VALUE, got {pair!r}.")
+        variables[name.strip()] = value
+    return variables
+
+
+def mission_summary(mission: Mission) -> dict:
+    """What scripts need to know about a mission, as plain JSON."""
+    mission.refresh_from_db()
+    return {
+        "code": str(mission.code),
+        "title": mission.title,
+        "status": mission.status,
+        "budget_usd": str(mission.budget_usd),
+        "spent_usd": str(mission.spent_usd),
+        "simulated_model": mission.uses_simulated_model,
+        "failure_reason": mission.failure_reason,
+        "steps": [
+            {"key": s.key, "title": s.title, "status": s.status, "commit": s.commit_sha, "error": s.error}
+            for s in mission_steps(mission)
+        ],
+        "test_runs": [
+            {"step": r.step.key if r.step else None, "passed": r.passed, "failed": r.failed, "errors": r.errors, "isolation": r.isolation}
+            for r in mission.test_runs.select_related("step")
+        ],
+        "open_gates": [{"kind": g.kind, "question": g.question} for g in mission.gates.filter(status="pending")],
+    }
+
+
+class Command(BaseCommand):
+    help = "File a mission exactly as the form does; optionally wait for it to finish or stop at a gate."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--requester", required=True, help="Username of the product manager filing it.")
+        parser.add_argument("--title", default="")
+        parser.add_argument("--request", default="")
+        parser.add_argument("--acceptance", default="")
+        parser.add_argument("--template", help="Template slug.")
+        parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+        parser.add_argument("--budget", default=settings.DEFAULT_MISSION_BUDGET_USD)
+        parser.add_argument("--priority", default=Mission.Priority.NORMAL, choices=Mission.Priority.values)
+        parser.add_argument("--wait", action="store_true", help="Block until finished or waiting on a gate.")
+        parser.add_argument("--timeout", type=float, default=600, help="Seconds to wait at most (with --wait).")
+        parser.add_argument("--json", action="store_true", help="Print the mission as JSON.")
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        try:
+            requester = User.objects.get(username=options["requester"])
+        except User.DoesNotExist:
+            raise CommandError(f"No user {options['requester']!r}.") from None
+        template = None
+        if options["template"]:
+            template = MissionTemplate.objects.filter(slug=options["template"], is_active=True).first()
+            if template is None:
+                slugs = ", ".join(MissionTemplate.objects.values_list("slug", flat=True))
+                raise CommandError(f"No template {options['template']!r}. Known: {slugs}.")
+        try:
+            budget = Decimal(options["budget"])
+        except InvalidOperation:
+            raise CommandError(f"--budget must be a number, got {options['budget']!r}.") from None
+        try:
+            mission = mission_submit(
+                requester=requester,
+                title=options["title"],
+                request=options["request"],
+                acceptance_criteria=options["acceptance"],
+                template=template,
+                variables=_variables(options["var"]),
+                budget_usd=budget,
+                priority=options["priority"],
+            )
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        if options["wait"]:
+            self._wait(mission, options["timeout"])
+        if options["json"]:
+            self.stdout.write(json.dumps(mission_summary(mission), indent=2))
+        else:
+            mission.refresh_from_db()
+            self.stdout.write(f"{mission.code} {mission.status} {mission.title}")
+
+    def _wait(self, mission: Mission, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mission.refresh_from_db()
+            if mission.is_finished or mission.is_waiting:
+                return
+            time.sleep(0.5)
+        raise CommandError(f"Mission {mission.code} is still {mission.status} after {timeout:.0f}s.")

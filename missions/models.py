@@ -1,0 +1,340 @@
+import re
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+VARIABLE_RE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
+
+
+class MissionTemplate(models.Model):
+    """A reusable kind of mission whose text has ``{{ variable }}`` slots."""
+
+    class ConversationMode(models.TextChoices):
+        SEQUENTIAL = "sequential", "Sequential"
+        ROUND_ROBIN = "round_robin", "Round-robin"
+        SELECTOR = "selector", "Dynamic (selector)"
+        BROADCAST = "broadcast", "Broadcast"
+
+    class ConsensusRule(models.TextChoices):
+        UNANIMOUS = "unanimous", "Unanimous"
+        QUORUM = "quorum", "Quorum (majority of voters)"
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    title_template = models.CharField(max_length=200)
+    request_template = models.TextField()
+    acceptance_template = models.TextField(blank=True)
+    variables = models.JSONField(
+        default=list, blank=True, help_text='List of {"name", "label", "help", "required", "default"}.'
+    )
+    conversation_mode = models.CharField(
+        max_length=20, choices=ConversationMode.choices, default=ConversationMode.ROUND_ROBIN
+    )
+    consensus_rule = models.CharField(max_length=20, choices=ConsensusRule.choices, default=ConsensusRule.QUORUM)
+    default_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("5.00"))
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def variable_names(self) -> list[str]:
+        return [v["name"] for v in self.variables]
+
+    def render(self, values: dict[str, str]) -> dict[str, str]:
+        """Substitute the variables into title, request and acceptance text.
+
+        Raises ``ValueError`` naming every missing or unknown variable, so the
+        form can show them all at once.
+        """
+        known = set(self.variable_names())
+        unknown = sorted(set(values) - known)
+        filled = {v["name"]: (values.get(v["name"]) or v.get("default") or "").strip() for v in self.variables}
+        missing = [v["name"] for v in self.variables if v.get("required", True) and not filled[v["name"]]]
+        problems = []
+        if missing:
+            problems.append("missing: " + ", ".join(missing))
+        if unknown:
+            problems.append("unknown: " + ", ".join(unknown))
+        if problems:
+            raise ValueError("Template variables " + "; ".join(problems) + ".")
+
+        def fill(text: str) -> str:
+            return VARIABLE_RE.sub(lambda m: filled.get(m.group(1), m.group(0)), text)
+
+        return {
+            "title": fill(self.title_template),
+            "request": fill(self.request_template),
+            "acceptance_criteria": fill(self.acceptance_template),
+        }
+
+
+class Mission(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PLANNING = "planning", "Planning"
+        VALIDATING = "validating", "Validating"
+        AWAITING_PLAN_APPROVAL = "awaiting_plan_approval", "Awaiting plan approval"
+        STAFFING = "staffing", "Staffing"
+        EXECUTING = "executing", "Executing"
+        AWAITING_DEPLOY_APPROVAL = "awaiting_deploy_approval", "Awaiting deploy approval"
+        DEPLOYING = "deploying", "Deploying"
+        PAUSED_BUDGET = "paused_budget", "Paused: budget"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Priority(models.TextChoices):
+        LOW = "low", "Low"
+        NORMAL = "normal", "Normal"
+        HIGH = "high", "High"
+        URGENT = "urgent", "Urgent"
+
+    FINISHED = {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+    WAITING = {Status.AWAITING_PLAN_APPROVAL, Status.AWAITING_DEPLOY_APPROVAL, Status.PAUSED_BUDGET}
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    title = models.CharField(max_length=200)
+    request = models.TextField()
+    acceptance_criteria = models.TextField(blank=True)
+    template = models.ForeignKey(MissionTemplate, null=True, blank=True, on_delete=models.SET_NULL)
+    variables = models.JSONField(default=dict, blank=True)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="missions")
+    status = models.CharField(max_length=30, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    paused_from = models.CharField(max_length=30, choices=Status.choices, blank=True)
+    budget_usd = models.DecimalField(max_digits=10, decimal_places=2)
+    spent_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    require_plan_approval = models.BooleanField(default=False)
+    require_deploy_approval = models.BooleanField(default=True)
+    consensus_rule = models.CharField(
+        max_length=20, choices=MissionTemplate.ConsensusRule.choices, default=MissionTemplate.ConsensusRule.QUORUM
+    )
+    model_profile = models.ForeignKey("agents.ModelProfile", null=True, blank=True, on_delete=models.SET_NULL)
+    uses_simulated_model = models.BooleanField(default=False)
+    workspace_path = models.CharField(max_length=500, blank=True)
+    last_event_seq = models.PositiveIntegerField(default=0)
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("missions:detail", kwargs={"code": self.code})
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.status in self.WAITING
+
+    @property
+    def budget_remaining_usd(self) -> Decimal:
+        return self.budget_usd - self.spent_usd - self.reserved_usd
+
+    @property
+    def budget_used_percent(self) -> int:
+        if not self.budget_usd:
+            return 100
+        return min(100, int((self.spent_usd + self.reserved_usd) * 100 / self.budget_usd))
+
+    @property
+    def group_name(self) -> str:
+        return f"mission_{self.code.hex}"
+
+
+class DecisionCycle(models.Model):
+    """One deliberation or phase of a mission, with its outcome."""
+
+    class Kind(models.TextChoices):
+        PLANNING = "planning", "Planning"
+        VALIDATION = "validation", "Validation"
+        STAFFING = "staffing", "Staffing"
+        EXECUTION = "execution", "Execution"
+        REVIEW = "review", "Review"
+        DEPLOYMENT = "deployment", "Deployment"
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CONSENSUS = "consensus", "Consensus"
+        DEADLOCK = "deadlock", "Deadlock"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="cycles")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    rounds = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)
+    summary = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["mission", "number"]
+        constraints = [models.UniqueConstraint(fields=["mission", "number"], name="unique_cycle_number")]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.kind} ({self.outcome})"
+
+
+class Vote(models.Model):
+    """A C-suite member's stance in one round. Dissent is kept."""
+
+    class Stance(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        OBJECT = "object", "Object"
+        ABSTAIN = "abstain", "Abstain"
+
+    cycle = models.ForeignKey(DecisionCycle, on_delete=models.CASCADE, related_name="votes")
+    round = models.PositiveIntegerField(default=1)
+    agent = models.ForeignKey("agents.AgentSpec", on_delete=models.PROTECT)
+    stance = models.CharField(max_length=10, choices=Stance.choices)
+    rationale = models.TextField()
+    amendments = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cycle", "round", "id"]
+        constraints = [models.UniqueConstraint(fields=["cycle", "round", "agent"], name="one_vote_per_round")]
+
+    def __str__(self) -> str:
+        return f"{self.agent.name}: {self.stance}"
+
+
+class Plan(models.Model):
+    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="plans")
+    version = models.PositiveIntegerField()
+    summary = models.TextField(blank=True)
+    cycle = models.ForeignKey(DecisionCycle, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mission", "-version"]
+        constraints = [models.UniqueConstraint(fields=["mission", "version"], name="unique_plan_version")]
+
+    def __str__(self) -> str:
+        return f"Plan v{self.version}"
+
+
+class Step(models.Model):
+    """A node of the plan's DAG, claimed by one worker at a time through a lease."""
+
+    class Kind(models.TextChoices):
+        CODEGEN = "codegen", "Code generation"
+        REVIEW = "review", "Review"
+        TEST = "test", "Test"
+        DOCS = "docs", "Documentation"
+        DEPLOY = "deploy", "Deploy"
+        CUSTOM = "custom", "Custom"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="steps")
+    key = models.SlugField(max_length=60)
+    order = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CODEGEN)
+    role = models.CharField(max_length=60)
+    agent = models.ForeignKey("agents.AgentSpec", null=True, blank=True, on_delete=models.SET_NULL)
+    instructions = models.TextField()
+    depends_on = models.JSONField(default=list, blank=True)
+    acceptance = models.JSONField(default=list, blank=True)
+    estimated_tokens = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    output = models.JSONField(default=dict, blank=True)
+    summary = models.TextField(blank=True)
+    commit_sha = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["plan", "order", "id"]
+        constraints = [models.UniqueConstraint(fields=["plan", "key"], name="unique_step_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.title}"
+
+
+class Event(models.Model):
+    """The append-only mission log: audit trail, live-update source and replay buffer."""
+
+    class Kind(models.TextChoices):
+        SUBMITTED = "submitted", "Mission submitted"
+        STATUS = "status", "Status changed"
+        CYCLE = "cycle", "Decision cycle"
+        VOTE = "vote", "Vote"
+        PLAN = "plan", "Plan"
+        STEP = "step", "Step"
+        TOOL = "tool", "Tool call"
+        TEST_RUN = "test_run", "Test run"
+        GATE = "gate", "Approval gate"
+        COST = "cost", "Cost"
+        ERROR = "error", "Error"
+
+    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mission", "seq"]
+        constraints = [models.UniqueConstraint(fields=["mission", "seq"], name="unique_event_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.kind}: {self.message[:60]}"
+
+
+class TestRun(models.Model):
+    """One real run of the generated tests in the sandbox."""
+
+    __test__ = False  # not a pytest test class
+
+    mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="test_runs")
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.CASCADE, related_name="test_runs")
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    duration_s = models.FloatField(default=0)
+    isolation = models.CharField(max_length=20)
+    timed_out = models.BooleanField(default=False)
+    tests = models.JSONField(default=list, blank=True)
+    log = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.passed} passed, {self.failed} failed, {self.errors} errors"
+
+    @property
+    def ok(self) -> bool:
+        return self.passed > 0 and not (self.failed or self.errors or self.timed_out)

@@ -1,0 +1,72 @@
+"""Reads for pages, the consumer and the CLI."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from agents.models import AgentMessage, LLMCall
+from missions.models import Event, Mission, Step, TestRun, Vote
+
+REVIEWERS_GROUP = "Reviewers"
+PRODUCT_MANAGERS_GROUP = "Product managers"
+
+
+def user_is_reviewer(user: AbstractBaseUser) -> bool:
+    return user.is_staff or user.groups.filter(name=REVIEWERS_GROUP).exists()
+
+
+def user_can_file_missions(user: AbstractBaseUser) -> bool:
+    return user.is_staff or user.groups.filter(name=PRODUCT_MANAGERS_GROUP).exists()
+
+
+def missions_visible_to(user: AbstractBaseUser) -> QuerySet[Mission]:
+    """Requesters see their own missions; reviewers and staff see all."""
+    missions = Mission.objects.select_related("requester", "template")
+    if not user.is_authenticated:
+        return missions.none()
+    if user_is_reviewer(user):
+        return missions
+    return missions.filter(requester=user)
+
+
+def mission_for_user(user: AbstractBaseUser, code: object) -> Mission:
+    """The one way views and the consumer load a mission: someone else's is a 404, like a missing one."""
+    try:
+        return missions_visible_to(user).select_related("model_profile").get(code=code)
+    except (Mission.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such mission.") from None
+
+
+def mission_list_for_user(user: AbstractBaseUser, *, status: str = "", query: str = "") -> QuerySet[Mission]:
+    missions = missions_visible_to(user)
+    if status:
+        missions = missions.filter(status=status)
+    if query:
+        missions = missions.filter(Q(title__icontains=query) | Q(request__icontains=query))
+    return missions.order_by("-created_at")
+
+
+def mission_steps(mission: Mission) -> list[Step]:
+    plan = mission.plans.order_by("-version").first()
+    if plan is None:
+        return []
+    return list(plan.steps.select_related("agent").prefetch_related("test_runs"))
+
+
+def mission_events(mission: Mission, *, after: int = 0, limit: int = 500) -> list[Event]:
+    return list(mission.events.filter(seq__gt=after).order_by("seq")[:limit])
+
+
+def mission_detail(mission: Mission) -> dict:
+    """Everything the mission page shows, in a handful of queries."""
+    return {
+        "mission": mission,
+        "steps": mission_steps(mission),
+        "events": mission_events(mission),
+        "votes": list(Vote.objects.filter(cycle__mission=mission).select_related("agent", "cycle")),
+        "cycles": list(mission.cycles.all()),
+        "messages": list(AgentMessage.objects.filter(mission=mission).select_related("step").order_by("id")[:500]),
+        "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
+        "gates": list(mission.gates.all()),
+        "llm_calls": LLMCall.objects.filter(mission=mission).count(),
+    }

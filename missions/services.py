@@ -1,0 +1,134 @@
+"""Writes about missions: submission, status transitions, cancellation."""
+
+import logging
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from agents.selectors import default_model_profile
+from missions.events import event_record
+from missions.models import Event, Mission, MissionTemplate
+
+logger = logging.getLogger(__name__)
+
+MAX_BUDGET_USD = Decimal("10000")
+
+
+class MissionError(Exception):
+    """A request about a mission that cannot be carried out; the message is shown to the user."""
+
+
+def mission_submit(
+    *,
+    requester: AbstractBaseUser,
+    title: str,
+    request: str,
+    budget_usd: Decimal,
+    acceptance_criteria: str = "",
+    template: MissionTemplate | None = None,
+    variables: dict[str, str] | None = None,
+    priority: str = Mission.Priority.NORMAL,
+    require_plan_approval: bool = False,
+    require_deploy_approval: bool = True,
+) -> Mission:
+    """File a mission and start it once the transaction commits.
+
+    With a template, its variables are substituted into the title, request
+    and acceptance text; explicit non-empty arguments win over the template.
+    """
+    variables = variables or {}
+    if template is not None:
+        rendered = template.render(variables)  # raises ValueError naming bad variables
+        title = title.strip() or rendered["title"]
+        request = request.strip() or rendered["request"]
+        acceptance_criteria = acceptance_criteria.strip() or rendered["acceptance_criteria"]
+    elif variables:
+        raise ValueError("Template variables were given without a template.")
+    if not title.strip() or not request.strip():
+        raise ValueError("A mission needs a title and a request.")
+    if not (Decimal("0.01") <= budget_usd <= MAX_BUDGET_USD):
+        raise ValueError(f"The budget must be between $0.01 and ${MAX_BUDGET_USD}.")
+
+    profile = default_model_profile()
+    with transaction.atomic():
+        mission = Mission.objects.create(
+            requester=requester,
+            title=title.strip()[:200],
+            request=request.strip(),
+            acceptance_criteria=acceptance_criteria.strip(),
+            template=template,
+            variables=variables,
+            priority=priority,
+            budget_usd=budget_usd,
+            require_plan_approval=require_plan_approval,
+            require_deploy_approval=require_deploy_approval,
+            consensus_rule=template.consensus_rule if template else MissionTemplate.ConsensusRule.QUORUM,
+            model_profile=profile,
+            uses_simulated_model=bool(profile and profile.is_simulated),
+        )
+        event_record(
+            mission=mission,
+            kind=Event.Kind.SUBMITTED,
+            message=f"{requester} filed the mission with a budget of ${budget_usd}.",
+            data={"status": mission.status},
+        )
+        transaction.on_commit(lambda: _start(mission.pk))
+    return mission
+
+
+def _start(mission_id: int) -> None:
+    from missions.tasks import advance_mission
+
+    advance_mission.delay(mission_id)
+
+
+def mission_transition(
+    *, mission: Mission, to: str, expected: str | tuple[str, ...] | None = None, reason: str = "", **fields
+) -> bool:
+    """Move a mission to status ``to`` if it is still in ``expected``.
+
+    The conditional UPDATE is the claim: when two workers race, exactly one
+    sees a row updated; the other gets False and must stop.
+    """
+    if isinstance(expected, str):
+        expected = (expected,)
+    now = timezone.now()
+    values = {"status": to, "updated_at": now, **fields}
+    if to in Mission.FINISHED:
+        values["finished_at"] = now
+    if to == Mission.Status.FAILED and reason:
+        values["failure_reason"] = reason
+    with transaction.atomic():
+        rows = Mission.objects.filter(pk=mission.pk)
+        if expected:
+            rows = rows.filter(status__in=expected)
+        else:
+            rows = rows.exclude(status__in=Mission.FINISHED)
+        previous = mission.status
+        if not rows.update(**values):
+            return False
+        for name, value in values.items():
+            setattr(mission, name, value)
+        label = Mission.Status(to).label
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STATUS if to != Mission.Status.FAILED else Event.Kind.ERROR,
+            message=f"{label}." + (f" {reason}" if reason else ""),
+            data={"status": to, "from": previous},
+        )
+    logger.info("mission %s: %s -> %s", mission.code, previous, to)
+    return True
+
+
+def mission_fail(*, mission: Mission, reason: str) -> bool:
+    return mission_transition(mission=mission, to=Mission.Status.FAILED, reason=reason)
+
+
+def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:
+    """Cancel an unfinished mission; running steps notice at their next model call or tool."""
+    if mission.is_finished:
+        raise MissionError(f"The mission is already {mission.get_status_display().lower()}.")
+    if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}."):
+        raise MissionError("The mission changed state meanwhile; reload and try again.")

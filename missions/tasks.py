@@ -1,0 +1,28 @@
+"""Thin Celery tasks: take ids, call the engine, never hold a worker while a mission waits."""
+
+import time
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+from missions import engine
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(**TASK_OPTIONS)
+def advance_mission(mission_id: int) -> None:
+    engine.mission_advance(mission_id=mission_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def run_step(step_id: int) -> None:
+    engine.step_run(step_id=step_id)
+
+
+@shared_task(ignore_result=True)
+def record_heartbeat() -> None:
+    """Beat schedules this; the worker running it proves both are alive (read by /healthz)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.set(settings.HEARTBEAT_KEY, str(time.time()), ex=settings.HEARTBEAT_MAX_AGE_S * 2)

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from missions import views
+
+app_name = "missions"
+urlpatterns = [
+    path("", views.mission_list, name="list"),
+    path("new/", views.mission_new, name="new"),
+    path("<uuid:code>/", views.mission_detail, name="detail"),
+    path("<uuid:code>/cancel/", views.mission_cancel_view, name="cancel"),
+]

@@ -1,0 +1,87 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from missions import selectors
+from missions.forms import MissionForm
+from missions.models import Mission, MissionTemplate
+from missions.services import MissionError, mission_cancel, mission_submit
+
+PAGE_SIZE = 20
+
+
+def mission_list(request):
+    status = request.GET.get("status", "")
+    if status not in Mission.Status.values:
+        status = ""
+    query = request.GET.get("q", "").strip()[:200]
+    missions = selectors.mission_list_for_user(request.user, status=status, query=query)
+    page = Paginator(missions, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "status": status, "query": query, "statuses": Mission.Status.choices}
+    template = "missions/list.html#results" if request.htmx and not request.htmx.boosted else "missions/list.html"
+    return render(request, template, context)
+
+
+def _chosen_template(slug: str | None) -> MissionTemplate | None:
+    if not slug:
+        return None
+    return MissionTemplate.objects.filter(slug=slug, is_active=True).first()
+
+
+def mission_new(request):
+    if not selectors.user_can_file_missions(request.user):
+        raise PermissionDenied("Only product managers can file missions.")
+    source = request.POST if request.method == "POST" else request.GET
+    template = _chosen_template(source.get("template"))
+    if request.method == "POST" and "pick" not in request.POST:
+        form = MissionForm(request.POST, template=template)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                mission = mission_submit(
+                    requester=request.user,
+                    title=data["title"],
+                    request=data["request"],
+                    acceptance_criteria=data["acceptance_criteria"],
+                    template=data["template"],
+                    variables=data["variables"],
+                    priority=data["priority"],
+                    budget_usd=data["budget_usd"],
+                    require_deploy_approval=data["require_deploy_approval"],
+                )
+            except ValueError as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(request, "Mission filed. The C-suite is on it.")
+                return redirect(mission)
+    else:
+        # A template pick (htmx or the no-JS "Use template" button) re-renders with its variables.
+        form = MissionForm(initial=source.dict() if request.method == "POST" else None, template=template)
+    templates = MissionTemplate.objects.filter(is_active=True)
+    context = {"form": form, "templates": templates, "chosen": template}
+    if request.htmx and request.method == "GET":
+        return render(request, "missions/new.html#template-fields", context)
+    return render(request, "missions/new.html", context, status=400 if form.errors else 200)
+
+
+def mission_detail(request, code):
+    mission = selectors.mission_for_user(request.user, code)
+    context = selectors.mission_detail(mission)
+    context["can_cancel"] = not mission.is_finished and (mission.requester_id == request.user.pk or request.user.is_staff)
+    return render(request, "missions/detail.html", context)
+
+
+@require_POST
+def mission_cancel_view(request, code):
+    mission = selectors.mission_for_user(request.user, code)
+    if mission.requester_id != request.user.pk and not request.user.is_staff:
+        raise PermissionDenied("Only the requester can cancel this mission.")
+    try:
+        mission_cancel(mission=mission, by=request.user)
+    except MissionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Mission cancelled.")
+    return redirect(mission)

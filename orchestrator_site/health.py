@@ -1,0 +1,42 @@
+"""/healthz: database, Redis and worker heartbeat, as JSON; 503 when one is down."""
+
+import time
+
+import redis
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+
+def _database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True}
+    except Exception as error:
+        return {"ok": False, "error": type(error).__name__}
+
+
+def _redis_and_worker() -> tuple[dict, dict]:
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        client.ping()
+        beat = client.get(settings.HEARTBEAT_KEY)
+    except Exception as error:
+        down = {"ok": False, "error": type(error).__name__}
+        return down, {"ok": False, "error": "redis unavailable"}
+    if beat is None:
+        return {"ok": True}, {"ok": False, "error": "no heartbeat"}
+    age = max(0.0, time.time() - float(beat))
+    return {"ok": True}, {"ok": age <= settings.HEARTBEAT_MAX_AGE_S, "age_s": round(age, 1)}
+
+
+@login_not_required
+@never_cache
+def healthz(request):
+    redis_state, worker_state = _redis_and_worker()
+    checks = {"database": _database(), "redis": redis_state, "worker": worker_state}
+    healthy = all(check["ok"] for check in checks.values())
+    return JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)

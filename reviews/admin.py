@@ -1,0 +1,18 @@
+from django.contrib import admin
+
+from reviews.models import ApprovalGate, PeerReview
+
+
+@admin.register(PeerReview)
+class PeerReviewAdmin(admin.ModelAdmin):
+    list_display = ["mission", "step", "reviewer", "round", "verdict", "score", "created_at"]
+    list_filter = ["verdict", "reviewer"]
+    search_fields = ["mission__title", "comments"]
+
+
+@admin.register(ApprovalGate)
+class ApprovalGateAdmin(admin.ModelAdmin):
+    list_display = ["mission", "kind", "status", "requested_at", "decided_by", "decided_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["mission__title", "question", "comment"]
+    readonly_fields = ["decided_by", "decided_at"]

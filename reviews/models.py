@@ -1,0 +1,70 @@
+from django.conf import settings
+from django.db import models
+
+
+class PeerReview(models.Model):
+    """A reviewer agent's verdict on a step (or a plan)."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REQUEST_CHANGES = "request_changes", "Request changes"
+        REJECT = "reject", "Reject"
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="peer_reviews")
+    step = models.ForeignKey("missions.Step", null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    plan = models.ForeignKey("missions.Plan", null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey("agents.AgentSpec", on_delete=models.PROTECT)
+    round = models.PositiveIntegerField(default=1)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    score = models.PositiveSmallIntegerField(default=0)
+    comments = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer.name}: {self.verdict}"
+
+
+class ApprovalGate(models.Model):
+    """A question for a human. Once decided, a gate never changes."""
+
+    class Kind(models.TextChoices):
+        PLAN = "plan", "Plan approval"
+        DEPLOY = "deploy", "Deploy approval"
+        BUDGET = "budget", "Budget increase"
+        DEADLOCK = "deadlock", "Deadlock"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        REVISION_REQUESTED = "revision_requested", "Revision requested"
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="gates")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    question = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["requested_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mission", "kind"],
+                condition=models.Q(status="pending"),
+                name="one_pending_gate_per_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.status})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == self.Status.PENDING

@@ -1,0 +1,6 @@
+from django.urls import path
+
+from reviews import views
+
+app_name = "reviews"
+urlpatterns = [path("", views.gate_queue, name="queue")]

@@ -1,0 +1,135 @@
+"""`make run`: everything the product needs on one machine, stopped together by Ctrl-C.
+
+1. Redis: REDIS_URL if set; else 127.0.0.1:6379 if it answers; else a private
+   redis-server on a free port (or instructions to install one).
+2. Model: LLM_BASE_URL if set; else the bundled simulated server on a free port.
+3. migrate and seed_demo (demo password kept in DATA_DIR so logins stay the same).
+4. daphne (HTTP + websockets), a Celery worker and Celery beat.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+children: list[subprocess.Popen] = []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start(name: str, argv: list[str], **kwargs) -> subprocess.Popen:
+    print(f"[run] starting {name}: {' '.join(argv)}", flush=True)
+    proc = subprocess.Popen(argv, cwd=ROOT, **kwargs)
+    children.append(proc)
+    return proc
+
+
+def ensure_redis(env: dict) -> None:
+    if env.get("REDIS_URL"):
+        return
+    if redis_answers("127.0.0.1", 6379):
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        return
+    binary = shutil.which("redis-server")
+    if not binary:
+        sys.exit(
+            "[run] No Redis: set REDIS_URL, or install Redis (Debian/Ubuntu: sudo apt-get install redis-server; "
+            "macOS: brew install redis) and run make run again."
+        )
+    port = free_port()
+    start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    for _ in range(50):
+        if redis_answers("127.0.0.1", port):
+            break
+        time.sleep(0.1)
+    env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+
+
+def ensure_model(env: dict) -> None:
+    if env.get("LLM_BASE_URL"):
+        return
+    sim = start("simulated model server", [PY, "-m", "agents.sim", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+    line = sim.stdout.readline().strip()
+    if "http://" not in line:
+        sys.exit(f"[run] The simulated model server did not start: {line!r}")
+    env["LLM_BASE_URL"] = line.split()[-1]
+    env["LLM_SIMULATED"] = "1"
+
+
+def demo_password(data_dir: Path) -> str:
+    path = data_dir / "demo_password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(9))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def main() -> None:
+    env = dict(os.environ)
+    env.setdefault("DEBUG", "1")
+    data_dir = Path(env.setdefault("DATA_DIR", str(ROOT / "data"))).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env.setdefault("DEMO_PASSWORD", demo_password(data_dir))
+    port = env.setdefault("PORT", "8000")
+    ensure_redis(env)
+    ensure_model(env)
+    manage = [PY, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([*manage, "seed_demo"], cwd=ROOT, env=env, check=True)
+    start("web", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "orchestrator_site.asgi:application"], env=env)
+    start("worker", [PY, "-m", "celery", "-A", "orchestrator_site", "worker", "-l", "info", "-c", "2", "-Q", "orchestrator"], env=env)
+    start("beat", [PY, "-m", "celery", "-A", "orchestrator_site", "beat", "-l", "info", "-s", str(data_dir / "celerybeat-schedule")], env=env)
+    model = "simulated model server" if env.get("LLM_SIMULATED") == "1" else env.get("LLM_MODEL", "?")
+    print(
+        f"\n[run] Mission Orchestrator: http://127.0.0.1:{port}/\n"
+        f"[run] Logins: pm / reviewer / admin, password {env['DEMO_PASSWORD']}\n"
+        f"[run] Model: {model} at {env['LLM_BASE_URL']}; Redis: {env['REDIS_URL']}\n"
+        "[run] Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        dead = next(child for child in children if child.poll() is not None)
+        print(f"[run] {' '.join(map(str, dead.args[:4]))} exited with {dead.returncode}; stopping.", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all()
+
+
+def stop_all() -> None:
+    for child in reversed(children):
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+if __name__ == "__main__":
+    main()

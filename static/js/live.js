@@ -1,0 +1,27 @@
+// Live mission page: on every (re)connect tell the server the last event we
+// have, so it replays whatever we missed while the socket was down.
+(function () {
+  function lastSeq() {
+    var last = 0;
+    document.querySelectorAll("#timeline [data-seq]").forEach(function (el) {
+      var seq = parseInt(el.getAttribute("data-seq"), 10);
+      if (seq > last) last = seq;
+    });
+    return last;
+  }
+  function setState(text) {
+    var el = document.getElementById("live-state");
+    if (el) el.textContent = text;
+  }
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    setState("Live: connected.");
+    evt.detail.socketWrapper.send(JSON.stringify({ type: "resume", after: lastSeq() }));
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    setState("Live: reconnecting…");
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var live = document.getElementById("live");
+    if (live) live.setAttribute("data-last-seq", String(lastSeq()));
+  });
+})();

@@ -1,0 +1,179 @@
+"""Unit tests of the pure responder: parsing briefs, personas, usage and generated code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents.sim import responder
+from agents.sim.responder import Reply, ToolCall
+
+TOOLS = [
+    {"type": "function", "function": {"name": n}}
+    for n in ("write_file", "run_tests", "commit")
+]
+
+
+def body(*messages: tuple[str, str], **extra: object) -> dict:
+    return {
+        "model": "sim-1",
+        "messages": [{"role": r, "content": c} for r, c in messages],
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "text", "role"),
+    [
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "PlanDraft"},
+                }
+            },
+            "x",
+            "plan_draft",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "PlanVote"},
+                }
+            },
+            "x",
+            "plan_vote",
+        ),
+        ({"response_format": {"type": "json_object"}}, "give a PlanVote", "plan_vote"),
+        ({"response_format": {"type": "json_object"}}, "no schema named", "chat"),
+        ({"tools": TOOLS}, "x", "codegen"),
+        ({"tools": TOOLS, "tool_choice": "none"}, "x", "chat"),
+        ({"tools": TOOLS[1:]}, "x", "chat"),
+        ({}, "x", "chat"),
+    ],
+)
+def test_detect_role(extra: dict, text: str, role: str) -> None:
+    assert responder.detect_role(body(("user", text), **extra)) == role
+
+
+@pytest.mark.parametrize(
+    ("system", "abbr"),
+    [
+        ("You are the Chief Technology Officer (CTO) of Acme.", "CTO"),
+        ("You are the Chief Executive Officer. Decide.", "CEO"),
+        ("You are a chief risk officer reviewing plans", "CRO"),
+        ("You are the CFO, watching the budget.", "CFO"),
+        ("You are the Head of Design (HoD).", "HOD"),
+        ("Just vote.", None),
+    ],
+)
+def test_voter_role(system: str, abbr: str | None) -> None:
+    assert responder.voter_role(body(("system", system), ("user", "u")))[0] == abbr
+
+
+def test_prompt_usage_counts_list_content_tool_calls_and_tools() -> None:
+    request = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "abcd"},
+                    {"type": "image_url", "image_url": {}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c",
+                        "type": "function",
+                        "function": {"name": "ab", "arguments": "{}"},
+                    }
+                ],
+            },
+        ],
+        "tools": [{"a": 1}],
+    }
+    tools_len = len(json.dumps(request["tools"]))
+    assert responder.prompt_tokens(request) == (1 + 4) + (1 + 4) + -(-tools_len // 4)
+
+
+def test_completion_usage_for_tool_calls_uses_their_json() -> None:
+    reply = Reply(role="codegen", tool_calls=(ToolCall("run_tests", "{}"),))
+    usage = responder.usage_for({"messages": [{"role": "user", "content": ""}]}, reply)
+    expected = -(-len(json.dumps([{"name": "run_tests", "arguments": "{}"}])) // 4) + 1
+    assert usage["completion_tokens"] == expected
+    assert usage["prompt_tokens"] == 4
+    assert usage["total_tokens"] == 4 + expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a", "héllo wörld " * 7, "日本語のテキスト" * 3, "x" * 1001]
+)
+def test_prompt_tokens_stay_within_client_budget_bound(text: str) -> None:
+    request = {
+        "messages": [
+            {"role": "user", "content": text},
+            {"role": "system", "content": text[::-1]},
+        ]
+    }
+    byte_bound = sum(len(m["content"].encode()) + 8 for m in request["messages"])
+    assert responder.prompt_tokens(request) <= byte_bound
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "title"),
+    [
+        ("Step: core — Core logic", "core", "Core logic"),
+        ("Step: api_v2 - HTTP layer", "api_v2", "HTTP layer"),
+        ("Step: data-layer: Storage", "data_layer", "Storage"),
+        ("Step: 2fa — Two factor", "step_2fa", "Two factor"),
+        ("no step line at all", "feature", "feature for M"),
+    ],
+)
+def test_parse_brief(line: str, key: str, title: str) -> None:
+    brief = responder.parse_brief(body(("user", f"Mission: M\n{line}")))
+    assert (brief.mission, brief.key, brief.step_title) == ("M", key, title)
+
+
+def test_stdlib_named_key_gets_a_non_shadowing_module() -> None:
+    reply = responder.respond(
+        body(("user", "Mission: M\nStep: email — Email"), tools=TOOLS)
+    )
+    assert json.loads(reply.tool_calls[0].arguments)["path"] == "email_step.py"
+
+
+@pytest.mark.parametrize("key", ["core", "api"])
+def test_generated_sources_compile_with_hostile_titles(key: str) -> None:
+    hostile = "a \"\"\" b ''' c \\ d {e} __NAME__ \n\x00 \ud800"
+    brief = responder.Brief(mission=hostile, key=key, step_title=hostile)
+    module, tests = responder.generated_sources(brief)
+    namespace: dict = {}
+    exec(compile(module, f"{key}.py", "exec"), namespace)  # noqa: S102 - generated code under test
+    assert namespace["MISSION"] == hostile
+    assert namespace["__doc__"].endswith(f"for mission {hostile}.")
+    compile(tests, f"test_{key}.py", "exec")
+    assert tests.count("def test_") >= 3
+
+
+def test_skips_tools_that_are_not_offered() -> None:
+    request = body(("user", "Mission: M\nStep: core — C"), tools=TOOLS[:1])
+    done = []
+    for name in ("write_file", "write_file"):
+        reply = responder.respond(request)
+        assert reply.tool_calls[0].name == name
+        call = {
+            "id": f"c{len(done)}",
+            "type": "function",
+            "function": reply.tool_calls[0].__dict__,
+        }
+        done.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        request["messages"] += [
+            done[-1],
+            {"role": "tool", "tool_call_id": call["id"], "content": "ok"},
+        ]
+    final = responder.respond(request)
+    assert final.tool_calls == () and "tests: not run" in final.content
