@@ -15,8 +15,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python scripts/run.py
 
+# Tests use their own data dir, queue and channel prefix, so they never touch a running `make run`.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	DATA_DIR=$(CURDIR)/data/test CELERY_QUEUE=mo-test CHANNELS_PREFIX=mo-test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

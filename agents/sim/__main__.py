@@ -16,18 +16,10 @@ from .server import SimServer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m agents.sim", description="Deterministic OpenAI-compatible sim."
-    )
-    parser.add_argument(
-        "--port", type=int, required=True, help="port to bind; 0 picks a free one"
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--latency-ms", type=float, default=0, help="delay added to every completion"
-    )
+    parser = argparse.ArgumentParser(prog="python -m agents.sim", description="Deterministic OpenAI-compatible sim.")
+    parser.add_argument("--port", type=int, required=True, help="port to bind; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--latency-ms", type=float, default=0, help="delay added to every completion")
     return parser.parse_args(argv)
 
 
@@ -41,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = SimServer(
-        host=args.host, port=args.port, latency_ms=args.latency_ms
-    ).start()
+    server = SimServer(host=args.host, port=args.port, latency_ms=args.latency_ms).start()
     try:
         print(f"sim listening on {server.base_url}", flush=True)
         while not stop.wait(0.5):

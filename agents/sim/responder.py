@@ -25,6 +25,7 @@ Message = dict[str, Any]
 FALLBACK_MISSION = "the mission"
 FALLBACK_KEY = "feature"
 CHAT_PREFIX = "Acknowledged: "
+_TOOLING_NAMES = frozenset({"pytest", "_pytest", "conftest", "pluggy"})
 
 _MISSION_RE = re.compile(r"^\s*Mission:\s*(?P<title>.+?)\s*$", re.MULTILINE)
 _STEP_RE = re.compile(
@@ -65,9 +66,7 @@ def message_text(message: Message) -> str:
         text = content
     elif isinstance(content, list):
         text = "".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
+            str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
         )
     else:
         text = ""
@@ -125,9 +124,7 @@ def prompt_tokens(body: Body) -> int:
 
 def usage_for(body: Body, reply: Reply) -> dict[str, Any]:
     """Deterministic OpenAI-shaped usage block for a request/reply pair."""
-    output = (
-        tool_calls_json(reply.tool_calls) if reply.tool_calls else (reply.content or "")
-    )
+    output = tool_calls_json(reply.tool_calls) if reply.tool_calls else (reply.content or "")
     prompt = prompt_tokens(body)
     completion = _quarter(output) + 1
     return {
@@ -227,14 +224,12 @@ _ROLE_NAMES = {
 
 _RATIONALES = {
     "CEO": "As CEO: the plan keeps the scope of {title} tight and ships user-visible value in two small steps.",
-    "CTO": "As CTO: the plan for {title} is technically sound - a tested core first, then an API that depends on it.",
-    "CFO": "As CFO: the estimated token cost of {title} is modest and fits within the budget; two steps keep spend visible.",
-    "CRO": "As CRO: the risks of {title} are contained - each step has tests as acceptance and the API waits on the core.",
+    "CTO": "As CTO: the plan for {title} is technically sound - a tested core first, then an API built on it.",
+    "CFO": "As CFO: the estimated token cost of {title} is modest and fits within the budget; spend stays visible.",
+    "CRO": "As CRO: the risks of {title} are contained - every step has tests as acceptance and the API waits on core.",
 }
 
-_PERSONA_RE = re.compile(
-    r"You are\s+(?:the\s+|an?\s+)?(?P<name>[^.,;:\n(]+)(?:\((?P<abbr>[A-Za-z]{2,6})\))?"
-)
+_PERSONA_RE = re.compile(r"You are\s+(?:the\s+|an?\s+)?(?P<name>[^.,;:\n(]+)(?:\((?P<abbr>[A-Za-z]{2,6})\))?")
 _ACRONYM_RE = re.compile(r"\b(CEO|CTO|CFO|CRO)\b")
 
 
@@ -282,11 +277,7 @@ class Brief:
     @property
     def module(self) -> str:
         """Module name; avoids shadowing stdlib/pytest when imported from cwd."""
-        clashes = self.key in sys.stdlib_module_names or self.key in {
-            "pytest",
-            "conftest",
-            "_pytest",
-        }
+        clashes = self.key in sys.stdlib_module_names or self.key in _TOOLING_NAMES
         return f"{self.key}_step" if clashes else self.key
 
 
@@ -315,9 +306,7 @@ def parse_brief(body: Body) -> Brief:
                     step.group("title") or "",
                 )
             break
-    return Brief(
-        mission=mission, key=key, step_title=step_title or f"{key} for {mission}"
-    )
+    return Brief(mission=mission, key=key, step_title=step_title or f"{key} for {mission}")
 
 
 def _done_calls(body: Body) -> list[tuple[str, str, dict[str, Any]]]:
@@ -385,20 +374,12 @@ def _codegen_script(brief: Brief) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def _codegen_summary(
-    body: Body, brief: Brief, done: list[tuple[str, str, dict[str, Any]]]
-) -> str:
-    paths = [
-        str(args.get("path"))
-        for _, name, args in done
-        if name == "write_file" and args.get("path")
-    ]
+def _codegen_summary(body: Body, brief: Brief, done: list[tuple[str, str, dict[str, Any]]]) -> str:
+    paths = [str(args.get("path")) for _, name, args in done if name == "write_file" and args.get("path")]
     runs = [call_id for call_id, name, _ in done if name == "run_tests"]
     outcome = _short(_tool_output(body, runs[-1])) if runs else "not run"
     files = " and ".join(paths) if paths else "no files"
-    return (
-        f"Step {brief.key} ({brief.step_title}) done: wrote {files}; tests: {outcome}."
-    )
+    return f"Step {brief.key} ({brief.step_title}) done: wrote {files}; tests: {outcome}."
 
 
 # --------------------------------------------------------------------------- generated code
@@ -536,9 +517,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 def generated_sources(brief: Brief) -> tuple[str, str]:
     """(module source, test source); every embedded title goes through repr()."""
     api_like = any(word in brief.key.lower() for word in _API_WORDS)
-    module_template, test_template = (
-        (_API_MODULE, _API_TESTS) if api_like else (_TEXT_MODULE, _TEXT_TESTS)
-    )
+    module_template, test_template = (_API_MODULE, _API_TESTS) if api_like else (_TEXT_MODULE, _TEXT_TESTS)
     doc = f"{brief.step_title} (step {brief.key!s}) for mission {brief.mission}."
     values = {
         "DOC": repr(doc),
@@ -556,9 +535,7 @@ def generated_sources(brief: Brief) -> tuple[str, str]:
 
 def chat(body: Body) -> Reply:
     """Echo the start of the last user message so callers can see it arrived."""
-    text = last_user_text(body) or (
-        message_text(_messages(body)[-1]) if _messages(body) else ""
-    )
+    text = last_user_text(body) or (message_text(_messages(body)[-1]) if _messages(body) else "")
     return Reply(role="chat", content=CHAT_PREFIX + text[:80])
 
 

@@ -113,9 +113,7 @@ class SimState:
 def validate_fault(fault: Any) -> None:
     """Reject unknown fault kinds early so a typo in a test fails loudly."""
     if not isinstance(fault, dict) or str(fault.get("kind")) not in FAULT_KINDS:
-        raise BadRequest(
-            f"fault must be an object with kind in {list(FAULT_KINDS)}: {fault!r}"
-        )
+        raise BadRequest(f"fault must be an object with kind in {list(FAULT_KINDS)}: {fault!r}")
 
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
@@ -127,11 +125,7 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     messages = body.get("messages")
-    if (
-        not isinstance(messages, list)
-        or not messages
-        or not all(isinstance(m, dict) for m in messages)
-    ):
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise BadRequest("'messages' must be a non-empty array of message objects")
     return body
 
@@ -171,9 +165,7 @@ def completion_json(c: Completion) -> dict[str, Any]:
 def split_words(text: str, per_chunk: int = _WORDS_PER_CHUNK) -> list[str]:
     """Pieces of a few words each whose concatenation is exactly ``text``."""
     tokens = re.findall(r"\s*\S+\s*|\s+", text)
-    return [
-        "".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk)
-    ]
+    return ["".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk)]
 
 
 def _split_fixed(text: str, size: int = _ARGS_PER_CHUNK) -> list[str]:
@@ -194,12 +186,8 @@ def stream_chunks(c: Completion, include_usage: bool) -> list[dict[str, Any]]:
         }
         return {**base, "system_fingerprint": "sim", "choices": [choice], **extra}
 
-    chunks = [
-        chunk({"role": "assistant", "content": "" if not c.reply.tool_calls else None})
-    ]
-    chunks += [
-        chunk({"content": piece}) for piece in split_words(c.reply.content or "")
-    ]
+    chunks = [chunk({"role": "assistant", "content": "" if not c.reply.tool_calls else None})]
+    chunks += [chunk({"content": piece}) for piece in split_words(c.reply.content or "")]
     for index, call in enumerate(c.tool_calls_json()):
         head = {
             "index": index,
@@ -210,11 +198,7 @@ def stream_chunks(c: Completion, include_usage: bool) -> list[dict[str, Any]]:
         head["function"]["arguments"] = ""
         chunks.append(chunk({"tool_calls": [head]}))
         for piece in _split_fixed(call["function"]["arguments"]):
-            chunks.append(
-                chunk(
-                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-                )
-            )
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
     chunks.append(chunk({}, c.reply.finish_reason))
     if include_usage:
         base = {
@@ -223,9 +207,7 @@ def stream_chunks(c: Completion, include_usage: bool) -> list[dict[str, Any]]:
             "created": c.created,
             "model": c.model,
         }
-        chunks.append(
-            {**base, "system_fingerprint": "sim", "choices": [], "usage": c.usage}
-        )
+        chunks.append({**base, "system_fingerprint": "sim", "choices": [], "usage": c.usage})
     return chunks
 
 
@@ -234,8 +216,7 @@ def break_tool_args(reply: Reply) -> Reply:
     if not reply.tool_calls:
         return reply
     broken = tuple(
-        ToolCall(name=c.name, arguments=c.arguments[: max(1, len(c.arguments) // 2)])
-        for c in reply.tool_calls
+        ToolCall(name=c.name, arguments=c.arguments[: max(1, len(c.arguments) // 2)]) for c in reply.tool_calls
     )
     return Reply(role=reply.role, content=reply.content, tool_calls=broken)
 
@@ -258,12 +239,8 @@ class SimHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send_json(
-        self, status: int, payload: Any, headers: dict[str, str] | None = None
-    ) -> None:
-        self._send_bytes(
-            status, json.dumps(payload).encode(), "application/json", headers
-        )
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
 
     def _send_bytes(
         self,
@@ -283,9 +260,7 @@ class SimHandler(BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         self._send_json(
             404,
-            error_body(
-                f"no route for {self.command} {self.path}", "invalid_request_error"
-            ),
+            error_body(f"no route for {self.command} {self.path}", "invalid_request_error"),
         )
 
     # ------------------------------------------------------------------ routing
@@ -333,9 +308,7 @@ class SimHandler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError) as exc:
             self._send_json(400, error_body(str(exc), "invalid_request_error"))
             return
-        self._send_json(
-            200, {"ok": True, "queued": len(self.server.state.pending_faults())}
-        )
+        self._send_json(200, {"ok": True, "queued": len(self.server.state.pending_faults())})
 
     # ------------------------------------------------------------------ chat completions
 
@@ -365,23 +338,15 @@ class SimHandler(BaseHTTPRequestHandler):
             return
         if kind == "bad_tool_args":
             reply = break_tool_args(reply)
-        completion = Completion(
-            n, model, int(time.time()), reply, responder.usage_for(body, reply)
-        )
+        completion = Completion(n, model, int(time.time()), reply, responder.usage_for(body, reply))
         self._log(n, model, reply.role, 200, stream, completion.usage, kind)
         if stream:
-            include_usage = bool(
-                (body.get("stream_options") or {}).get("include_usage")
-            )
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             self._send_stream(completion, include_usage)
         else:
-            self._send_json(
-                200, completion_json(completion), {"x-request-id": request_id}
-            )
+            self._send_json(200, completion_json(completion), {"x-request-id": request_id})
 
-    def _apply_fault(
-        self, fault: dict[str, Any], n: int, model: str, role: str, stream: bool
-    ) -> None:
+    def _apply_fault(self, fault: dict[str, Any], n: int, model: str, role: str, stream: bool) -> None:
         kind = str(fault["kind"])
         headers = {"x-request-id": f"sim-{n}"}
         if kind == "429":
@@ -389,9 +354,7 @@ class SimHandler(BaseHTTPRequestHandler):
             self._log(n, model, role, 429, stream, None, kind)
             message = "Rate limit reached for sim-1 (simulated)."
             headers["Retry-After"] = str(retry_after)
-            self._send_json(
-                429, error_body(message, "requests", "rate_limit_exceeded"), headers
-            )
+            self._send_json(429, error_body(message, "requests", "rate_limit_exceeded"), headers)
         elif kind == "500":
             self._log(n, model, role, 500, stream, None, kind)
             self._send_json(
@@ -423,10 +386,7 @@ class SimHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("x-request-id", f"sim-{completion.n}")
         self.end_headers()
-        events = [
-            f"data: {json.dumps(c)}\n\n"
-            for c in stream_chunks(completion, include_usage)
-        ]
+        events = [f"data: {json.dumps(c)}\n\n" for c in stream_chunks(completion, include_usage)]
         for event in [*events, "data: [DONE]\n\n"]:
             data = event.encode()
             self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
@@ -451,9 +411,7 @@ class SimHandler(BaseHTTPRequestHandler):
             "role": role,
             "status": status,
         }
-        self.server.state.record(
-            {**entry, "stream": stream, "usage": usage, "fault": fault}
-        )
+        self.server.state.record({**entry, "stream": stream, "usage": usage, "fault": fault})
 
 
 class _SimHTTPServer(ThreadingHTTPServer):
@@ -477,9 +435,7 @@ class _SimHTTPServer(ThreadingHTTPServer):
 class SimServer:
     """In-process handle: ``with SimServer() as sim: OpenAI(base_url=sim.base_url)``."""
 
-    def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0
-    ) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0) -> None:
         self.host = host
         self._requested_port = port
         self.latency_ms = latency_ms
@@ -489,12 +445,8 @@ class SimServer:
     def start(self) -> SimServer:
         """Bind and serve on a daemon thread; returns self for chaining."""
         if self._httpd is None:
-            self._httpd = _SimHTTPServer(
-                (self.host, self._requested_port), self.latency_ms
-            )
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="sim-server", daemon=True
-            )
+            self._httpd = _SimHTTPServer((self.host, self._requested_port), self.latency_ms)
+            self._thread = threading.Thread(target=self._httpd.serve_forever, name="sim-server", daemon=True)
             self._thread.start()
         return self
 

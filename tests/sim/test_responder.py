@@ -9,10 +9,7 @@ import pytest
 from agents.sim import responder
 from agents.sim.responder import Reply, ToolCall
 
-TOOLS = [
-    {"type": "function", "function": {"name": n}}
-    for n in ("write_file", "run_tests", "commit")
-]
+TOOLS = [{"type": "function", "function": {"name": n}} for n in ("write_file", "run_tests", "commit")]
 
 
 def body(*messages: tuple[str, str], **extra: object) -> dict:
@@ -110,9 +107,7 @@ def test_completion_usage_for_tool_calls_uses_their_json() -> None:
     assert usage["total_tokens"] == 4 + expected
 
 
-@pytest.mark.parametrize(
-    "text", ["", "a", "héllo wörld " * 7, "日本語のテキスト" * 3, "x" * 1001]
-)
+@pytest.mark.parametrize("text", ["", "a", "héllo wörld " * 7, "日本語のテキスト" * 3, "x" * 1001])
 def test_prompt_tokens_stay_within_client_budget_bound(text: str) -> None:
     request = {
         "messages": [
@@ -140,9 +135,7 @@ def test_parse_brief(line: str, key: str, title: str) -> None:
 
 
 def test_stdlib_named_key_gets_a_non_shadowing_module() -> None:
-    reply = responder.respond(
-        body(("user", "Mission: M\nStep: email — Email"), tools=TOOLS)
-    )
+    reply = responder.respond(body(("user", "Mission: M\nStep: email — Email"), tools=TOOLS))
     assert json.loads(reply.tool_calls[0].arguments)["path"] == "email_step.py"
 
 

@@ -92,19 +92,13 @@ def client(sim: SimServer) -> openai.OpenAI:
     return openai.OpenAI(api_key="sim", base_url=sim.base_url, max_retries=0)
 
 
-def http(
-    sim: SimServer, method: str, path: str, body: Any = None, raw: bytes | None = None
-) -> tuple[int, Any]:
+def http(sim: SimServer, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
     """Tiny urllib helper for control endpoints; returns (status, parsed JSON)."""
-    data = (
-        raw
-        if raw is not None
-        else (json.dumps(body).encode() if body is not None else None)
-    )
-    request = urllib.request.Request(sim.url + path, data=data, method=method)
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(sim.url + path, data=data, method=method)  # noqa: S310 - local sim URL
     request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local sim URL
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -137,9 +131,7 @@ def codegen_turns(
     made: list[Any] = []
     final = None
     for _ in range(turns):
-        response = client.chat.completions.create(
-            model="sim-1", messages=messages, tools=TOOLS
-        )
+        response = client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS)
         message = response.choices[0].message
         messages.append(message.model_dump(exclude_none=True))
         if not message.tool_calls:
@@ -166,17 +158,13 @@ def test_models_and_healthz(sim: SimServer, client: openai.OpenAI) -> None:
     assert status == 200
     assert payload == {
         "object": "list",
-        "data": [
-            {"id": "sim-1", "object": "model", "owned_by": "mission-orchestrator"}
-        ],
+        "data": [{"id": "sim-1", "object": "model", "owned_by": "mission-orchestrator"}],
     }
     assert [m.id for m in client.models.list()] == ["sim-1"]
 
 
 def test_plain_chat_shape_and_request_id(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(
-        model="my-model", messages=user("hello sim, how are you?")
-    )
+    raw = client.chat.completions.with_raw_response.create(model="my-model", messages=user("hello sim, how are you?"))
     completion = raw.parse()
     n = completion.id.removeprefix("chatcmpl-sim-")
     assert n.isdigit()
@@ -206,10 +194,7 @@ def test_usage_follows_documented_formula(client: openai.OpenAI) -> None:
     content = completion.choices[0].message.content
     assert completion.usage.prompt_tokens == (2 + 4) + (2 + 4)
     assert completion.usage.completion_tokens == -(-len(content) // 4) + 1
-    assert (
-        completion.usage.total_tokens
-        == completion.usage.prompt_tokens + completion.usage.completion_tokens
-    )
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
 
 
 # --------------------------------------------------------------------------- planning roles
@@ -217,36 +202,25 @@ def test_usage_follows_documented_formula(client: openai.OpenAI) -> None:
 
 def test_plan_draft_json_schema_parses(client: openai.OpenAI) -> None:
     brief = "Draft a plan.\nMission: Inventory tracker\nBudget: 10000 tokens"
-    completion = client.chat.completions.create(
-        model="sim-1", messages=user(brief), response_format=PLAN_DRAFT_SCHEMA
-    )
+    completion = client.chat.completions.create(model="sim-1", messages=user(brief), response_format=PLAN_DRAFT_SCHEMA)
     plan = PlanDraft.model_validate_json(completion.choices[0].message.content)
     assert [s.key for s in plan.steps] == ["core", "api"]
     core, api = plan.steps
     assert core.depends_on == [] and api.depends_on == ["core"]
-    assert {s.kind for s in plan.steps} == {"codegen"} and {
-        s.role for s in plan.steps
-    } == {"developer"}
-    assert all(
-        "Inventory tracker" in s.title and "Inventory tracker" in s.instructions
-        for s in plan.steps
-    )
+    assert {s.kind for s in plan.steps} == {"codegen"} and {s.role for s in plan.steps} == {"developer"}
+    assert all("Inventory tracker" in s.title and "Inventory tracker" in s.instructions for s in plan.steps)
     assert all(s.acceptance and 1000 <= s.estimated_tokens <= 5000 for s in plan.steps)
     assert "Inventory tracker" in plan.summary
 
 
 def test_plan_draft_via_client_parse_helper(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.parse(
-        model="sim-1", messages=user("Mission: Shop"), response_format=PlanDraft
-    )
+    completion = client.chat.completions.parse(model="sim-1", messages=user("Mission: Shop"), response_format=PlanDraft)
     parsed = completion.choices[0].message.parsed
     assert isinstance(parsed, PlanDraft)
     assert parsed.steps[1].title == "API layer for Shop"
 
 
-def test_plan_draft_json_object_mode_and_fallback_title(
-    sim: SimServer, client: openai.OpenAI
-) -> None:
+def test_plan_draft_json_object_mode_and_fallback_title(sim: SimServer, client: openai.OpenAI) -> None:
     messages = [
         {"role": "system", "content": "Reply with a PlanDraft JSON object."},
         *user("no mission line"),
@@ -259,16 +233,12 @@ def test_plan_draft_json_object_mode_and_fallback_title(
     assert calls(sim)[-1]["role"] == "plan_draft"
 
 
-def vote(
-    client: openai.OpenAI, persona: str, mission: str = "Payments"
-) -> dict[str, Any]:
+def vote(client: openai.OpenAI, persona: str, mission: str = "Payments") -> dict[str, Any]:
     messages = [
         {"role": "system", "content": persona},
         *user(f"Mission: {mission}\nPlan: ..."),
     ]
-    completion = client.chat.completions.create(
-        model="sim-1", messages=messages, response_format=PLAN_VOTE_SCHEMA
-    )
+    completion = client.chat.completions.create(model="sim-1", messages=messages, response_format=PLAN_VOTE_SCHEMA)
     return json.loads(completion.choices[0].message.content)
 
 
@@ -303,31 +273,21 @@ def test_codegen_sequence_over_five_turns(client: openai.OpenAI) -> None:
         "commit": "done",
     }
     brief = "Mission: Billing\nStep: ledger — Ledger entries"
-    names, made, final = codegen_turns(
-        client, brief, lambda name, args: fake_results[name]
-    )
+    names, made, final = codegen_turns(client, brief, lambda name, args: fake_results[name])
     assert names == ["write_file", "write_file", "run_tests", "commit", None]
     args = [json.loads(c.function.arguments) for c in made]
     assert args[0]["path"] == "ledger.py" and args[1]["path"] == "test_ledger.py"
     assert args[2] == {}
     assert args[3] == {"message": "ledger: Ledger entries"}
-    assert len({c.id for c in made}) == 4 and all(
-        c.id.startswith("call_") for c in made
-    )
+    assert len({c.id for c in made}) == 4 and all(c.id.startswith("call_") for c in made)
     assert "ledger.py" in final and "test_ledger.py" in final
     assert "7 passed in 0.42s" in final
 
 
-def test_generated_code_really_passes_pytest(
-    client: openai.OpenAI, tmp_path: Path
-) -> None:
+def test_generated_code_really_passes_pytest(client: openai.OpenAI, tmp_path: Path) -> None:
     """The module and tests the sim writes must be valid, passing pytest code, even for hostile titles."""
     nasty = 'Ünïcode """ \'quotes\' \\ back\\slash {braces} __KEY__'
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DJANGO_SETTINGS_MODULE", "PYTEST_ADDOPTS")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTEST_ADDOPTS")}
 
     def run_tool(name: str, args: dict[str, Any]) -> str:
         if name == "write_file":
@@ -348,28 +308,18 @@ def test_generated_code_really_passes_pytest(
         return "committed"
 
     for key in ("core", "api"):
-        names, _, final = codegen_turns(
-            client, f"Mission: {nasty}\nStep: {key} — Title for {nasty}", run_tool
-        )
+        names, _, final = codegen_turns(client, f"Mission: {nasty}\nStep: {key} — Title for {nasty}", run_tool)
         assert names == ["write_file", "write_file", "run_tests", "commit", None]
-        assert (tmp_path / f"{key}.py").exists() and (
-            tmp_path / f"test_{key}.py"
-        ).exists()
+        assert (tmp_path / f"{key}.py").exists() and (tmp_path / f"test_{key}.py").exists()
         assert re.search(r"\d+ passed", final), final
     passed = int(re.search(r"(\d+) passed", final).group(1))
     assert passed >= 6  # both steps' tests (3+ each) ran in the final run
 
 
-def test_codegen_retries_a_call_whose_arguments_were_broken(
-    sim: SimServer, client: openai.OpenAI
-) -> None:
+def test_codegen_retries_a_call_whose_arguments_were_broken(sim: SimServer, client: openai.OpenAI) -> None:
     queue_faults(sim, {"kind": "bad_tool_args"})
     messages = [*user("Mission: M\nStep: core — Core")]
-    first = (
-        client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS)
-        .choices[0]
-        .message
-    )
+    first = client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS).choices[0].message
     with pytest.raises(json.JSONDecodeError):
         json.loads(first.tool_calls[0].function.arguments)
     messages += [first.model_dump(exclude_none=True)]
@@ -380,20 +330,14 @@ def test_codegen_retries_a_call_whose_arguments_were_broken(
             "content": "error: bad JSON",
         }
     ]
-    second = (
-        client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS)
-        .choices[0]
-        .message
-    )
+    second = client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS).choices[0].message
     assert json.loads(second.tool_calls[0].function.arguments)["path"] == "core.py"
 
 
 # --------------------------------------------------------------------------- streaming
 
 
-def collect_stream(
-    client: openai.OpenAI, **kwargs: Any
-) -> tuple[str, list[Any], dict[int, dict[str, str]]]:
+def collect_stream(client: openai.OpenAI, **kwargs: Any) -> tuple[str, list[Any], dict[int, dict[str, str]]]:
     """(content, chunks, tool calls by index) from a streamed completion."""
     stream = client.chat.completions.create(model="sim-1", stream=True, **kwargs)
     chunks = list(stream)
@@ -401,38 +345,24 @@ def collect_stream(
     tools: dict[int, dict[str, str]] = {}
     for chunk in chunks:
         for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            entry = tools.setdefault(
-                call.index, {"id": "", "name": "", "arguments": ""}
-            )
+            entry = tools.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
             entry["id"] = call.id or entry["id"]
-            entry["name"] = (call.function.name if call.function else None) or entry[
-                "name"
-            ]
-            entry["arguments"] += (
-                call.function.arguments if call.function else None
-            ) or ""
+            entry["name"] = (call.function.name if call.function else None) or entry["name"]
+            entry["arguments"] += (call.function.arguments if call.function else None) or ""
     return content, chunks, tools
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {
-            "messages": user(
-                "please stream this reasonably long sentence back to me in several pieces"
-            )
-        },
+        {"messages": user("please stream this reasonably long sentence back to me in several pieces")},
         {"messages": user("Mission: Streamed"), "response_format": PLAN_VOTE_SCHEMA},
     ],
     ids=["chat", "plan_vote"],
 )
-def test_streaming_with_usage_matches_non_stream(
-    client: openai.OpenAI, kwargs: dict[str, Any]
-) -> None:
+def test_streaming_with_usage_matches_non_stream(client: openai.OpenAI, kwargs: dict[str, Any]) -> None:
     plain = client.chat.completions.create(model="sim-1", **kwargs)
-    content, chunks, _ = collect_stream(
-        client, stream_options={"include_usage": True}, **kwargs
-    )
+    content, chunks, _ = collect_stream(client, stream_options={"include_usage": True}, **kwargs)
     assert content == plain.choices[0].message.content
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
@@ -453,17 +383,13 @@ def test_streaming_without_include_usage_sends_no_usage_chunk(
 
 def test_streaming_tool_call_reassembles(client: openai.OpenAI) -> None:
     messages = user("Mission: S\nStep: core — Core")
-    plain = client.chat.completions.create(
-        model="sim-1", messages=messages, tools=TOOLS
-    ).choices[0]
+    plain = client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS).choices[0]
     content, chunks, tools = collect_stream(client, messages=messages, tools=TOOLS)
     assert content == ""
     assert list(tools) == [0]
     assert tools[0]["name"] == "write_file" and tools[0]["id"].startswith("call_")
     assert tools[0]["arguments"] == plain.message.tool_calls[0].function.arguments
-    assert [
-        c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason
-    ] == ["tool_calls"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
 
 
 # --------------------------------------------------------------------------- faults
@@ -475,9 +401,7 @@ def test_fault_429_has_retry_after(sim: SimServer, client: openai.OpenAI) -> Non
         client.chat.completions.create(model="sim-1", messages=user("hi"))
     assert info.value.status_code == 429
     assert info.value.response.headers["retry-after"] == "2"
-    assert info.value.request_id is not None and info.value.request_id.startswith(
-        "sim-"
-    )
+    assert info.value.request_id is not None and info.value.request_id.startswith("sim-")
 
 
 def test_fault_500(sim: SimServer, client: openai.OpenAI) -> None:
@@ -506,18 +430,12 @@ def test_fault_timeout(sim: SimServer) -> None:
     with pytest.raises(openai.APITimeoutError):
         slow.chat.completions.create(model="sim-1", messages=user("hi"))
     assert time.monotonic() - started < 2.5
-    assert (
-        slow.chat.completions.create(model="sim-1", messages=user("after"))
-        .choices[0]
-        .message.content
-    )
+    assert slow.chat.completions.create(model="sim-1", messages=user("after")).choices[0].message.content
 
 
 def test_fault_timeout_closes_connection_without_response(sim: SimServer) -> None:
     queue_faults(sim, {"kind": "timeout", "seconds": 0.2})
-    patient = openai.OpenAI(
-        api_key="sim", base_url=sim.base_url, max_retries=0, timeout=5
-    )
+    patient = openai.OpenAI(api_key="sim", base_url=sim.base_url, max_retries=0, timeout=5)
     with pytest.raises(openai.APIConnectionError):
         patient.chat.completions.create(model="sim-1", messages=user("hi"))
 
@@ -525,9 +443,7 @@ def test_fault_timeout_closes_connection_without_response(sim: SimServer) -> Non
 def test_fault_bad_tool_args(sim: SimServer, client: openai.OpenAI) -> None:
     queue_faults(sim, {"kind": "bad_tool_args"}, {"kind": "bad_tool_args"})
     message = (
-        client.chat.completions.create(
-            model="sim-1", messages=user("Mission: M\nStep: core — Core"), tools=TOOLS
-        )
+        client.chat.completions.create(model="sim-1", messages=user("Mission: M\nStep: core — Core"), tools=TOOLS)
         .choices[0]
         .message
     )
@@ -562,11 +478,7 @@ def test_faults_apply_once_each_in_order(sim: SimServer, client: openai.OpenAI) 
 def test_delete_faults_clears_queue(sim: SimServer, client: openai.OpenAI) -> None:
     queue_faults(sim, {"kind": "500"})
     assert http(sim, "DELETE", "/_sim/faults") == (200, {"ok": True})
-    assert (
-        client.chat.completions.create(model="sim-1", messages=user("x"))
-        .choices[0]
-        .message.content
-    )
+    assert client.chat.completions.create(model="sim-1", messages=user("x")).choices[0].message.content
 
 
 def test_unknown_fault_kind_is_rejected(sim: SimServer) -> None:
@@ -578,16 +490,12 @@ def test_unknown_fault_kind_is_rejected(sim: SimServer) -> None:
 # --------------------------------------------------------------------------- call log & errors
 
 
-def test_call_log_records_usage_the_client_saw(
-    sim: SimServer, client: openai.OpenAI
-) -> None:
+def test_call_log_records_usage_the_client_saw(sim: SimServer, client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="sim-1", messages=user("Mission: Log"), response_format=PLAN_DRAFT_SCHEMA
     )
     completion = raw.parse()
-    _, chunks, _ = collect_stream(
-        client, messages=user("stream me"), stream_options={"include_usage": True}
-    )
+    _, chunks, _ = collect_stream(client, messages=user("stream me"), stream_options={"include_usage": True})
     log = calls(sim)
     assert [c["role"] for c in log] == ["plan_draft", "chat"]
     assert [c["stream"] for c in log] == [False, True]
@@ -602,19 +510,14 @@ def test_call_log_records_usage_the_client_saw(
 
 def test_call_log_roles(sim: SimServer, client: openai.OpenAI) -> None:
     vote(client, "You are the Chief Risk Officer (CRO).")
-    client.chat.completions.create(
-        model="sim-1", messages=user("Step: x — y"), tools=TOOLS
-    )
+    client.chat.completions.create(model="sim-1", messages=user("Step: x — y"), tools=TOOLS)
     assert [c["role"] for c in calls(sim)] == ["plan_vote", "codegen"]
 
 
 def test_bad_body_is_400(sim: SimServer, client: openai.OpenAI) -> None:
     status, payload = http(sim, "POST", "/v1/chat/completions", raw=b"this is not json")
     assert status == 400
-    assert (
-        payload["error"]["type"] == "invalid_request_error"
-        and payload["error"]["message"]
-    )
+    assert payload["error"]["type"] == "invalid_request_error" and payload["error"]["message"]
     status, payload = http(sim, "POST", "/v1/chat/completions", {"model": "sim-1"})
     assert status == 400 and "messages" in payload["error"]["message"]
     with pytest.raises(openai.BadRequestError):
@@ -636,9 +539,7 @@ def test_latency_delays_completions() -> None:
 def read_line(proc: subprocess.Popen[str], timeout: float = 10) -> str:
     """First stdout line, or "" if none arrives in time (e.g. the sim forgot to flush)."""
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: lines.put(proc.stdout.readline()), daemon=True
-    ).start()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
     try:
         return lines.get(timeout=timeout)
     except queue.Empty:
@@ -646,9 +547,7 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 10) -> str:
 
 
 def test_module_entry_point_serves_and_stops() -> None:
-    env = {
-        k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"
-    }  # the line must be flushed explicitly
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # the line must be flushed explicitly
     proc = subprocess.Popen(
         [sys.executable, "-m", "agents.sim", "--port", "0"],
         cwd=REPO_ROOT,
@@ -662,7 +561,7 @@ def test_module_entry_point_serves_and_stops() -> None:
         match = re.fullmatch(r"sim listening on (http://127\.0\.0\.1:(\d+)/v1)\n", line)
         assert match, line
         assert int(match.group(2)) > 0
-        with urllib.request.urlopen(match.group(1) + "/models", timeout=10) as response:
+        with urllib.request.urlopen(match.group(1) + "/models", timeout=10) as response:  # noqa: S310 - local sim
             assert json.loads(response.read())["data"][0]["id"] == "sim-1"
     finally:
         proc.terminate()

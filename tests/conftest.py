@@ -1,0 +1,116 @@
+"""Shared fixtures: personas, the seeded company, the simulated model server, a real Celery worker."""
+
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from agents.seed import seed_agents, seed_model_profile
+from agents.sim.server import SimServer
+from missions.seed import seed_templates
+from missions.selectors import PRODUCT_MANAGERS_GROUP, REVIEWERS_GROUP
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def company(db):
+    """The seeded company: default model profile, C-suite and roster agents, the eight templates."""
+    profile = seed_model_profile()
+    seed_agents(profile)
+    seed_templates()
+    return profile
+
+
+def _user(username: str, group: str | None = None):
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.com")
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def pm(db):
+    return _user("pm", PRODUCT_MANAGERS_GROUP)
+
+
+@pytest.fixture
+def reviewer(db):
+    return _user("reviewer", REVIEWERS_GROUP)
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, but neither a product manager nor a reviewer."""
+    return _user("outsider")
+
+
+@pytest.fixture
+def other_pm(db):
+    return _user("other_pm", PRODUCT_MANAGERS_GROUP)
+
+
+@pytest.fixture(scope="session")
+def sim_server():
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sim(sim_server, settings):
+    """The simulated model server, wired in as the configured model, with a clean call log and no faults."""
+    import json
+    import urllib.request
+
+    root = sim_server.base_url.removesuffix("/v1")
+    for path in ("/_sim/calls", "/_sim/faults"):
+        urllib.request.urlopen(urllib.request.Request(root + path, method="DELETE"), timeout=5).read()
+    settings.LLM_BASE_URL = sim_server.base_url
+    settings.LLM_SIMULATED = True
+    settings.LLM_MAX_RETRIES = 0
+
+    class Sim:
+        base_url = sim_server.base_url
+
+        def calls(self) -> list[dict]:
+            with urllib.request.urlopen(root + "/_sim/calls", timeout=5) as response:
+                return json.load(response)["calls"]
+
+        def add_faults(self, *faults: dict) -> None:
+            body = json.dumps({"faults": list(faults)}).encode()
+            request = urllib.request.Request(root + "/_sim/faults", data=body, method="POST", headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=5).read()
+
+    return Sim()
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker in this process, consuming the test queue on the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connections
+
+    from orchestrator_site.celery import app
+
+    def close_connections(**_):
+        connections.close_all()  # as Celery's Django fixup does in a real worker
+
+    task_postrun.connect(close_connections, weak=False)
+    app.control.purge()
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
+        yield app
+    task_postrun.disconnect(close_connections)
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+    """Poll until predicate() is truthy; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"Timed out after {timeout}s waiting for {message}; last value: {value!r}")

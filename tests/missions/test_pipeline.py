@@ -1,0 +1,83 @@
+"""A mission runs end to end on real parts: Celery worker, Redis, simulated model over HTTP, bwrap sandbox, git."""
+
+import subprocess
+from decimal import Decimal
+
+import pytest
+
+from agents.models import LLMCall
+from missions.models import Event, Mission, MissionTemplate, Step
+from missions.services import mission_submit
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _finished(mission: Mission):
+    mission.refresh_from_db()
+    return mission.status if mission.is_finished else None
+
+
+def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(company, pm, sim, celery_worker):
+    """The mission completes; every model call is in the ledger with the server's own usage; tests really ran."""
+    template = MissionTemplate.objects.get(slug="api_endpoint")
+    mission = mission_submit(
+        requester=pm, title="", request="", template=template, variables={"resource": "user authentication"}, budget_usd=Decimal("2.00")
+    )
+
+    assert wait_for(lambda: _finished(mission), message="mission to finish") == Mission.Status.COMPLETED, mission.failure_reason
+
+    server_calls = sim.calls()
+    ledger = list(LLMCall.objects.filter(mission=mission).order_by("id"))
+    assert len(ledger) == len(server_calls) >= 6  # a plan draft, four votes, tool turns
+    assert all(call.status == LLMCall.Status.OK for call in ledger)
+    assert sorted((c.prompt_tokens, c.completion_tokens) for c in ledger) == sorted(
+        (c["usage"]["prompt_tokens"], c["usage"]["completion_tokens"]) for c in server_calls
+    )
+    assert {c.purpose for c in ledger} >= {"plan_draft", "plan_vote", "step:codegen"}
+    assert mission.spent_usd == sum(c.cost_usd for c in ledger) > 0
+    assert mission.reserved_usd == 0
+
+    steps = list(Step.objects.filter(plan__mission=mission))
+    assert steps and all(s.status == Step.Status.SUCCEEDED and len(s.commit_sha) == 40 for s in steps)
+    runs = list(mission.test_runs.all())
+    assert runs and all(r.passed > 0 and r.failed == 0 and r.isolation == "bwrap" for r in runs)
+
+    log = subprocess.run(["git", "-C", mission.workspace_path, "log", "--format=%H"], capture_output=True, text=True, check=True)
+    assert {s.commit_sha for s in steps} <= set(log.stdout.split())
+
+    statuses = [e.data.get("status") for e in mission.events.filter(kind=Event.Kind.STATUS)]
+    assert statuses == ["planning", "staffing", "executing", "completed"]
+    seqs = list(mission.events.values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_it_fails_with_a_clear_reason_when_the_model_server_errors(company, pm, sim, celery_worker):
+    """A model server answering 500 fails the mission with the reason on its page; the worker keeps working."""
+    sim.add_faults({"kind": "500"})
+    broken = mission_submit(requester=pm, title="Broken", request="Anything", budget_usd=Decimal("1.00"))
+    assert wait_for(lambda: _finished(broken), message="mission to fail") == Mission.Status.FAILED
+    assert "model call failed" in broken.failure_reason.lower()
+    assert LLMCall.objects.get(mission=broken).status == LLMCall.Status.ERROR
+
+    healthy = mission_submit(requester=pm, title="After the fault", request="Say hello", budget_usd=Decimal("1.00"))
+    assert wait_for(lambda: _finished(healthy), message="second mission") == Mission.Status.COMPLETED
+
+
+def test_it_fails_cleanly_on_garbage_from_the_model(company, pm, sim, celery_worker):
+    """Malformed JSON from the server fails the mission with a reason instead of crashing the worker."""
+    sim.add_faults({"kind": "malformed"})
+    mission = mission_submit(requester=pm, title="Garbage", request="Anything", budget_usd=Decimal("1.00"))
+    assert wait_for(lambda: _finished(mission), message="mission to fail") == Mission.Status.FAILED
+    assert mission.failure_reason
+
+
+def test_it_stops_before_the_budget_is_exceeded(company, pm, sim, celery_worker):
+    """A budget too small for the next call's upper bound fails the mission without making the call."""
+    mission = mission_submit(requester=pm, title="Tiny budget", request="Anything", budget_usd=Decimal("0.01"))
+    company.max_output_tokens = 100_000  # worst case $0.06 per call at the default prices
+    company.save()
+    assert wait_for(lambda: _finished(mission), message="mission to fail") == Mission.Status.FAILED
+    assert "Budget exhausted" in mission.failure_reason
+    assert sim.calls() == []
+    assert mission.spent_usd == 0
