@@ -69,7 +69,13 @@ class MissionConsumer(AsyncWebsocketConsumer):
         events = selectors.mission_events(mission, after=after)
         if not events:
             return "", after
-        context = {**selectors.mission_detail(mission), "live": True, "new_events": events, "user": self.scope["user"]}
+        user = self.scope["user"]
+        context = {
+            **selectors.mission_detail(mission),
+            "new_events": events,
+            "user": user,
+            "can_cancel": selectors.user_can_cancel(user, mission),
+        }
         parts = [render_to_string("missions/detail.html#event-batch", context)]
         parts += [render_to_string(f"missions/detail.html#{name}", context) for name in LIVE_PARTIALS]
         return "\n".join(parts), events[-1].seq

@@ -91,9 +91,9 @@ def _plan(mission: Mission) -> None:
         agreed = approvals * 2 > approvals + objections
     tally = f"{approvals} approve, {objections} object, {len(votes) - approvals - objections} abstain"
     if not agreed:
-        _cycle_close(cycle, DecisionCycle.Outcome.DEADLOCK, f"No consensus ({mission.get_consensus_rule_display()}): {tally}.")
+        _cycle_close(cycle, DecisionCycle.Outcome.DEADLOCK, f"Rule: {mission.get_consensus_rule_display()}; {tally}.")
         raise AgentRunError(f"The C-suite did not reach consensus ({tally}).")
-    _cycle_close(cycle, DecisionCycle.Outcome.CONSENSUS, f"Consensus ({mission.get_consensus_rule_display()}): {tally}.")
+    _cycle_close(cycle, DecisionCycle.Outcome.CONSENSUS, f"Rule: {mission.get_consensus_rule_display()}; {tally}.")
     plan = _plan_store(mission, cycle, draft)
     _staff(mission, plan)
 
@@ -137,7 +137,8 @@ def _cycle_open(mission: Mission, kind: str, summary: str) -> DecisionCycle:
 def _cycle_close(cycle: DecisionCycle, outcome: str, summary: str) -> None:
     with transaction.atomic():
         DecisionCycle.objects.filter(pk=cycle.pk).update(outcome=outcome, summary=summary, finished_at=_now())
-        event_record(mission=cycle.mission, kind=Event.Kind.CYCLE, message=summary, data={"cycle": cycle.number, "outcome": outcome})
+        message = f"{DecisionCycle.Outcome(outcome).label}. {summary}"
+        event_record(mission=cycle.mission, kind=Event.Kind.CYCLE, message=message, data={"cycle": cycle.number, "outcome": outcome})
 
 
 def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft) -> Plan:
@@ -363,8 +364,9 @@ def _test_run_record(mission: Mission, step: Step, agent: AgentSpec, result: Pyt
 
 def _step_message(mission: Mission, step: Step, agent: AgentSpec, kind: str, content: str, data: dict) -> None:
     with transaction.atomic():
+        source = "Brief" if data.get("from") == "user" else agent.title  # the task the engine handed over
         message = agent_message_record(
-            mission_id=mission.pk, step_id=step.pk, agent_id=agent.pk, source=agent.title, kind=kind, content=content, data=data
+            mission_id=mission.pk, step_id=step.pk, agent_id=agent.pk, source=source, kind=kind, content=content, data=data
         )
         if kind == AgentMessage.Kind.TOOL_CALL:
             event_record(

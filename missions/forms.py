@@ -22,7 +22,6 @@ class MissionForm(forms.Form):
     budget_usd = forms.DecimalField(
         label="Budget (USD)", min_value=Decimal("0.01"), max_value=MAX_BUDGET_USD, decimal_places=2, max_digits=10
     )
-    require_deploy_approval = forms.BooleanField(required=False, initial=True, label="Ask a reviewer before deploying")
 
     def __init__(self, *args, template: MissionTemplate | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,8 +44,6 @@ class MissionForm(forms.Form):
     def clean(self):
         data = super().clean()
         template = data.get("template")
-        if template != self.chosen_template:
-            raise forms.ValidationError("The template changed: check its variables below and submit again.")
         variables = {name[len(VAR_PREFIX):]: value for name, value in data.items() if name.startswith(VAR_PREFIX)}
         data["variables"] = variables
         if template is None:

@@ -19,6 +19,10 @@ def user_can_file_missions(user: AbstractBaseUser) -> bool:
     return user.is_staff or user.groups.filter(name=PRODUCT_MANAGERS_GROUP).exists()
 
 
+def user_can_cancel(user: AbstractBaseUser, mission: Mission) -> bool:
+    return not mission.is_finished and (mission.requester_id == user.pk or user.is_staff)
+
+
 def missions_visible_to(user: AbstractBaseUser) -> QuerySet[Mission]:
     """Requesters see their own missions; reviewers and staff see all."""
     missions = Mission.objects.select_related("requester", "template")
@@ -65,7 +69,7 @@ def mission_detail(mission: Mission) -> dict:
         "events": mission_events(mission),
         "votes": list(Vote.objects.filter(cycle__mission=mission).select_related("agent", "cycle")),
         "cycles": list(mission.cycles.all()),
-        "messages": list(AgentMessage.objects.filter(mission=mission).select_related("step").order_by("id")[:500]),
+        "transcript_messages": list(AgentMessage.objects.filter(mission=mission).select_related("step").order_by("id")[:500]),
         "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
         "gates": list(mission.gates.all()),
         "llm_calls": LLMCall.objects.filter(mission=mission).count(),

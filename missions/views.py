@@ -3,6 +3,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from missions import selectors
 from missions.forms import MissionForm
@@ -49,7 +50,6 @@ def mission_new(request):
                     variables=data["variables"],
                     priority=data["priority"],
                     budget_usd=data["budget_usd"],
-                    require_deploy_approval=data["require_deploy_approval"],
                 )
             except ValueError as error:
                 form.add_error(None, str(error))
@@ -69,7 +69,7 @@ def mission_new(request):
 def mission_detail(request, code):
     mission = selectors.mission_for_user(request.user, code)
     context = selectors.mission_detail(mission)
-    context["can_cancel"] = not mission.is_finished and (mission.requester_id == request.user.pk or request.user.is_staff)
+    context["can_cancel"] = selectors.user_can_cancel(request.user, mission)
     return render(request, "missions/detail.html", context)
 
 
@@ -84,4 +84,6 @@ def mission_cancel_view(request, code):
         messages.error(request, str(error))
     else:
         messages.success(request, "Mission cancelled.")
+    if request.htmx:  # the button re-rendered live posts through htmx; follow with a full page load
+        return HttpResponseClientRedirect(mission.get_absolute_url())
     return redirect(mission)

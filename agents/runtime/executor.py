@@ -70,7 +70,7 @@ async def run_tool_agent(
             elif isinstance(item, TextMessage | ToolCallSummaryMessage):
                 final_text = item.content
                 if isinstance(item, TextMessage):
-                    await on_message("text", item.content, {})
+                    await on_message("text", item.content, {"from": item.source})
     finally:
         await client.close()
     return AgentReport(final_text=final_text, stop_reason=stop_reason)

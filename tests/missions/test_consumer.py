@@ -1,0 +1,99 @@
+"""The live mission socket: login and per-mission permission, origin check, replay after a seq, live events."""
+
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from missions.events import event_record
+from missions.models import Event, Mission
+from orchestrator_site.asgi import application
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def _mission(user, title="Live mission") -> Mission:
+    mission = Mission.objects.create(requester=user, title=title, request="Do it", budget_usd=Decimal("1.00"))
+    for n in range(1, 4):
+        event_record(mission=mission, kind=Event.Kind.STATUS, message=f"event number {n}")
+    return mission
+
+
+def _cookie_for(user) -> tuple[bytes, bytes]:
+    client = Client()
+    client.force_login(user)
+    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode())
+
+
+async def _connect(mission: Mission, headers: list[tuple[bytes, bytes]]):
+    communicator = WebsocketCommunicator(application, f"/ws/missions/{mission.code}/", headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def test_it_replays_events_after_the_given_seq(pm):
+    """A page that has seen seq 1 gets events 2 and 3, rendered, and the live panels."""
+    mission = await sync_to_async(_mission)(pm)
+    communicator, connected, _ = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(pm)])
+    assert connected
+    await communicator.send_json_to({"type": "resume", "after": 1})
+    html = await communicator.receive_from(timeout=5)
+    assert 'id="event-2"' in html and 'id="event-3"' in html
+    assert 'id="event-1"' not in html
+    assert 'hx-swap-oob="beforeend:#timeline"' in html
+    assert 'id="mission-status"' in html and 'id="mission-steps"' in html
+    await communicator.disconnect()
+
+
+async def test_it_pushes_new_events_live(pm):
+    """An event recorded after the page resumed arrives over the socket without asking."""
+    mission = await sync_to_async(_mission)(pm)
+    communicator, connected, _ = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(pm)])
+    assert connected
+    await communicator.send_json_to({"type": "resume", "after": 3})
+    assert await communicator.receive_nothing(timeout=0.5)
+    await sync_to_async(event_record)(mission=mission, kind=Event.Kind.STATUS, message="brand new event")
+    html = await communicator.receive_from(timeout=5)
+    assert "brand new event" in html and 'id="event-4"' in html
+    await communicator.disconnect()
+
+
+async def test_it_refuses_anonymous_sockets(pm):
+    mission = await sync_to_async(_mission)(pm)
+    communicator, connected, code = await _connect(mission, [ORIGIN])
+    assert not connected
+    assert code == 4401
+
+
+async def test_it_refuses_another_users_mission(pm, other_pm):
+    """Someone else's mission is refused exactly like a missing one."""
+    mission = await sync_to_async(_mission)(pm)
+    communicator, connected, code = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(other_pm)])
+    assert not connected
+    assert code == 4404
+
+
+async def test_it_refuses_a_foreign_origin(pm):
+    mission = await sync_to_async(_mission)(pm)
+    communicator, connected, _ = await _connect(mission, [(b"origin", b"http://evil.example"), await sync_to_async(_cookie_for)(pm)])
+    assert not connected
+
+
+async def test_it_ignores_malformed_frames_and_stays_up(pm, caplog):
+    """Garbage frames are logged and ignored; the socket still answers a valid resume afterwards."""
+    mission = await sync_to_async(_mission)(pm)
+    communicator, connected, _ = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(pm)])
+    assert connected
+    for frame in ["not json", '{"type": "resume", "after": -1}', '{"type": "resume", "after": "2"}', "[]", '{"type": "other"}', "x" * 10000]:
+        await communicator.send_to(text_data=frame)
+    assert await communicator.receive_nothing(timeout=0.5)
+    assert "malformed frame" in caplog.text
+    await communicator.send_json_to({"type": "resume", "after": 2})
+    html = await communicator.receive_from(timeout=5)
+    assert 'id="event-3"' in html
+    await communicator.disconnect()
