@@ -18,14 +18,32 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ModelProfile)
 class ModelProfileAdmin(admin.ModelAdmin):
-    list_display = ["name", "provider", "model_name", "base_url", "api_key_env", "price_input_per_mtok", "price_output_per_mtok", "is_default"]
+    list_display = [
+        "name",
+        "provider",
+        "model_name",
+        "base_url",
+        "api_key_env",
+        "price_input_per_mtok",
+        "price_output_per_mtok",
+        "is_default",
+    ]
     list_filter = ["provider", "is_default", "supports_tools", "supports_json_schema"]
     search_fields = ["name", "model_name", "base_url"]
 
 
 @admin.register(AgentSpec)
 class AgentSpecAdmin(admin.ModelAdmin):
-    list_display = ["name", "title", "role", "model_profile", "is_c_suite", "is_dynamic", "is_active", "created_by_mission"]
+    list_display = [
+        "name",
+        "title",
+        "role",
+        "model_profile",
+        "is_c_suite",
+        "is_dynamic",
+        "is_active",
+        "created_by_mission",
+    ]
     list_filter = ["is_c_suite", "is_dynamic", "is_active", "role"]
     search_fields = ["name", "title", "role", "system_prompt"]
     raw_id_fields = ["created_by_mission"]
@@ -33,7 +51,18 @@ class AgentSpecAdmin(admin.ModelAdmin):
 
 @admin.register(LLMCall)
 class LLMCallAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "mission", "purpose", "agent", "model_name", "status", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms"]
+    list_display = [
+        "created_at",
+        "mission",
+        "purpose",
+        "agent",
+        "model_name",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+    ]
     list_filter = ["status", "purpose", "model_name"]
     search_fields = ["mission__title", "mission__code", "purpose", "provider_request_id"]
     date_hierarchy = "created_at"

@@ -49,7 +49,14 @@ def seed_agents(profile: ModelProfile) -> int:
         )
         _, was_created = AgentSpec.objects.get_or_create(
             name=role,
-            defaults={"role": role, "title": title, "system_prompt": prompt, "model_profile": profile, "is_c_suite": True, "tools": []},
+            defaults={
+                "role": role,
+                "title": title,
+                "system_prompt": prompt,
+                "model_profile": profile,
+                "is_c_suite": True,
+                "tools": [],
+            },
         )
         created += was_created
     _, was_created = AgentSpec.objects.get_or_create(
@@ -57,7 +64,9 @@ def seed_agents(profile: ModelProfile) -> int:
         defaults={
             "role": "validator",
             "title": "Plan Validator",
-            "system_prompt": "You are the Plan Validator. You check plans for gaps: untested code, missing roles, cost over budget.",
+            "system_prompt": (
+                "You are the Plan Validator. You check plans for gaps: untested code, missing roles, cost over budget."
+            ),
             "model_profile": profile,
             "tools": [],
         },
@@ -72,7 +81,13 @@ def seed_agents(profile: ModelProfile) -> int:
         )
         _, was_created = AgentSpec.objects.get_or_create(
             name=role,
-            defaults={"role": role, "title": title, "system_prompt": prompt, "model_profile": profile, "tools": list(TOOL_NAMES)},
+            defaults={
+                "role": role,
+                "title": title,
+                "system_prompt": prompt,
+                "model_profile": profile,
+                "tools": list(TOOL_NAMES),
+            },
         )
         created += was_created
     return created

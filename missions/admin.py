@@ -21,10 +21,28 @@ class StepInline(admin.TabularInline):
 
 @admin.register(Mission)
 class MissionAdmin(admin.ModelAdmin):
-    list_display = ["title", "status", "priority", "requester", "budget_usd", "spent_usd", "uses_simulated_model", "created_at"]
+    list_display = [
+        "title",
+        "status",
+        "priority",
+        "requester",
+        "budget_usd",
+        "spent_usd",
+        "uses_simulated_model",
+        "created_at",
+    ]
     list_filter = ["status", "priority", "template", "uses_simulated_model"]
     search_fields = ["title", "request", "code", "requester__username"]
-    readonly_fields = ["code", "spent_usd", "reserved_usd", "last_event_seq", "created_at", "updated_at", "started_at", "finished_at"]
+    readonly_fields = [
+        "code",
+        "spent_usd",
+        "reserved_usd",
+        "last_event_seq",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+    ]
     date_hierarchy = "created_at"
 
 

@@ -30,7 +30,9 @@ class MissionConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         try:
-            self.mission = await database_sync_to_async(selectors.mission_for_user)(user, self.scope["url_route"]["kwargs"]["code"])
+            self.mission = await database_sync_to_async(selectors.mission_for_user)(
+                user, self.scope["url_route"]["kwargs"]["code"]
+            )
         except Http404:
             await self.close(code=4404)
             return
@@ -47,7 +49,11 @@ class MissionConsumer(AsyncWebsocketConsumer):
         """The only frame a page sends is a resume; anything else is logged and ignored."""
         after = _parse_resume(text_data)
         if after is None:
-            logger.warning("mission socket %s: ignored malformed frame %r", self.mission.code, (text_data or bytes_data or b"")[:200])
+            logger.warning(
+                "mission socket %s: ignored malformed frame %r",
+                self.mission.code,
+                (text_data or bytes_data or b"")[:200],
+            )
             return
         self.sent_seq = after
         await self._send_new_events()

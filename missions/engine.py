@@ -61,7 +61,9 @@ def mission_advance(*, mission_id: int) -> None:
 
 
 def _plan(mission: Mission) -> None:
-    if not mission_transition(mission=mission, to=Mission.Status.PLANNING, expected=Mission.Status.QUEUED, started_at=_now()):
+    if not mission_transition(
+        mission=mission, to=Mission.Status.PLANNING, expected=Mission.Status.QUEUED, started_at=_now()
+    ):
         return
     if mission.model_profile is None:
         raise AgentRunError("No model profile is configured: run `manage.py seed_demo` or add one in the admin.")
@@ -69,7 +71,9 @@ def _plan(mission: Mission) -> None:
     drafter = next((m for m in members if m.role == "cto"), None)
     if drafter is None:
         raise AgentRunError("No active CTO agent to draft the plan; activate one in the admin.")
-    cycle = _cycle_open(mission, DecisionCycle.Kind.PLANNING, f"C-suite deliberation: {', '.join(m.title for m in members)}.")
+    cycle = _cycle_open(
+        mission, DecisionCycle.Kind.PLANNING, f"C-suite deliberation: {', '.join(m.title for m in members)}."
+    )
 
     roles = sorted(set(AgentSpec.objects.filter(is_active=True, is_c_suite=False).values_list("role", flat=True)))
     draft = _ask(mission, drafter, cycle, "plan_draft", briefs.plan_request_brief(mission, roles), PlanDraft)
@@ -138,7 +142,12 @@ def _cycle_close(cycle: DecisionCycle, outcome: str, summary: str) -> None:
     with transaction.atomic():
         DecisionCycle.objects.filter(pk=cycle.pk).update(outcome=outcome, summary=summary, finished_at=_now())
         message = f"{DecisionCycle.Outcome(outcome).label}. {summary}"
-        event_record(mission=cycle.mission, kind=Event.Kind.CYCLE, message=message, data={"cycle": cycle.number, "outcome": outcome})
+        event_record(
+            mission=cycle.mission,
+            kind=Event.Kind.CYCLE,
+            message=message,
+            data={"cycle": cycle.number, "outcome": outcome},
+        )
 
 
 def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft) -> Plan:
@@ -314,7 +323,11 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
     commits = tools.commits + ([leftover] if leftover else [])
     if step.kind == Step.Kind.CODEGEN and not commits:
         return None, "The agent finished without changing any file."
-    output = {"summary": report.final_text[:2000], "commit": commits[-1] if commits else "", "files": tools.files_written}
+    output = {
+        "summary": report.final_text[:2000],
+        "commit": commits[-1] if commits else "",
+        "files": tools.files_written,
+    }
     return output, ""
 
 
@@ -366,7 +379,13 @@ def _step_message(mission: Mission, step: Step, agent: AgentSpec, kind: str, con
     with transaction.atomic():
         source = "Brief" if data.get("from") == "user" else agent.title  # the task the engine handed over
         message = agent_message_record(
-            mission_id=mission.pk, step_id=step.pk, agent_id=agent.pk, source=source, kind=kind, content=content, data=data
+            mission_id=mission.pk,
+            step_id=step.pk,
+            agent_id=agent.pk,
+            source=source,
+            kind=kind,
+            content=content,
+            data=data,
         )
         if kind == AgentMessage.Kind.TOOL_CALL:
             event_record(
@@ -378,4 +397,6 @@ def _step_message(mission: Mission, step: Step, agent: AgentSpec, kind: str, con
 
 
 def _transcript(mission: Mission, agent: AgentSpec, cycle: DecisionCycle, content: str, data: dict) -> None:
-    agent_message_record(mission_id=mission.pk, cycle_id=cycle.pk, agent_id=agent.pk, source=agent.title, content=content, data=data)
+    agent_message_record(
+        mission_id=mission.pk, cycle_id=cycle.pk, agent_id=agent.pk, source=agent.title, content=content, data=data
+    )

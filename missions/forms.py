@@ -13,7 +13,10 @@ class MissionForm(forms.Form):
     """A mission from free text, or from a template whose variables become extra fields."""
 
     template = forms.ModelChoiceField(
-        queryset=MissionTemplate.objects.filter(is_active=True), required=False, empty_label="Free text (no template)", to_field_name="slug"
+        queryset=MissionTemplate.objects.filter(is_active=True),
+        required=False,
+        empty_label="Free text (no template)",
+        to_field_name="slug",
     )
     title = forms.CharField(max_length=200, required=False, help_text="Leave empty to use the template's title.")
     request = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
@@ -25,7 +28,9 @@ class MissionForm(forms.Form):
 
     def __init__(self, *args, template: MissionTemplate | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["budget_usd"].initial = template.default_budget_usd if template else Decimal(settings.DEFAULT_MISSION_BUDGET_USD)
+        self.fields["budget_usd"].initial = (
+            template.default_budget_usd if template else Decimal(settings.DEFAULT_MISSION_BUDGET_USD)
+        )
         self.chosen_template = template
         if template is not None:
             self.fields["template"].initial = template.slug
@@ -44,7 +49,7 @@ class MissionForm(forms.Form):
     def clean(self):
         data = super().clean()
         template = data.get("template")
-        variables = {name[len(VAR_PREFIX):]: value for name, value in data.items() if name.startswith(VAR_PREFIX)}
+        variables = {name[len(VAR_PREFIX) :]: value for name, value in data.items() if name.startswith(VAR_PREFIX)}
         data["variables"] = variables
         if template is None:
             for name in ("title", "request"):

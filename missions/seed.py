@@ -39,7 +39,9 @@ TEMPLATES = [
         "name": "Code review",
         "description": "Review a module and improve it, keeping behaviour.",
         "title_template": "Review {{component}}",
-        "request_template": "Review {{component}} for {{focus}} and apply the improvements, with tests that pin the behaviour.",
+        "request_template": (
+            "Review {{component}} for {{focus}} and apply the improvements, with tests that pin the behaviour."
+        ),
         "acceptance_template": "Findings are addressed; behaviour is unchanged and tested.",
         "variables": [_var("component", "Component"), _var("focus", "Focus", default="correctness and readability")],
     },
@@ -50,7 +52,10 @@ TEMPLATES = [
         "title_template": "Security audit of {{component}}",
         "request_template": "Audit {{component}} for {{threats}}. Fix the findings and add tests that prove the fixes.",
         "acceptance_template": "Each finding has a fix and a test.",
-        "variables": [_var("component", "Component"), _var("threats", "Threats", default="injection, auth bypass and data exposure")],
+        "variables": [
+            _var("component", "Component"),
+            _var("threats", "Threats", default="injection, auth bypass and data exposure"),
+        ],
     },
     {
         "slug": "api_endpoint",
@@ -70,7 +75,9 @@ TEMPLATES = [
         "name": "Database migration",
         "description": "Change a schema safely, with a reversible migration.",
         "title_template": "Migrate {{table}}: {{change}}",
-        "request_template": "Change the {{table}} schema: {{change}}. The migration must be reversible and keep existing data.",
+        "request_template": (
+            "Change the {{table}} schema: {{change}}. The migration must be reversible and keep existing data."
+        ),
         "acceptance_template": "Forward and backward migrations are tested on sample data.",
         "variables": [_var("table", "Table"), _var("change", "Change")],
     },
@@ -81,7 +88,10 @@ TEMPLATES = [
         "title_template": "Tests for {{component}}",
         "request_template": "Write a test suite for {{component}} covering {{cases}}.",
         "acceptance_template": "The suite passes and covers the listed cases.",
-        "variables": [_var("component", "Component"), _var("cases", "Cases", default="normal use, edge cases and errors")],
+        "variables": [
+            _var("component", "Component"),
+            _var("cases", "Cases", default="normal use, edge cases and errors"),
+        ],
     },
     {
         "slug": "documentation",

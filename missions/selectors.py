@@ -69,7 +69,9 @@ def mission_detail(mission: Mission) -> dict:
         "events": mission_events(mission),
         "votes": list(Vote.objects.filter(cycle__mission=mission).select_related("agent", "cycle")),
         "cycles": list(mission.cycles.all()),
-        "transcript_messages": list(AgentMessage.objects.filter(mission=mission).select_related("step").order_by("id")[:500]),
+        "transcript_messages": list(
+            AgentMessage.objects.filter(mission=mission).select_related("step").order_by("id")[:500]
+        ),
         "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
         "gates": list(mission.gates.all()),
         "llm_calls": LLMCall.objects.filter(mission=mission).count(),

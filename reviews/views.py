@@ -8,4 +8,6 @@ from reviews.selectors import gate_queue_for_user, recent_decisions
 def gate_queue(request):
     if not user_is_reviewer(request.user):
         raise PermissionDenied("Only reviewers can see the approval queue.")
-    return render(request, "reviews/queue.html", {"gates": gate_queue_for_user(request.user), "decided": recent_decisions()})
+    return render(
+        request, "reviews/queue.html", {"gates": gate_queue_for_user(request.user), "decided": recent_decisions()}
+    )

@@ -57,7 +57,11 @@ def ensure_redis(env: dict) -> None:
             "macOS: brew install redis) and run make run again."
         )
     port = free_port()
-    start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    start(
+        "redis",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     for _ in range(50):
         if redis_answers("127.0.0.1", port):
             break
@@ -68,7 +72,9 @@ def ensure_redis(env: dict) -> None:
 def ensure_model(env: dict) -> None:
     if env.get("LLM_BASE_URL"):
         return
-    sim = start("simulated model server", [PY, "-m", "agents.sim", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+    sim = start(
+        "simulated model server", [PY, "-m", "agents.sim", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env
+    )
     line = sim.stdout.readline().strip()
     if "http://" not in line:
         sys.exit(f"[run] The simulated model server did not start: {line!r}")
@@ -97,8 +103,27 @@ def main() -> None:
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run([*manage, "seed_demo"], cwd=ROOT, env=env, check=True)
     start("web", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "orchestrator_site.asgi:application"], env=env)
-    start("worker", [PY, "-m", "celery", "-A", "orchestrator_site", "worker", "-l", "info", "-c", "2", "-Q", "orchestrator"], env=env)
-    start("beat", [PY, "-m", "celery", "-A", "orchestrator_site", "beat", "-l", "info", "-s", str(data_dir / "celerybeat-schedule")], env=env)
+    start(
+        "worker",
+        [PY, "-m", "celery", "-A", "orchestrator_site", "worker", "-l", "info", "-c", "2", "-Q", "orchestrator"],
+        env=env,
+    )
+    start(
+        "beat",
+        [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "orchestrator_site",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(data_dir / "celerybeat-schedule"),
+        ],
+        env=env,
+    )
     model = "simulated model server" if env.get("LLM_SIMULATED") == "1" else env.get("LLM_MODEL", "?")
     print(
         f"\n[run] Mission Orchestrator: http://127.0.0.1:{port}/\n"

@@ -60,29 +60,12 @@ def sim_server():
 @pytest.fixture
 def sim(sim_server, settings):
     """The simulated model server, wired in as the configured model, with a clean call log and no faults."""
-    import json
-    import urllib.request
-
-    root = sim_server.base_url.removesuffix("/v1")
-    for path in ("/_sim/calls", "/_sim/faults"):
-        urllib.request.urlopen(urllib.request.Request(root + path, method="DELETE"), timeout=5).read()
+    sim_server.state.clear_calls()
+    sim_server.state.clear_faults()
     settings.LLM_BASE_URL = sim_server.base_url
     settings.LLM_SIMULATED = True
     settings.LLM_MAX_RETRIES = 0
-
-    class Sim:
-        base_url = sim_server.base_url
-
-        def calls(self) -> list[dict]:
-            with urllib.request.urlopen(root + "/_sim/calls", timeout=5) as response:
-                return json.load(response)["calls"]
-
-        def add_faults(self, *faults: dict) -> None:
-            body = json.dumps({"faults": list(faults)}).encode()
-            request = urllib.request.Request(root + "/_sim/faults", data=body, method="POST", headers={"Content-Type": "application/json"})
-            urllib.request.urlopen(request, timeout=5).read()
-
-    return Sim()
+    return sim_server
 
 
 @pytest.fixture
@@ -99,7 +82,9 @@ def celery_worker(transactional_db):
 
     task_postrun.connect(close_connections, weak=False)
     app.control.purge()
-    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
+    with start_worker(
+        app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
+    ):
         yield app
     task_postrun.disconnect(close_connections)
 

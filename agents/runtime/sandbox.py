@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
+
 OUTPUT_LIMIT_BYTES = 64 * 1024
 OUTPUT_HEAD_BYTES = 16 * 1024
 JUNIT_MAX_BYTES = 5_000_000
@@ -93,16 +96,12 @@ def sandbox_isolation() -> str:
     """ "bwrap" or "subprocess"; SANDBOX_BACKEND forces one (bwrap must then work)."""
     forced = os.environ.get("SANDBOX_BACKEND", "").strip().lower()
     if forced and forced not in BACKENDS:
-        raise SandboxError(
-            f"SANDBOX_BACKEND must be 'bwrap' or 'subprocess', not {forced!r}."
-        )
+        raise SandboxError(f"SANDBOX_BACKEND must be 'bwrap' or 'subprocess', not {forced!r}.")
     if forced == "subprocess":
         return "subprocess"
     usable, reason = _probe_bwrap()
     if forced == "bwrap" and not usable:
-        raise SandboxError(
-            f"SANDBOX_BACKEND=bwrap, but bubblewrap is not usable here: {reason}"
-        )
+        raise SandboxError(f"SANDBOX_BACKEND=bwrap, but bubblewrap is not usable here: {reason}")
     return "bwrap" if usable else "subprocess"
 
 
@@ -115,9 +114,7 @@ def _probe_bwrap() -> tuple[bool, str]:
     with tempfile.TemporaryDirectory() as tmp:
         argv = _bwrap_argv(bwrap, Path(tmp), _clean_env(None)) + ["true"]
         try:
-            proc = subprocess.run(
-                argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False, env={}
-            )
+            proc = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False, env={})
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"trial run failed: {exc}"
     if proc.returncode != 0:
@@ -149,9 +146,7 @@ def _run(
         raise SandboxError("Nothing to run: argv is empty.")
     clean = _clean_env(env)
     if isolation == "bwrap":
-        full = _bwrap_argv(shutil.which("bwrap") or "bwrap", workdir, clean) + list(
-            argv
-        )
+        full = _bwrap_argv(shutil.which("bwrap") or "bwrap", workdir, clean) + list(argv)
     else:
         full = list(argv)
     return _execute(full, workdir, clean, limits, isolation)
@@ -160,9 +155,7 @@ def _run(
 def _checked_workdir(workdir: Path) -> Path:
     real = Path(workdir).resolve()
     if not real.is_dir():
-        raise SandboxError(
-            f"Sandbox workdir does not exist or is not a directory: {workdir}"
-        )
+        raise SandboxError(f"Sandbox workdir does not exist or is not a directory: {workdir}")
     return real
 
 
@@ -170,7 +163,7 @@ def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     """The only environment the child sees: nothing inherited from the host."""
     env = {
         "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin",
-        "HOME": "/tmp",
+        "HOME": "/tmp",  # noqa: S108 - the sandbox's own private tmpfs
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
@@ -209,7 +202,7 @@ def _bwrap_argv(bwrap: str, workdir: Path, env: Mapping[str, str]) -> list[str]:
     if git_dir.is_dir() and not git_dir.is_symlink():
         # Sandboxed code must not plant hooks/config that host-side git would run.
         args += ["--ro-bind", str(git_dir), f"{SANDBOX_WORKDIR}/.git"]
-    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]  # noqa: S108 - private tmpfs
     args += ["--remount-ro", "/", "--chdir", SANDBOX_WORKDIR]
     return args
 
@@ -257,18 +250,14 @@ def _execute(
                 preexec_fn=_limiter(limits),  # noqa: PLW1509 - limits must apply pre-exec
             )
         except OSError as exc:
-            return SandboxResult(
-                127, "", f"Could not start {argv[0]!r}: {exc}", 0.0, False, isolation
-            )
+            return SandboxResult(127, "", f"Could not start {argv[0]!r}: {exc}", 0.0, False, isolation)
         timed_out = not _wait_unreaped(proc.pid, limits.timeout_s)
         _kill_group(proc.pid)  # also reaps background children left behind
         returncode = proc.wait()
         duration = time.monotonic() - start
         stdout, stderr = _read_capped(out), _read_capped(err)
     if timed_out:
-        stderr += (
-            f"\n[sandbox: killed after the {limits.timeout_s:g}s wall-clock timeout]\n"
-        )
+        stderr += f"\n[sandbox: killed after the {limits.timeout_s:g}s wall-clock timeout]\n"
     return SandboxResult(returncode, stdout, stderr, duration, timed_out, isolation)
 
 
@@ -325,17 +314,11 @@ def _read_capped(handle: BinaryIO) -> str:
     handle.seek(size - tail_len)
     tail = handle.read(tail_len)
     marker = f"\n[... output truncated: {size - len(head) - len(tail)} of {size} bytes omitted ...]\n"
-    return (
-        head.decode("utf-8", errors="replace")
-        + marker
-        + tail.decode("utf-8", errors="replace")
-    )
+    return head.decode("utf-8", errors="replace") + marker + tail.decode("utf-8", errors="replace")
 
 
 # ----------------------------------------------------------------- pytest
-def run_pytest(
-    workdir: Path, *, limits: SandboxLimits = SandboxLimits()
-) -> PytestResult:
+def run_pytest(workdir: Path, *, limits: SandboxLimits = SandboxLimits()) -> PytestResult:
     """Run the workspace's tests in the sandbox and summarise them from JUnit XML."""
     workdir = _checked_workdir(workdir)
     isolation = sandbox_isolation()
@@ -343,9 +326,7 @@ def run_pytest(
     report_rel = f"{REPORT_DIR}/junit-{uuid.uuid4().hex}.xml"
     _prepare_report_dir(workdir)
     xml_host = workdir / report_rel
-    xml_arg = (
-        f"{SANDBOX_WORKDIR}/{report_rel}" if isolation == "bwrap" else str(xml_host)
-    )
+    xml_arg = f"{SANDBOX_WORKDIR}/{report_rel}" if isolation == "bwrap" else str(xml_host)
     argv = [
         sys.executable,
         "-m",
@@ -396,8 +377,8 @@ def _read_junit(path: Path, workdir: Path) -> tuple[list[TestOutcome] | None, st
             return None, f"the JUnit report is too large ({info.st_size} bytes)"
         data = handle.read(JUNIT_MAX_BYTES + 1)
     try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
+        root = DefusedET.fromstring(data)  # written by untrusted code: no entities, no expansion
+    except (ET.ParseError, DefusedXmlException) as exc:
         return None, f"the JUnit report is not valid XML ({exc})"
     return [_outcome(case, workdir) for case in root.iter("testcase")], ""
 
@@ -405,9 +386,7 @@ def _read_junit(path: Path, workdir: Path) -> tuple[list[TestOutcome] | None, st
 def _outcome(case: ET.Element, workdir: Path) -> TestOutcome:
     kinds = {"failure": "failed", "error": "error", "skipped": "skipped"}
     outcome = next((kinds[c.tag] for c in case if c.tag in kinds), "passed")
-    return TestOutcome(
-        _nodeid(case.get("classname", ""), case.get("name", ""), workdir), outcome
-    )
+    return TestOutcome(_nodeid(case.get("classname", ""), case.get("name", ""), workdir), outcome)
 
 
 def _nodeid(classname: str, name: str, workdir: Path) -> str:
@@ -420,17 +399,13 @@ def _nodeid(classname: str, name: str, workdir: Path) -> str:
     return "::".join([*([classname] if classname else []), name])
 
 
-def _summarise(
-    run: SandboxResult, tests: list[TestOutcome] | None, problem: str
-) -> PytestResult:
+def _summarise(run: SandboxResult, tests: list[TestOutcome] | None, problem: str) -> PytestResult:
     counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
     for test in tests or []:
         counts[test.outcome] += 1
     notes = []
     if run.timed_out:
-        notes.append(
-            f"Tests were stopped: wall-clock timeout after {run.duration_s:.1f}s."
-        )
+        notes.append(f"Tests were stopped: wall-clock timeout after {run.duration_s:.1f}s.")
     if run.returncode == 5:
         notes.append("pytest collected no tests (exit code 5).")
     elif tests is None:
@@ -438,9 +413,7 @@ def _summarise(
         notes.append(f"Could not read test results: {problem}.")
     elif run.returncode != 0 and counts["failed"] + counts["error"] == 0:
         counts["error"] = 1
-        notes.append(
-            f"pytest exited with code {run.returncode} without reporting a failure."
-        )
+        notes.append(f"pytest exited with code {run.returncode} without reporting a failure.")
     header = "".join(f"[sandbox] {note}\n" for note in notes)
     return PytestResult(
         passed=counts["passed"],

@@ -108,4 +108,7 @@ class StepTools:
         return f"Committed {sha[:12]}."
 
     def function_tools(self) -> list[FunctionTool]:
-        return [FunctionTool(getattr(self, name), description=getattr(self, name).__doc__, name=name) for name in self.allowed]
+        return [
+            FunctionTool(getattr(self, name), description=getattr(self, name).__doc__, name=name)
+            for name in self.allowed
+        ]

@@ -24,9 +24,7 @@ DEFAULT_MESSAGE = "Update workspace"
 GIT_USER_NAME = "Mission Orchestrator"
 GIT_USER_EMAIL = "agents@mission-orchestrator.local"
 EXCLUDE_PATTERNS = (".mo/", "__pycache__/", ".pytest_cache/")
-SKIP_DIRS = frozenset(
-    {".git", ".mo", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-)
+SKIP_DIRS = frozenset({".git", ".mo", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 # Command-line config wins over repository config, so these neutralise
 # anything a sandboxed program may have planted in .git/config or hooks.
@@ -78,9 +76,7 @@ class Workspace:
         missing = [p for p in EXCLUDE_PATTERNS if p not in lines]
         if missing:
             prefix = "" if not existing or existing.endswith("\n") else "\n"
-            exclude.write_text(
-                existing + prefix + "\n".join(missing) + "\n", encoding="utf-8"
-            )
+            exclude.write_text(existing + prefix + "\n".join(missing) + "\n", encoding="utf-8")
 
     def _has_head(self) -> bool:
         try:
@@ -96,13 +92,9 @@ class Workspace:
         root_real = self.root.resolve()
         real = root_real.joinpath(*parts).resolve()
         if real != root_real and root_real not in real.parents:
-            raise WorkspaceError(
-                f"Refused path {path!r}: it resolves outside the workspace."
-            )
+            raise WorkspaceError(f"Refused path {path!r}: it resolves outside the workspace.")
         if ".git" in {p.casefold() for p in real.relative_to(root_real).parts}:
-            raise WorkspaceError(
-                f"Refused path {path!r}: the .git directory is off limits."
-            )
+            raise WorkspaceError(f"Refused path {path!r}: the .git directory is off limits.")
         return real
 
     def _resolve_for_write(self, path: str) -> Path:
@@ -112,9 +104,7 @@ class Workspace:
         for part in parts:
             current = current / part
             if current.is_symlink():
-                raise WorkspaceError(
-                    f"Refused to write {path!r}: it goes through a symlink."
-                )
+                raise WorkspaceError(f"Refused to write {path!r}: it goes through a symlink.")
         self.resolve(path)
         return current
 
@@ -130,11 +120,7 @@ class Workspace:
             dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
             rel_dir = Path(dirpath).relative_to(root_real)
             found.extend((rel_dir / name).as_posix() for name in filenames)
-            found.extend(
-                (rel_dir / d).as_posix()
-                for d in dirnames
-                if (Path(dirpath) / d).is_symlink()
-            )
+            found.extend((rel_dir / d).as_posix() for d in dirnames if (Path(dirpath) / d).is_symlink())
         return sorted(found)[:LIST_LIMIT]
 
     def read_file(self, path: str, max_bytes: int = 200_000) -> str:
@@ -146,18 +132,14 @@ class Workspace:
             raise WorkspaceError(f"Not a regular file: {path!r}.")
         size = target.stat().st_size
         if size > max_bytes:
-            raise WorkspaceError(
-                f"File {path!r} is {size} bytes, larger than the {max_bytes}-byte read limit."
-            )
+            raise WorkspaceError(f"File {path!r} is {size} bytes, larger than the {max_bytes}-byte read limit.")
         return target.read_bytes().decode("utf-8", errors="replace")
 
     def write_file(self, path: str, content: str, max_bytes: int = 200_000) -> int:
         """Write UTF-8 text, creating parent folders; returns the byte count."""
         data = content.encode("utf-8")
         if len(data) > max_bytes:
-            raise WorkspaceError(
-                f"Refused to write {path!r}: {len(data)} bytes exceeds the {max_bytes}-byte limit."
-            )
+            raise WorkspaceError(f"Refused to write {path!r}: {len(data)} bytes exceeds the {max_bytes}-byte limit.")
         target = self._resolve_for_write(path)
         if target.is_dir():
             raise WorkspaceError(f"Refused to write {path!r}: it is a directory.")
@@ -215,16 +197,12 @@ class Workspace:
 
     # --------------------------------------------------------------- plumbing
     def _git(self, *args: str, bare_env: bool = False) -> str:
-        return self._git_bytes(*args, bare_env=bare_env).decode(
-            "utf-8", errors="replace"
-        )
+        return self._git_bytes(*args, bare_env=bare_env).decode("utf-8", errors="replace")
 
     def _git_bytes(self, *args: str, bare_env: bool = False) -> bytes:
         """Run git safely; ``bare_env`` skips GIT_DIR so ``git init`` can create it."""
         if not bare_env and not (self.root / ".git").is_dir():
-            raise WorkspaceError(
-                f"Workspace {self.root} is not initialised (call init())."
-            )
+            raise WorkspaceError(f"Workspace {self.root} is not initialised (call init()).")
         argv = ["git"]
         for item in SAFE_GIT_CONFIG:
             argv += ["-c", item]
@@ -239,16 +217,12 @@ class Workspace:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise WorkspaceError(
-                f"git {args[0]} timed out after {GIT_TIMEOUT_S}s."
-            ) from exc
+            raise WorkspaceError(f"git {args[0]} timed out after {GIT_TIMEOUT_S}s.") from exc
         except OSError as exc:
             raise WorkspaceError(f"Could not run git: {exc}.") from exc
         if proc.returncode != 0:
             err = (proc.stderr or proc.stdout).decode("utf-8", errors="replace").strip()
-            raise WorkspaceError(
-                f"git {args[0]} failed: {err or f'exit {proc.returncode}'}"
-            )
+            raise WorkspaceError(f"git {args[0]} failed: {err or f'exit {proc.returncode}'}")
         return proc.stdout
 
 
@@ -259,16 +233,12 @@ def _checked_parts(path: str) -> tuple[str, ...]:
     if "\0" in path:
         raise WorkspaceError("Refused path: it contains a NUL byte.")
     if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
-        raise WorkspaceError(
-            f"Refused path {path!r}: use a path relative to the workspace."
-        )
+        raise WorkspaceError(f"Refused path {path!r}: use a path relative to the workspace.")
     parts = PurePosixPath(path.replace("\\", "/")).parts
     if ".." in parts:
         raise WorkspaceError(f"Refused path {path!r}: '..' is not allowed.")
     if ".git" in {p.casefold() for p in parts}:
-        raise WorkspaceError(
-            f"Refused path {path!r}: the .git directory is off limits."
-        )
+        raise WorkspaceError(f"Refused path {path!r}: the .git directory is off limits.")
     return parts
 
 

@@ -7,7 +7,9 @@ from tests.conftest import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_it_lets_a_pm_file_a_mission_and_watch_it_complete_live(company, pm, celery_worker, live_url, browser, tmp_path):
+def test_it_lets_a_pm_file_a_mission_and_watch_it_complete_live(
+    company, pm, celery_worker, live_url, browser, tmp_path
+):
     """The timeline reaches "completed" on the page the PM is looking at, with no reload."""
     page = browser.new_page()
     page.goto(live_url + "/")

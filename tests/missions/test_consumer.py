@@ -80,7 +80,9 @@ async def test_it_refuses_another_users_mission(pm, other_pm):
 
 async def test_it_refuses_a_foreign_origin(pm):
     mission = await sync_to_async(_mission)(pm)
-    communicator, connected, _ = await _connect(mission, [(b"origin", b"http://evil.example"), await sync_to_async(_cookie_for)(pm)])
+    communicator, connected, _ = await _connect(
+        mission, [(b"origin", b"http://evil.example"), await sync_to_async(_cookie_for)(pm)]
+    )
     assert not connected
 
 
@@ -89,7 +91,14 @@ async def test_it_ignores_malformed_frames_and_stays_up(pm, caplog):
     mission = await sync_to_async(_mission)(pm)
     communicator, connected, _ = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(pm)])
     assert connected
-    for frame in ["not json", '{"type": "resume", "after": -1}', '{"type": "resume", "after": "2"}', "[]", '{"type": "other"}', "x" * 10000]:
+    for frame in [
+        "not json",
+        '{"type": "resume", "after": -1}',
+        '{"type": "resume", "after": "2"}',
+        "[]",
+        '{"type": "other"}',
+        "x" * 10000,
+    ]:
         await communicator.send_to(text_data=frame)
     assert await communicator.receive_nothing(timeout=0.5)
     assert "malformed frame" in caplog.text

@@ -22,10 +22,17 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(compa
     """The mission completes; every model call is in the ledger with the server's own usage; tests really ran."""
     template = MissionTemplate.objects.get(slug="api_endpoint")
     mission = mission_submit(
-        requester=pm, title="", request="", template=template, variables={"resource": "user authentication"}, budget_usd=Decimal("2.00")
+        requester=pm,
+        title="",
+        request="",
+        template=template,
+        variables={"resource": "user authentication"},
+        budget_usd=Decimal("2.00"),
     )
 
-    assert wait_for(lambda: _finished(mission), message="mission to finish") == Mission.Status.COMPLETED, mission.failure_reason
+    assert wait_for(lambda: _finished(mission), message="mission to finish") == Mission.Status.COMPLETED, (
+        mission.failure_reason
+    )
 
     server_calls = sim.calls()
     ledger = list(LLMCall.objects.filter(mission=mission).order_by("id"))
@@ -43,7 +50,9 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(compa
     runs = list(mission.test_runs.all())
     assert runs and all(r.passed > 0 and r.failed == 0 and r.isolation == "bwrap" for r in runs)
 
-    log = subprocess.run(["git", "-C", mission.workspace_path, "log", "--format=%H"], capture_output=True, text=True, check=True)
+    log = subprocess.run(
+        ["git", "-C", mission.workspace_path, "log", "--format=%H"], capture_output=True, text=True, check=True
+    )
     assert {s.commit_sha for s in steps} <= set(log.stdout.split())
 
     statuses = [e.data.get("status") for e in mission.events.filter(kind=Event.Kind.STATUS)]

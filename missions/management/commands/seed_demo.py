@@ -24,7 +24,9 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_PASSWORD", "")
         generated = not password
         with transaction.atomic():
-            groups = {name: Group.objects.get_or_create(name=name)[0] for name in (PRODUCT_MANAGERS_GROUP, REVIEWERS_GROUP)}
+            groups = {
+                name: Group.objects.get_or_create(name=name)[0] for name in (PRODUCT_MANAGERS_GROUP, REVIEWERS_GROUP)
+            }
             created_users = self._users(groups, password)
             profile = seed_model_profile()
             agents = seed_agents(profile)
@@ -44,7 +46,9 @@ class Command(BaseCommand):
                 continue
             secret = password or secrets.token_urlsafe(12)
             if is_admin:
-                user = User.objects.create_superuser(username=username, email=f"{username}@example.com", password=secret)
+                user = User.objects.create_superuser(
+                    username=username, email=f"{username}@example.com", password=secret
+                )
             else:
                 user = User.objects.create_user(username=username, email=f"{username}@example.com", password=secret)
                 user.groups.add(groups[group])

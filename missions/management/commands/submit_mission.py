@@ -37,7 +37,13 @@ def mission_summary(mission: Mission) -> dict:
             for s in mission_steps(mission)
         ],
         "test_runs": [
-            {"step": r.step.key if r.step else None, "passed": r.passed, "failed": r.failed, "errors": r.errors, "isolation": r.isolation}
+            {
+                "step": r.step.key if r.step else None,
+                "passed": r.passed,
+                "failed": r.failed,
+                "errors": r.errors,
+                "isolation": r.isolation,
+            }
             for r in mission.test_runs.select_related("step")
         ],
         "open_gates": [{"kind": g.kind, "question": g.question} for g in mission.gates.filter(status="pending")],
