@@ -127,6 +127,7 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "orchestrator")
 # Longer than the longest step, so a slow step is not delivered twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our log format, with the mission code on every line
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "missions.tasks.record_heartbeat", "schedule": 10.0},
 }

@@ -83,10 +83,25 @@ def test_it_fails_cleanly_on_garbage_from_the_model(company, pm, sim, celery_wor
 
 def test_it_stops_before_the_budget_is_exceeded(company, pm, sim, celery_worker):
     """A budget too small for the next call's upper bound fails the mission without making the call."""
-    mission = mission_submit(requester=pm, title="Tiny budget", request="Anything", budget_usd=Decimal("0.01"))
     company.max_output_tokens = 100_000  # worst case $0.06 per call at the default prices
     company.save()
+    mission = mission_submit(requester=pm, title="Tiny budget", request="Anything", budget_usd=Decimal("0.01"))
     assert wait_for(lambda: _finished(mission), message="mission to fail") == Mission.Status.FAILED
     assert "Budget exhausted" in mission.failure_reason
     assert sim.calls() == []
     assert mission.spent_usd == 0
+
+
+def test_it_fails_with_a_clear_reason_when_the_model_server_is_down(company, pm, sim, celery_worker, settings):
+    """Nothing listening at LLM_BASE_URL: the mission fails saying the model call failed; no spend."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.LLM_BASE_URL = f"http://127.0.0.1:{port}/v1"  # bound then closed: connection refused
+    mission = mission_submit(requester=pm, title="No server", request="Anything", budget_usd=Decimal("1.00"))
+    assert wait_for(lambda: _finished(mission), message="mission to fail") == Mission.Status.FAILED
+    assert "model call failed" in mission.failure_reason.lower()
+    assert "connection" in mission.failure_reason.lower()
+    assert mission.spent_usd == 0 and mission.reserved_usd == 0
