@@ -1,0 +1,85 @@
+"""Benchmark: cost of one live update (record an event, render the fragments a socket sends).
+
+Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/live_updates.py
+Writes bench/results/live_updates.json. Uses a throwaway mission and deletes it afterwards.
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.template.loader import render_to_string  # noqa: E402
+
+from missions import selectors  # noqa: E402
+from missions.consumers import LIVE_PARTIALS  # noqa: E402
+from missions.events import event_record  # noqa: E402
+from missions.models import Event, Mission  # noqa: E402
+
+EVENTS = 300
+
+
+def main() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(username="bench-user")
+    mission = Mission.objects.create(requester=user, title="bench", request="bench", budget_usd=Decimal("1"))
+    try:
+        record_ms, render_ms = [], []
+        for n in range(EVENTS):
+            started = time.perf_counter()
+            event_record(mission=mission, kind=Event.Kind.STATUS, message=f"event {n}")
+            record_ms.append((time.perf_counter() - started) * 1000)
+            if n % 10 == 9:
+                started = time.perf_counter()
+                fresh = Mission.objects.get(pk=mission.pk)
+                context = {
+                    **selectors.mission_detail(fresh),
+                    "new_events": selectors.mission_events(fresh, after=n - 1),
+                }
+                render_to_string("missions/detail.html#event-batch", context)
+                for name in LIVE_PARTIALS:
+                    render_to_string(f"missions/detail.html#{name}", context)
+                render_ms.append((time.perf_counter() - started) * 1000)
+        result = {
+            "benchmark": "live_updates",
+            "database": connection.vendor,
+            "python": platform.python_version(),
+            "events": EVENTS,
+            "event_record_ms": _stats(record_ms),
+            "socket_render_ms_at_up_to_300_events": _stats(render_ms),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    finally:
+        mission.delete()
+    out = ROOT / "bench" / "results" / f"live_updates_{connection.vendor}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def _stats(values: list[float]) -> dict:
+    ordered = sorted(values)
+    return {
+        "median": round(statistics.median(ordered), 3),
+        "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
+if __name__ == "__main__":
+    main()
