@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from agents.models import AgentMessage, AgentSpec, LLMCall, ModelProfile
 
@@ -30,6 +31,7 @@ class ModelProfileAdmin(admin.ModelAdmin):
     ]
     list_filter = ["provider", "is_default", "supports_tools", "supports_json_schema"]
     search_fields = ["name", "model_name", "base_url"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(AgentSpec)

@@ -48,7 +48,7 @@ def mission_submit(
         raise ValueError("Template variables were given without a template.")
     if not title.strip() or not request.strip():
         raise ValueError("A mission needs a title and a request.")
-    if not (Decimal("0.01") <= budget_usd <= MAX_BUDGET_USD):
+    if not budget_usd.is_finite() or not (Decimal("0.01") <= budget_usd <= MAX_BUDGET_USD):
         raise ValueError(f"The budget must be between $0.01 and ${MAX_BUDGET_USD}.")
 
     profile = default_model_profile()

@@ -6,6 +6,7 @@ silently ignored.
 """
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -42,8 +43,14 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
         number = int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}.") from None
-    if minimum is not None and number < minimum or maximum is not None and number > maximum:
-        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {number}.")
+    too_small = minimum is not None and number < minimum
+    too_large = maximum is not None and number > maximum
+    if too_small or too_large:
+        if minimum is not None and maximum is not None:
+            bound = f"between {minimum} and {maximum}"
+        else:
+            bound = f"at least {minimum}" if minimum is not None else f"at most {maximum}"
+        raise ImproperlyConfigured(f"{name} must be {bound}, got {number}.")
     return number
 
 
@@ -59,5 +66,16 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if scheme not in schemes:
         allowed = ", ".join(schemes)
-        raise ImproperlyConfigured(f"{name} must be a URL with one of the schemes {allowed}, got {value!r}.")
+        raise ImproperlyConfigured(
+            f"{name} must be a URL with one of the schemes {allowed}, got {redact_url(value)!r}."
+        )
     return value
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from orchestrator_site.env import env_bool, env_int, env_list, env_str, env_url
+from orchestrator_site.env import env_bool, env_int, env_list, env_str, env_url, redact_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -96,7 +96,9 @@ TEMPLATES = [
 # --- Database: PostgreSQL via DATABASE_URL; SQLite (WAL) on a bare machine.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'orchestrator.sqlite3'}")
 if not DATABASE_URL.startswith(("postgres://", "postgresql://", "sqlite://")):
-    raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// or sqlite:// URL, got {DATABASE_URL!r}.")
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a postgres:// or sqlite:// URL, got {redact_url(DATABASE_URL)!r}."
+    )
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the worker write at the same time: WAL lets readers

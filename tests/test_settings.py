@@ -41,7 +41,17 @@ def test_it_requires_a_string_without_default():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("1", True), ("true", True), ("YES", True), (" on ", True), ("0", False), ("False", False), ("no", False), ("off", False), ("", False)],
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        (" on ", True),
+        ("0", False),
+        ("False", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+    ],
 )
 def test_it_parses_booleans(monkeypatch, value, expected):
     """env_bool accepts 1/0, true/false, yes/no, on/off in any case; empty means false."""
@@ -102,7 +112,9 @@ def test_it_accepts_the_bounds(monkeypatch):
     assert env_int(NAME, 8000, minimum=1, maximum=65535) == 65535
 
 
-@pytest.mark.parametrize(("bounds", "value", "phrase"), [({"minimum": 30}, "10", "at least 30"), ({"maximum": 10}, "11", "at most 10")])
+@pytest.mark.parametrize(
+    ("bounds", "value", "phrase"), [({"minimum": 30}, "10", "at least 30"), ({"maximum": 10}, "11", "at most 10")]
+)
 def test_it_states_a_one_sided_bound_plainly(monkeypatch, bounds, value, phrase):
     """With only a minimum (or only a maximum) the message states that bound, never "None"."""
     monkeypatch.setenv(NAME, value)
@@ -138,7 +150,9 @@ def test_it_defaults_lists():
 # --- env_url --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["redis://127.0.0.1:6379/0", "rediss://cache.example:6380/1", "unix:///run/redis.sock"])
+@pytest.mark.parametrize(
+    "value", ["redis://127.0.0.1:6379/0", "rediss://cache.example:6380/1", "unix:///run/redis.sock"]
+)
 def test_it_accepts_urls_with_allowed_schemes(monkeypatch, value):
     """A URL whose scheme is allowed is returned as is."""
     monkeypatch.setenv(NAME, f" {value} ")
@@ -226,7 +240,10 @@ def test_it_flags_development_settings_in_the_deploy_check():
         ({"ALLOWED_HOSTS": " , "}, "ALLOWED_HOSTS is required when PRODUCTION=1."),
         ({"PRODUCTION": "sure"}, "PRODUCTION must be a boolean"),
         ({"PORT": "eighty"}, "PORT must be a whole number, got 'eighty'."),
-        ({"REDIS_URL": "http://127.0.0.1:6379/0"}, "REDIS_URL must be a URL with one of the schemes redis, rediss, unix"),
+        (
+            {"REDIS_URL": "http://127.0.0.1:6379/0"},
+            "REDIS_URL must be a URL with one of the schemes redis, rediss, unix",
+        ),
         ({"DATABASE_URL": "mysql://db/app"}, "DATABASE_URL must be a postgres:// or sqlite:// URL"),
     ],
 )

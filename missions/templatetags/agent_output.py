@@ -9,6 +9,8 @@ register = template.Library()
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _ALLOWED_TAGS = {
+    "h1",
+    "h2",
     "p",
     "br",
     "strong",

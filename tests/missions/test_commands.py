@@ -107,9 +107,18 @@ def test_it_keeps_existing_passwords(db, monkeypatch):
     [
         (["--requester", "nobody", "--title", "T", "--request", "R"], "No user 'nobody'."),
         (["--requester", "pm", "--template", "nope"], "No template 'nope'. Known: "),
-        (["--requester", "pm", "--template", "api_endpoint", "--var", "resource"], "--var takes NAME=VALUE, got 'resource'."),
-        (["--requester", "pm", "--template", "api_endpoint", "--var", "=users"], "--var takes NAME=VALUE, got '=users'."),
-        (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "lots"], "--budget must be a number, got 'lots'."),
+        (
+            ["--requester", "pm", "--template", "api_endpoint", "--var", "resource"],
+            "--var takes NAME=VALUE, got 'resource'.",
+        ),
+        (
+            ["--requester", "pm", "--template", "api_endpoint", "--var", "=users"],
+            "--var takes NAME=VALUE, got '=users'.",
+        ),
+        (
+            ["--requester", "pm", "--title", "T", "--request", "R", "--budget", "lots"],
+            "--budget must be a number, got 'lots'.",
+        ),
         (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "0"], "The budget must be between"),
         (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "-1"], "The budget must be between"),
         (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "1e9"], "The budget must be between"),
@@ -119,7 +128,10 @@ def test_it_keeps_existing_passwords(db, monkeypatch):
             ["--requester", "pm", "--template", "api_endpoint", "--var", "resource=x", "--var", "colour=red"],
             "Template variables unknown: colour.",
         ),
-        (["--requester", "pm", "--title", "T", "--request", "R", "--var", "a=b"], "Template variables were given without a template."),
+        (
+            ["--requester", "pm", "--title", "T", "--request", "R", "--var", "a=b"],
+            "Template variables were given without a template.",
+        ),
     ],
 )
 def test_it_rejects_bad_arguments(company, pm, args, message):
@@ -155,7 +167,9 @@ def test_it_rejects_an_unknown_priority(company, pm):
 
 def test_it_files_a_mission_and_prints_one_line(company, pm):
     """Without --json it prints code, status and title on one line."""
-    out = _run("submit_mission", "--requester", "pm", "--title", "From the CLI", "--request", "Do it", "--budget", "1.25")
+    out = _run(
+        "submit_mission", "--requester", "pm", "--title", "From the CLI", "--request", "Do it", "--budget", "1.25"
+    )
     mission = Mission.objects.get()
     assert out == f"{mission.code} queued From the CLI\n"
     assert str(mission.budget_usd) == "1.25"

@@ -63,7 +63,12 @@ def test_it_prefers_explicit_text_over_the_template(company, pm):
     """Non-empty title, request and acceptance given explicitly win over the template's."""
     template = MissionTemplate.objects.get(slug="documentation")
     mission = _submit(
-        pm, title="Docs!", request="Write them.", acceptance_criteria="Readable.", template=template, variables={"component": "x"}
+        pm,
+        title="Docs!",
+        request="Write them.",
+        acceptance_criteria="Readable.",
+        template=template,
+        variables={"component": "x"},
     )
     assert (mission.title, mission.request, mission.acceptance_criteria) == ("Docs!", "Write them.", "Readable.")
 

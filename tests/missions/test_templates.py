@@ -38,7 +38,11 @@ def _form_data(**overrides) -> dict:
 def test_it_substitutes_variables(db):
     """Every {{ name }} slot, with or without spaces, takes its value in title, request and acceptance."""
     rendered = _template().render({"who": "Ada", "greeting": "hi", "language": "French"})
-    assert rendered == {"title": "Greet Ada", "request": "Say hi to Ada in French.", "acceptance_criteria": "Ada is greeted."}
+    assert rendered == {
+        "title": "Greet Ada",
+        "request": "Say hi to Ada in French.",
+        "acceptance_criteria": "Ada is greeted.",
+    }
 
 
 def test_it_uses_defaults_and_blanks_optional_variables(db):
@@ -57,7 +61,9 @@ def test_it_strips_values(db):
 
 def test_it_names_missing_variables(db):
     """Every missing required variable is named, in declaration order."""
-    template = _template(variables=[{"name": "a", "label": "A"}, {"name": "b", "label": "B"}, {"name": "c", "label": "C"}])
+    template = _template(
+        variables=[{"name": "a", "label": "A"}, {"name": "b", "label": "B"}, {"name": "c", "label": "C"}]
+    )
     with pytest.raises(ValueError) as caught:
         template.render({"b": "x"})
     assert str(caught.value) == "Template variables missing: a, c."
@@ -172,7 +178,9 @@ def test_it_validates_a_template_form(company):
     """Title and request may be empty with a template; variables are collected without their prefix."""
     template = MissionTemplate.objects.get(slug="api_endpoint")
     form = MissionForm(
-        _form_data(template="api_endpoint", title="", request="", var_resource="users", var_operations="read", var_details=""),
+        _form_data(
+            template="api_endpoint", title="", request="", var_resource="users", var_operations="read", var_details=""
+        ),
         template=template,
     )
     assert form.is_valid(), form.errors
@@ -192,7 +200,9 @@ def test_it_refuses_a_template_other_than_the_one_rendered(company):
 def test_it_puts_template_render_errors_on_the_form(company):
     """A variable left empty is required on its field and named by the template check."""
     template = MissionTemplate.objects.get(slug="bug_fix")
-    form = MissionForm(_form_data(template="bug_fix", var_symptom="crash", var_steps="", var_expected="no crash"), template=template)
+    form = MissionForm(
+        _form_data(template="bug_fix", var_symptom="crash", var_steps="", var_expected="no crash"), template=template
+    )
     assert not form.is_valid()
     assert form.errors["var_steps"] == ["This field is required."]
     assert form.non_field_errors() == ["Template variables missing: steps."]

@@ -76,6 +76,21 @@ def test_it_follows_next_after_login(client, pm):
     assert response["Location"] == NEW_URL
 
 
+def test_it_ignores_an_offsite_next(client, pm):
+    """A ?next= pointing to another site is not followed after login (no open redirect)."""
+    response = client.post("/login/", {"username": "pm", "password": PASSWORD, "next": "https://evil.example/"})
+    assert response.status_code == 302
+    assert response["Location"] == LIST_URL
+
+
+def test_it_sends_logged_in_users_from_the_login_page_to_the_list(client, pm):
+    """Someone already logged in who opens /login/ lands on the mission list."""
+    client.force_login(pm)
+    response = client.get("/login/")
+    assert response.status_code == 302
+    assert response["Location"] == LIST_URL
+
+
 def test_it_refuses_a_wrong_password(client, pm):
     """A wrong password re-renders the form with an error and logs nobody in."""
     response = client.post("/login/", {"username": "pm", "password": "wrong"})
@@ -307,7 +322,9 @@ def test_it_files_a_free_text_mission(client, company, pm, django_capture_on_com
     assert b"Mission filed." in page.content
 
 
-def test_it_starts_the_mission_exactly_once_on_commit(client, company, pm, django_capture_on_commit_callbacks, monkeypatch):
+def test_it_starts_the_mission_exactly_once_on_commit(
+    client, company, pm, django_capture_on_commit_callbacks, monkeypatch
+):
     """Running the on-commit callbacks enqueues advance_mission once, for the new mission."""
     import missions.events
     import missions.tasks
@@ -334,7 +351,15 @@ def test_it_files_a_mission_from_a_template(client, company, pm):
     client.force_login(pm)
     response = client.post(
         NEW_URL,
-        _valid_post(template="api_endpoint", title="", request="", acceptance_criteria="", var_resource="user authentication", var_operations="login and logout", var_details=""),
+        _valid_post(
+            template="api_endpoint",
+            title="",
+            request="",
+            acceptance_criteria="",
+            var_resource="user authentication",
+            var_operations="login and logout",
+            var_details="",
+        ),
     )
     assert response.status_code == 302
     mission = Mission.objects.get()
@@ -348,7 +373,12 @@ def test_it_files_a_mission_from_a_template(client, company, pm):
 def test_it_keeps_an_explicit_title_over_the_template(client, company, pm):
     """A title typed by the PM wins over the template's."""
     client.force_login(pm)
-    client.post(NEW_URL, _valid_post(template="bug_fix", title="My own title", request="", var_symptom="x", var_steps="y", var_expected="z"))
+    client.post(
+        NEW_URL,
+        _valid_post(
+            template="bug_fix", title="My own title", request="", var_symptom="x", var_steps="y", var_expected="z"
+        ),
+    )
     mission = Mission.objects.get()
     assert mission.title == "My own title"
     assert mission.request == "Fix the bug where x. Steps to reproduce: y. Expected: z."
@@ -384,7 +414,10 @@ def test_it_rejects_invalid_input(client, company, pm, overrides, field, error):
 def test_it_names_a_missing_template_variable(client, company, pm):
     """A required template variable left empty is a 400 with the error on that field; nothing is filed."""
     client.force_login(pm)
-    response = client.post(NEW_URL, _valid_post(template="api_endpoint", title="", request="", var_resource="", var_operations="", var_details=""))
+    response = client.post(
+        NEW_URL,
+        _valid_post(template="api_endpoint", title="", request="", var_resource="", var_operations="", var_details=""),
+    )
     assert response.status_code == 400
     assert response.context["form"].errors["var_resource"] == ["This field is required."]
     assert b'class="field invalid"' in response.content
@@ -576,7 +609,9 @@ def test_it_does_not_cancel_a_finished_mission(client, pm, status):
     response = client.post(reverse("missions:cancel", kwargs={"code": mission.code}), follow=True)
     assert response.status_code == 200
     label = Mission.Status(status).label.lower()
-    assert f'<p class="flash flash-error" role="status">The mission is already {label}.</p>' in response.content.decode()
+    assert (
+        f'<p class="flash flash-error" role="status">The mission is already {label}.</p>' in response.content.decode()
+    )
     mission.refresh_from_db()
     assert mission.status == status
     assert not mission.events.exists()

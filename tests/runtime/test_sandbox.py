@@ -34,9 +34,7 @@ BWRAP_OK, BWRAP_REASON = sandbox._probe_bwrap()
 if os.environ.get("CI") and not BWRAP_OK:
     pytest.fail(f"CI must provide a working bubblewrap: {BWRAP_REASON}", pytrace=False)
 
-needs_bwrap = pytest.mark.skipif(
-    not BWRAP_OK, reason=f"bubblewrap unusable: {BWRAP_REASON}"
-)
+needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bubblewrap unusable: {BWRAP_REASON}")
 
 
 @pytest.fixture(autouse=True)
@@ -78,9 +76,7 @@ def write(workdir: Path, name: str, code: str) -> None:
 
 
 def run_python(workdir: Path, code: str, **kwargs: object) -> sandbox.SandboxResult:
-    return run_sandboxed(
-        [sys.executable, "-c", textwrap.dedent(code)], workdir=workdir, **kwargs
-    )
+    return run_sandboxed([sys.executable, "-c", textwrap.dedent(code)], workdir=workdir, **kwargs)
 
 
 PASSING = """
@@ -201,9 +197,7 @@ def test_network_is_unreachable(bwrap: None, workdir: Path, listener: int) -> No
     assert resolve.returncode != 0 and "resolve failed" in resolve.stderr
 
 
-def test_network_probe_detects_access_without_bwrap(
-    weak: None, workdir: Path, listener: int
-) -> None:
+def test_network_probe_detects_access_without_bwrap(weak: None, workdir: Path, listener: int) -> None:
     result = run_python(workdir, CONNECT.format(port=listener))
     assert result.returncode == 0 and "connected" in result.stdout
     assert result.isolation == "subprocess"
@@ -262,9 +256,7 @@ def test_host_files_and_git_metadata_are_protected(bwrap: None, workdir: Path) -
 
 
 @pytest.mark.parametrize("backend", ["bwrap", "subprocess"])
-def test_host_secret_env_is_absent(
-    backend: str, monkeypatch: pytest.MonkeyPatch, workdir: Path
-) -> None:
+def test_host_secret_env_is_absent(backend: str, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
     if backend == "bwrap" and not BWRAP_OK:
         pytest.skip(f"bubblewrap unusable: {BWRAP_REASON}")
     monkeypatch.setenv("SANDBOX_BACKEND", backend)
@@ -287,9 +279,7 @@ def test_host_secret_env_is_absent(
 
 def test_timeout_kills_the_run(bwrap: None, workdir: Path) -> None:
     started = time.monotonic()
-    result = run_sandboxed(
-        ["sleep", "10"], workdir=workdir, limits=SandboxLimits(timeout_s=1)
-    )
+    result = run_sandboxed(["sleep", "10"], workdir=workdir, limits=SandboxLimits(timeout_s=1))
     elapsed = time.monotonic() - started
     assert result.timed_out is True
     assert elapsed < 5
@@ -297,15 +287,11 @@ def test_timeout_kills_the_run(bwrap: None, workdir: Path) -> None:
     assert "timeout" in result.stderr
 
 
-def test_timeout_kills_background_children_without_bwrap(
-    weak: None, workdir: Path
-) -> None:
+def test_timeout_kills_background_children_without_bwrap(weak: None, workdir: Path) -> None:
     marker = workdir / "late.txt"
     script = f"(sleep 2; echo late > {marker}) & sleep 10"
     started = time.monotonic()
-    result = run_sandboxed(
-        ["sh", "-c", script], workdir=workdir, limits=SandboxLimits(timeout_s=1)
-    )
+    result = run_sandboxed(["sh", "-c", script], workdir=workdir, limits=SandboxLimits(timeout_s=1))
     assert result.timed_out and time.monotonic() - started < 5
     time.sleep(2.5)
     assert not marker.exists()
@@ -356,9 +342,7 @@ def test_planted_report_symlink_is_not_followed(weak: None, workdir: Path) -> No
 
 
 def test_forcing_unusable_bwrap_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        sandbox, "_probe_bwrap", lambda: (False, "no bwrap in this test")
-    )
+    monkeypatch.setattr(sandbox, "_probe_bwrap", lambda: (False, "no bwrap in this test"))
     monkeypatch.setenv("SANDBOX_BACKEND", "bwrap")
     with pytest.raises(SandboxError, match="no bwrap in this test"):
         sandbox_isolation()

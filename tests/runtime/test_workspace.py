@@ -24,9 +24,7 @@ def git(root: Path, *args: str) -> str:
         "HOME": str(root),
         "GIT_CONFIG_NOSYSTEM": "1",
     }
-    return subprocess.run(
-        ["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True
-    ).stdout
+    return subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture
@@ -72,17 +70,13 @@ def test_list_files_is_capped(ws: Workspace) -> None:
     assert len(ws.list_files()) == 500
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "   ", "a\0b", "/etc/passwd", ".git/config", "src/../../x"]
-)
+@pytest.mark.parametrize("bad", ["", "   ", "a\0b", "/etc/passwd", ".git/config", "src/../../x"])
 def test_resolve_refuses_bad_paths(ws: Workspace, bad: str) -> None:
     with pytest.raises(WorkspaceError):
         ws.resolve(bad)
 
 
-def test_relative_escape_is_refused_and_nothing_written(
-    ws: Workspace, tmp_path: Path
-) -> None:
+def test_relative_escape_is_refused_and_nothing_written(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match=r"'\.\.' is not allowed"):
         ws.write_file("../../etc/x", "pwned")
     assert not (ws.root.parent.parent / "etc" / "x").exists()

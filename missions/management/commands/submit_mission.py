@@ -82,6 +82,8 @@ class Command(BaseCommand):
             budget = Decimal(options["budget"])
         except InvalidOperation:
             raise CommandError(f"--budget must be a number, got {options['budget']!r}.") from None
+        if not budget.is_finite():
+            raise CommandError(f"--budget must be a number, got {options['budget']!r}.")
         try:
             mission = mission_submit(
                 requester=requester,

@@ -1,0 +1,123 @@
+"""The admin: every registered model's pages open, and the ledger and logs are read-only."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+
+from agents.models import AgentMessage, AgentSpec, LLMCall
+from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step, TestRun, Vote
+from reviews.models import ApprovalGate, PeerReview
+
+READ_ONLY = [Event, LLMCall, AgentMessage]
+
+
+def _url(model, view: str, *args) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+@pytest.fixture
+def records(company, pm):
+    """One or two rows of every model the admin shows."""
+    template = MissionTemplate.objects.get(slug="api_endpoint")
+    cto = AgentSpec.objects.get(role="cto", is_c_suite=True)
+    developer = AgentSpec.objects.filter(is_c_suite=False).first()
+    rows = {}
+    for n in range(2):
+        mission = Mission.objects.create(
+            requester=pm, title=f"Admin mission {n}", request="R", budget_usd=Decimal("5"), template=template
+        )
+        cycle = DecisionCycle.objects.create(mission=mission, number=1, kind=DecisionCycle.Kind.PLANNING)
+        plan = Plan.objects.create(mission=mission, version=1, summary="S", cycle=cycle)
+        step = Step.objects.create(
+            plan=plan, key="api", title="Build it", role="developer", instructions="I", agent=developer
+        )
+        rows.update(
+            mission=mission,
+            cycle=cycle,
+            plan=plan,
+            step=step,
+            vote=Vote.objects.create(cycle=cycle, agent=cto, stance=Vote.Stance.APPROVE, rationale="Fine"),
+            event=Event.objects.create(mission=mission, seq=1, kind=Event.Kind.SUBMITTED, message="Filed"),
+            test_run=TestRun.objects.create(mission=mission, step=step, passed=3, isolation="bwrap"),
+            gate=ApprovalGate.objects.create(mission=mission, kind=ApprovalGate.Kind.DEPLOY, question="Deploy?"),
+            review=PeerReview.objects.create(
+                mission=mission, step=step, reviewer=cto, verdict=PeerReview.Verdict.APPROVE
+            ),
+            call=LLMCall.objects.create(
+                mission=mission, model_name="sim-1", purpose="plan_draft", finished_at=timezone.now()
+            ),
+            message=AgentMessage.objects.create(mission=mission, source="cto", content="Hello"),
+        )
+    return rows
+
+
+REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=[model._meta.label for model in REGISTERED])
+def test_it_opens_every_changelist(admin_client, records, model):
+    """Each registered model's changelist opens for a superuser and lists its rows."""
+    response = admin_client.get(_url(model, "changelist"))
+    assert response.status_code == 200
+    count = model.objects.count()
+    assert count >= 1, "the fixture should give every model a row"
+    assert response.context["cl"].result_count == count
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=[model._meta.label for model in REGISTERED])
+def test_it_opens_every_change_page(admin_client, records, model):
+    """Each registered model's change (or read-only view) page opens for a superuser."""
+    obj = model.objects.first()
+    response = admin_client.get(_url(model, "change", obj.pk))
+    assert response.status_code == 200
+    assert str(obj) in response.content.decode() or model in READ_ONLY
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=[model._meta.label for model in REGISTERED])
+def test_it_searches_every_changelist(admin_client, records, model):
+    """Searching a changelist works (search_fields are valid lookups)."""
+    response = admin_client.get(_url(model, "changelist"), {"q": "Admin mission 1"})
+    assert response.status_code == 200
+
+
+def test_it_shows_rows_in_the_mission_changelist(admin_client, records):
+    """The mission changelist shows the missions' titles."""
+    body = admin_client.get(_url(Mission, "changelist")).content.decode()
+    assert "Admin mission 0" in body
+    assert "Admin mission 1" in body
+
+
+@pytest.mark.parametrize("model", READ_ONLY, ids=[model._meta.label for model in READ_ONLY])
+def test_it_keeps_the_ledger_and_logs_read_only(admin_client, records, model):
+    """Events, LLM calls and transcript messages cannot be added, changed or deleted, even by a superuser."""
+    changelist = admin_client.get(_url(model, "changelist"))
+    assert changelist.status_code == 200
+    assert changelist.context["has_add_permission"] is False
+    assert _url(model, "add").encode() not in changelist.content
+    assert admin_client.get(_url(model, "add")).status_code == 403
+
+    obj = model.objects.first()
+    before = model.objects.count()
+    assert admin_client.post(_url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403
+    assert model.objects.count() == before
+    view = admin_client.get(_url(model, "change", obj.pk))
+    assert view.status_code == 200
+    assert view.context["has_change_permission"] is False
+
+
+def test_it_lets_admins_add_templates(admin_client, records):
+    """Editable models do offer the add page."""
+    response = admin_client.get(_url(MissionTemplate, "changelist"))
+    assert _url(MissionTemplate, "add").encode() in response.content
+    assert admin_client.get(_url(MissionTemplate, "add")).status_code == 200
+
+
+def test_it_keeps_the_admin_for_staff(client, reviewer):
+    """A non-staff reviewer is sent to the admin login, not shown the admin."""
+    client.force_login(reviewer)
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
