@@ -188,6 +188,8 @@ def _bwrap_argv(bwrap: str, workdir: Path, env: Mapping[str, str]) -> list[str]:
     args.append("--clearenv")
     for key, value in env.items():
         args += ["--setenv", key, value]
+    # The private /tmp comes first: mounts below may live under /tmp (a checkout there) and must stay visible.
+    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]  # noqa: S108 - private tmpfs
     for path in SYSTEM_RO_DIRS:
         args += ["--ro-bind", path, path]
     for path in SYSTEM_LINK_DIRS:
@@ -202,7 +204,6 @@ def _bwrap_argv(bwrap: str, workdir: Path, env: Mapping[str, str]) -> list[str]:
     if git_dir.is_dir() and not git_dir.is_symlink():
         # Sandboxed code must not plant hooks/config that host-side git would run.
         args += ["--ro-bind", str(git_dir), f"{SANDBOX_WORKDIR}/.git"]
-    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]  # noqa: S108 - private tmpfs
     args += ["--remount-ro", "/", "--chdir", SANDBOX_WORKDIR]
     return args
 
