@@ -13,13 +13,18 @@ def mission_header(mission: Mission) -> str:
     return "\n".join(lines)
 
 
-def plan_request_brief(mission: Mission, roles: list[str]) -> str:
-    return (
+def plan_request_brief(mission: Mission, roles: list[str], feedback: list[str] = ()) -> str:
+    text = (
         f"{mission_header(mission)}\n\n"
         "Draft the plan as PlanDraft: a short summary and the steps as a dependency graph "
         "(each step's depends_on lists earlier step keys). Code steps write code with pytest tests. "
         f"Roles available to staff: {', '.join(roles) or 'developer'}."
     )
+    if feedback:
+        text += "\n\nReviewers sent earlier plans back. Address their comments:\n" + "\n".join(
+            f"- {c}" for c in feedback
+        )
+    return text
 
 
 def vote_brief(mission: Mission, draft_json: str) -> str:

@@ -20,7 +20,7 @@ from missions.models import Mission
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 4096
-LIVE_PARTIALS = ("mission-status", "mission-steps", "mission-tests", "mission-votes", "transcript")
+LIVE_PARTIALS = ("mission-status", "mission-gates", "mission-steps", "mission-tests", "mission-votes", "transcript")
 
 
 class MissionConsumer(AsyncWebsocketConsumer):

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from agents.errors import AgentRunError
+from agents.errors import AgentRunError, BudgetExceeded
 from agents.models import AgentMessage, AgentSpec
 from agents.runtime.executor import run_tool_agent
 from agents.runtime.metering import CallContext
@@ -28,8 +28,10 @@ from agents.services import agent_message_record
 from missions import briefs
 from missions.events import event_record
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step, TestRun, Vote
-from missions.services import mission_fail, mission_transition
+from missions.services import mission_fail, mission_pause_for_budget, mission_transition
 from orchestrator_site.logging import mission_logging
+from reviews.models import ApprovalGate
+from reviews.services import gate_open
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +50,15 @@ def mission_advance(*, mission_id: int) -> None:
         try:
             if mission.status == Mission.Status.QUEUED:
                 _plan(mission)
+            elif mission.status == Mission.Status.STAFFING:
+                _staff(mission)
             elif mission.status == Mission.Status.EXECUTING:
                 _schedule(mission)
+            elif mission.status == Mission.Status.DEPLOYING:
+                _deploy(mission)
+        except BudgetExceeded as error:
+            # Only planning gets here (steps handle their own): plan again once the budget is raised.
+            mission_pause_for_budget(mission=mission, reason=str(error), resume_to=Mission.Status.QUEUED)
         except AgentRunError as error:
             mission_fail(mission=mission, reason=str(error))
         except Exception as error:
@@ -76,7 +85,11 @@ def _plan(mission: Mission) -> None:
     )
 
     roles = sorted(set(AgentSpec.objects.filter(is_active=True, is_c_suite=False).values_list("role", flat=True)))
-    draft = _ask(mission, drafter, cycle, "plan_draft", briefs.plan_request_brief(mission, roles), PlanDraft)
+    feedback = list(
+        mission.gates.filter(status=ApprovalGate.Status.REVISION_REQUESTED).values_list("comment", flat=True)
+    )
+    prompt = briefs.plan_request_brief(mission, roles, feedback)
+    draft = _ask(mission, drafter, cycle, "plan_draft", prompt, PlanDraft)
     draft_json = draft.model_dump_json(indent=1)
     _transcript(mission, drafter, cycle, f"Draft plan: {draft.summary}", {"plan": draft.model_dump()})
     event_record(
@@ -94,12 +107,32 @@ def _plan(mission: Mission) -> None:
     else:
         agreed = approvals * 2 > approvals + objections
     tally = f"{approvals} approve, {objections} object, {len(votes) - approvals - objections} abstain"
+    rule = f"Rule: {mission.get_consensus_rule_display()}; {tally}."
+    _cycle_close(cycle, DecisionCycle.Outcome.CONSENSUS if agreed else DecisionCycle.Outcome.DEADLOCK, rule)
+    plan = _plan_store(mission, cycle, draft, adopted=agreed)
     if not agreed:
-        _cycle_close(cycle, DecisionCycle.Outcome.DEADLOCK, f"Rule: {mission.get_consensus_rule_display()}; {tally}.")
-        raise AgentRunError(f"The C-suite did not reach consensus ({tally}).")
-    _cycle_close(cycle, DecisionCycle.Outcome.CONSENSUS, f"Rule: {mission.get_consensus_rule_display()}; {tally}.")
-    plan = _plan_store(mission, cycle, draft)
-    _staff(mission, plan)
+        _await_plan_decision(
+            mission,
+            ApprovalGate.Kind.DEADLOCK,
+            f"The C-suite is deadlocked on plan v{plan.version} ({tally}). "
+            "Adopt it anyway, send it back with comments, or reject the mission.",
+        )
+    elif mission.require_plan_approval:
+        _await_plan_decision(
+            mission,
+            ApprovalGate.Kind.PLAN,
+            f"The C-suite agreed on plan v{plan.version} ({tally}). Approve it before work starts?",
+        )
+    elif mission_transition(mission=mission, to=Mission.Status.STAFFING, expected=Mission.Status.PLANNING):
+        _staff(mission)
+
+
+def _await_plan_decision(mission: Mission, kind: str, question: str) -> None:
+    with transaction.atomic():
+        if mission_transition(
+            mission=mission, to=Mission.Status.AWAITING_PLAN_APPROVAL, expected=Mission.Status.PLANNING
+        ):
+            gate_open(mission=mission, kind=kind, question=question)
 
 
 def _ask(mission: Mission, agent: AgentSpec, cycle: DecisionCycle, purpose: str, prompt: str, output_type):
@@ -150,7 +183,7 @@ def _cycle_close(cycle: DecisionCycle, outcome: str, summary: str) -> None:
         )
 
 
-def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft) -> Plan:
+def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft, *, adopted: bool) -> Plan:
     with transaction.atomic():
         version = (mission.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
         plan = Plan.objects.create(mission=mission, version=version, summary=draft.summary, cycle=cycle)
@@ -172,7 +205,8 @@ def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft) -> Pla
         event_record(
             mission=mission,
             kind=Event.Kind.PLAN,
-            message=f"Plan v{version} adopted: {', '.join(s.key for s in draft.steps)}.",
+            message=f"Plan v{version} {'adopted' if adopted else 'proposed without consensus'}: "
+            f"{', '.join(s.key for s in draft.steps)}.",
             data={"plan": version},
         )
     return plan
@@ -181,9 +215,9 @@ def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft) -> Pla
 # --- Staffing and the workspace ----------------------------------------------------------------------
 
 
-def _staff(mission: Mission, plan: Plan) -> None:
-    if not mission_transition(mission=mission, to=Mission.Status.STAFFING, expected=Mission.Status.PLANNING):
-        return
+def _staff(mission: Mission) -> None:
+    """Give every step of the current plan an agent, prepare the workspace, start executing."""
+    plan = current_plan(mission)
     for step in plan.steps.all():
         agent = agent_for_role(step.role) or agent_for_role("developer")
         if agent is None:
@@ -224,12 +258,24 @@ def _schedule(mission: Mission) -> None:
         return
     if steps and all(s.status == Step.Status.SUCCEEDED for s in steps):
         passed = TestRun.objects.filter(mission=mission).order_by("-id").values_list("passed", flat=True).first()
-        mission_transition(
-            mission=mission,
-            to=Mission.Status.COMPLETED,
-            expected=Mission.Status.EXECUTING,
-            reason=f"All {len(steps)} steps succeeded; last test run: {passed or 0} passed.",
-        )
+        summary = f"All {len(steps)} steps succeeded; last test run: {passed or 0} passed."
+        if mission.require_deploy_approval:
+            with transaction.atomic():
+                if mission_transition(
+                    mission=mission,
+                    to=Mission.Status.AWAITING_DEPLOY_APPROVAL,
+                    expected=Mission.Status.EXECUTING,
+                    reason=summary,
+                ):
+                    gate_open(
+                        mission=mission,
+                        kind=ApprovalGate.Kind.DEPLOY,
+                        question=f"{summary} Deploy commit {_workspace(mission).head()[:10]} to production?",
+                    )
+        elif mission_transition(
+            mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.EXECUTING, reason=summary
+        ):
+            _deploy(mission)
         return
     done = {s.key for s in steps if s.status == Step.Status.SUCCEEDED}
     ready = [s.pk for s in steps if s.status == Step.Status.PENDING and set(s.depends_on) <= done]
@@ -269,6 +315,10 @@ def step_run(*, step_id: int) -> None:
         )
         try:
             outcome, error = _execute(mission, step)
+        except BudgetExceeded as exc:
+            _step_requeue(step)
+            mission_pause_for_budget(mission=mission, reason=str(exc), resume_to=Mission.Status.EXECUTING)
+            return
         except AgentRunError as exc:
             outcome, error = None, str(exc)
         except Exception as exc:
@@ -329,6 +379,52 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
         "files": tools.files_written,
     }
     return output, ""
+
+
+def _step_requeue(step: Step) -> None:
+    """Put a step back to pending (the budget ran out mid-way); it starts afresh when resumed."""
+    Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING).update(
+        status=Step.Status.PENDING, lease_expires_at=None, error=""
+    )
+
+
+# --- Deployment ----------------------------------------------------------------------------------------
+
+
+def _deploy(mission: Mission) -> None:
+    """Push the approved commit to the deploy remote, tag it and store a downloadable archive.
+
+    The conditional UPDATE on ``deploy_started_at`` makes it happen at most
+    once per approval, however often the task is delivered.
+    """
+    if not Mission.objects.filter(
+        pk=mission.pk, status=Mission.Status.DEPLOYING, deploy_started_at__isnull=True
+    ).update(deploy_started_at=_now()):
+        return
+    workspace = _workspace(mission)
+    try:
+        sha = workspace.head()
+        workspace.publish(remote=settings.DEPLOY_REMOTE, sha=sha, branch=mission.deploy_branch, tag=mission.deploy_tag)
+        archive = workspace.archive(sha=sha, dest=settings.ARTIFACTS_DIR / f"{mission.code}.zip")
+    except WorkspaceError as error:
+        mission_fail(mission=mission, reason=f"Deployment failed: {error}")
+        return
+    with transaction.atomic():
+        Mission.objects.filter(pk=mission.pk).update(
+            deployed_sha=sha, deployed_ref=mission.deploy_tag, deployed_at=_now(), artifact_path=str(archive)
+        )
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STATUS,
+            message=f"Deployed {sha[:10]} to production as tag {mission.deploy_tag}; archive ready to download.",
+            data={"sha": sha},
+        )
+        mission_transition(
+            mission=mission,
+            to=Mission.Status.COMPLETED,
+            expected=Mission.Status.DEPLOYING,
+            reason=f"Deployed {sha[:10]}.",
+        )
 
 
 def _step_finish(mission: Mission, step: Step, output: dict | None, error: str) -> None:

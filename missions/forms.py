@@ -26,6 +26,9 @@ class MissionForm(forms.Form):
         label="Budget (USD)", min_value=Decimal("0.01"), max_value=MAX_BUDGET_USD, decimal_places=2, max_digits=10
     )
 
+    require_plan_approval = forms.BooleanField(required=False, initial=False, label="Ask a reviewer to approve the plan")
+    require_deploy_approval = forms.BooleanField(required=False, initial=True, label="Ask a reviewer before deploying")
+
     def __init__(self, *args, template: MissionTemplate | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["budget_usd"].initial = (

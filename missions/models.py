@@ -120,6 +120,11 @@ class Mission(models.Model):
     model_profile = models.ForeignKey("agents.ModelProfile", null=True, blank=True, on_delete=models.SET_NULL)
     uses_simulated_model = models.BooleanField(default=False)
     workspace_path = models.CharField(max_length=500, blank=True)
+    deploy_started_at = models.DateTimeField(null=True, blank=True)
+    deployed_sha = models.CharField(max_length=40, blank=True)
+    deployed_ref = models.CharField(max_length=200, blank=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
     last_event_seq = models.PositiveIntegerField(default=0)
     failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -153,6 +158,14 @@ class Mission(models.Model):
         if not self.budget_usd:
             return 100
         return min(100, int((self.spent_usd + self.reserved_usd) * 100 / self.budget_usd))
+
+    @property
+    def deploy_tag(self) -> str:
+        return f"mission-{self.code}"
+
+    @property
+    def deploy_branch(self) -> str:
+        return f"missions/{self.code}"
 
     @property
     def group_name(self) -> str:

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from agents.selectors import default_model_profile
@@ -98,7 +99,7 @@ def mission_transition(
     values = {"status": to, "updated_at": now, **fields}
     if to in Mission.FINISHED:
         values["finished_at"] = now
-    if to == Mission.Status.FAILED and reason:
+    if to in (Mission.Status.FAILED, Mission.Status.CANCELLED) and reason:
         values["failure_reason"] = reason
     with transaction.atomic():
         rows = Mission.objects.filter(pk=mission.pk)
@@ -132,3 +133,60 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:
         raise MissionError(f"The mission is already {mission.get_status_display().lower()}.")
     if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}."):
         raise MissionError("The mission changed state meanwhile; reload and try again.")
+
+
+def mission_pause_for_budget(*, mission: Mission, reason: str, resume_to: str) -> None:
+    """Stop spending and ask a reviewer for more budget; approval resumes at ``resume_to``."""
+    from reviews.models import ApprovalGate
+    from reviews.services import gate_open
+
+    increase = max(Decimal("1.00"), mission.budget_usd).quantize(Decimal("0.01"))
+    with transaction.atomic():
+        active = tuple(s for s in Mission.Status.values if s not in Mission.FINISHED and s not in Mission.WAITING)
+        if not mission_transition(
+            mission=mission, to=Mission.Status.PAUSED_BUDGET, expected=active, reason=reason, paused_from=resume_to
+        ):
+            return
+        gate_open(
+            mission=mission,
+            kind=ApprovalGate.Kind.BUDGET,
+            question=f"{reason} Approve to raise the budget by ${increase} to ${mission.budget_usd + increase}.",
+            data={"increase_usd": str(increase)},
+        )
+
+
+def mission_apply_gate_decision(*, gate) -> None:
+    """Move the mission on from the gate it was waiting at; runs inside the decision's transaction."""
+    from reviews.models import ApprovalGate
+
+    mission = Mission.objects.get(pk=gate.mission_id)
+    kind, status = gate.kind, gate.status
+    if status == ApprovalGate.Status.REJECTED:
+        why = f" “{gate.comment}”" if gate.comment else ""
+        mission_fail(mission=mission, reason=f"{gate.get_kind_display()} rejected by {gate.decided_by}.{why}")
+        return
+    moved = False
+    if kind == ApprovalGate.Kind.DEPLOY:
+        moved = mission_transition(
+            mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.AWAITING_DEPLOY_APPROVAL
+        )
+    elif kind in (ApprovalGate.Kind.PLAN, ApprovalGate.Kind.DEADLOCK):
+        approved = status == ApprovalGate.Status.APPROVED
+        moved = mission_transition(
+            mission=mission,
+            to=Mission.Status.STAFFING if approved else Mission.Status.QUEUED,
+            expected=Mission.Status.AWAITING_PLAN_APPROVAL,
+        )
+    elif kind == ApprovalGate.Kind.BUDGET:
+        increase = Decimal(gate.data.get("increase_usd", "0"))
+        Mission.objects.filter(pk=mission.pk).update(budget_usd=F("budget_usd") + increase)
+        mission.refresh_from_db()
+        moved = mission_transition(
+            mission=mission,
+            to=mission.paused_from or Mission.Status.QUEUED,
+            expected=Mission.Status.PAUSED_BUDGET,
+            reason=f"Budget raised by ${increase} to ${mission.budget_usd}.",
+            paused_from="",
+        )
+    if moved:
+        transaction.on_commit(lambda: _start(mission.pk))

@@ -8,4 +8,5 @@ urlpatterns = [
     path("new/", views.mission_new, name="new"),
     path("<uuid:code>/", views.mission_detail, name="detail"),
     path("<uuid:code>/cancel/", views.mission_cancel_view, name="cancel"),
+    path("<uuid:code>/artifact/", views.mission_artifact, name="artifact"),
 ]

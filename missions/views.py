@@ -1,7 +1,11 @@
+from pathlib import Path
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -50,6 +54,8 @@ def mission_new(request):
                     variables=data["variables"],
                     priority=data["priority"],
                     budget_usd=data["budget_usd"],
+                    require_plan_approval=data["require_plan_approval"],
+                    require_deploy_approval=data["require_deploy_approval"],
                 )
             except ValueError as error:
                 form.add_error(None, str(error))
@@ -87,3 +93,13 @@ def mission_cancel_view(request, code):
     if request.htmx:  # the button re-rendered live posts through htmx; follow with a full page load
         return HttpResponseClientRedirect(mission.get_absolute_url())
     return redirect(mission)
+
+
+def mission_artifact(request, code):
+    """The archive of what was deployed, for anyone who may see the mission."""
+    mission = selectors.mission_for_user(request.user, code)
+    path = Path(mission.artifact_path) if mission.artifact_path else None
+    if path is None or not path.is_file():
+        raise Http404("This mission has no deployed archive.")
+    filename = f"{slugify(mission.title) or 'mission'}-{mission.code}.zip"
+    return FileResponse(path.open("rb"), as_attachment=True, filename=filename)

@@ -149,6 +149,9 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
 
 # --- Execution.
 WORKSPACES_DIR = DATA_DIR / "workspaces"
+ARTIFACTS_DIR = DATA_DIR / "artifacts"
+# Where approved work is pushed: a git URL, or a local path that becomes a bare repository.
+DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 SANDBOX_TIMEOUT_S = env_int("SANDBOX_TIMEOUT_S", 120, minimum=1)
 STEP_LEASE_S = env_int("STEP_LEASE_S", 900, minimum=30)
 STEP_MAX_TOOL_ITERATIONS = env_int("STEP_MAX_TOOL_ITERATIONS", 12, minimum=1, maximum=100)

@@ -1,13 +1,39 @@
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from missions.selectors import user_is_reviewer
+from missions.selectors import mission_for_user, user_is_reviewer
+from reviews.models import ApprovalGate
 from reviews.selectors import gate_queue_for_user, recent_decisions
+from reviews.services import GateError, gate_decide
+
+DECISION_LABELS = {"approved": "Approve", "rejected": "Reject", "revision_requested": "Request revision"}
 
 
 def gate_queue(request):
     if not user_is_reviewer(request.user):
         raise PermissionDenied("Only reviewers can see the approval queue.")
-    return render(
-        request, "reviews/queue.html", {"gates": gate_queue_for_user(request.user), "decided": recent_decisions()}
-    )
+    context = {"gates": gate_queue_for_user(request.user), "decided": recent_decisions()}
+    return render(request, "reviews/queue.html", context)
+
+
+@require_POST
+def gate_decide_view(request, pk):
+    gate = get_object_or_404(ApprovalGate.objects.select_related("mission"), pk=pk)
+    mission = mission_for_user(request.user, gate.mission.code)  # 404 for a mission the user cannot see
+    decision = request.POST.get("decision", "")
+    try:
+        if decision not in DECISION_LABELS:
+            raise GateError("Choose approve, reject or request revision.")
+        gate_decide(gate=gate, by=request.user, decision=decision, comment=request.POST.get("comment", ""))
+    except GateError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{gate.get_kind_display()}: {DECISION_LABELS[decision].lower()} recorded.")
+    target = request.POST.get("next") == "queue" and "reviews:queue"
+    url = redirect(target) if target else redirect(mission)
+    if request.htmx:  # a form re-rendered live posts through htmx; follow with a full page load
+        return HttpResponseClientRedirect(url.url)
+    return url

@@ -38,6 +38,7 @@ SAFE_GIT_CONFIG = (
 )
 
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,120}$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -194,6 +195,40 @@ class Workspace:
             "--",
         )
         return sorted({name for name in out.split("\0") if name.strip()})
+
+    # ------------------------------------------------------------- delivery
+    def publish(self, *, remote: str, sha: str, branch: str, tag: str) -> None:
+        """Push one commit to ``remote`` as ``branch`` and an annotated ``tag``.
+
+        A local path that does not exist yet becomes a bare repository, so the
+        default "production" remote needs no set-up. Pushing the same commit
+        again is a no-op, which keeps a retried deploy harmless.
+        """
+        sha = _checked_sha(sha)
+        for name in (branch, tag):
+            if not _REF_RE.match(name):
+                raise WorkspaceError(f"Not a safe ref name: {name!r}.")
+        if "://" not in remote and not remote.startswith("git@"):
+            target = Path(remote)
+            if not (target / "HEAD").exists():
+                target.mkdir(parents=True, exist_ok=True)
+                self._git("init", "-q", "--bare", str(target), bare_env=True)
+        self._git("tag", "-f", "-a", "-m", f"Deployed by Mission Orchestrator: {tag}", tag, sha)
+        self._git("push", "--quiet", remote, f"{sha}:refs/heads/{branch}", f"+refs/tags/{tag}:refs/tags/{tag}")
+
+    def archive(self, *, sha: str, dest: Path) -> Path:
+        """Write a zip of the tree at ``sha`` (what was deployed) to ``dest``."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data = self._git_bytes("archive", "--format=zip", _checked_sha(sha))
+        tmp = dest.with_suffix(".partial")
+        tmp.write_bytes(data)
+        tmp.replace(dest)
+        return dest
+
+    def remote_has(self, *, remote: str, ref: str) -> str:
+        """The sha ``ref`` points to on ``remote`` ('' when absent)."""
+        out = self._git("ls-remote", remote, ref)
+        return out.split()[0] if out.strip() else ""
 
     # --------------------------------------------------------------- plumbing
     def _git(self, *args: str, bare_env: bool = False) -> str:

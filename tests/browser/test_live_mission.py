@@ -1,4 +1,6 @@
-"""What a product manager does: log in, file a mission, watch it complete live."""
+"""What people do: a PM files a mission and watches it live; a reviewer approves the deploy; the PM downloads it."""
+
+import zipfile
 
 import pytest
 
@@ -7,17 +9,21 @@ from tests.conftest import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_it_lets_a_pm_file_a_mission_and_watch_it_complete_live(
-    company, pm, celery_worker, live_url, browser, tmp_path
-):
-    """The timeline reaches "completed" on the page the PM is looking at, with no reload."""
-    page = browser.new_page()
+def _log_in(browser, live_url, username):
+    page = browser.new_context().new_page()
     page.goto(live_url + "/")
-    page.fill("#id_username", "pm")
+    page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/missions/")
+    return page
 
+
+def test_it_runs_a_mission_live_through_the_deploy_gate(
+    company, pm, reviewer, celery_worker, live_url, browser, tmp_path
+):
+    """The PM's page updates live to the deploy gate and, after the reviewer approves, to "completed"; no reload."""
+    page = _log_in(browser, live_url, "pm")
     page.click("text=New mission")
     page.select_option("select[name=template]", "api_endpoint")
     page.wait_for_selector("#id_var_resource")  # swapped in by htmx
@@ -29,12 +35,33 @@ def test_it_lets_a_pm_file_a_mission_and_watch_it_complete_live(
 
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
-    page.wait_for_selector("#mission-status-label.status-completed", timeout=90_000)
-    assert navigations == [], "the page reloaded instead of updating live"
-
+    page.wait_for_selector("#mission-status-label.status-awaiting_deploy_approval", timeout=90_000)
     timeline = page.locator("#timeline").inner_text()
-    for text in ("votes approve", "Plan v1 adopted", "Step core succeeded", "Tests for core", "Completed"):
+    for text in (
+        "votes approve",
+        "Plan v1 adopted",
+        "Step core succeeded",
+        "Tests for core",
+        "Deploy approval requested",
+    ):
         assert text in timeline
     assert "passed" in page.locator("#mission-tests").inner_text()
     assert page.locator("#transcript").get_by_text("write_file").count() >= 2
-    page.screenshot(path=str(tmp_path / "mission.png"), full_page=True)
+    assert "Waiting for a reviewer" in page.locator("#mission-gates").inner_text()
+    assert page.locator("#mission-gates button").count() == 0  # the requester cannot decide
+
+    review = _log_in(browser, live_url, "reviewer")
+    review.click("text=Approvals")
+    review.fill("textarea[name=comment]", "Looks good")
+    review.click("button:has-text('Approve')")
+    assert "Deploy approval: approve recorded." in review.locator(".flash").inner_text()
+
+    page.wait_for_selector("#mission-status-label.status-completed", timeout=60_000)
+    assert navigations == [], "the PM's page reloaded instead of updating live"
+    assert "Deployed" in page.locator("#timeline").inner_text()
+    with page.expect_download() as download_info:
+        page.click("#download-artifact")
+    path = tmp_path / "mission.zip"
+    download_info.value.save_as(path)
+    with zipfile.ZipFile(path) as archive:
+        assert "core.py" in archive.namelist()

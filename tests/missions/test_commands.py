@@ -213,6 +213,7 @@ def test_it_waits_for_the_mission_to_complete(company, pm, sim, celery_worker):
     """--wait blocks until the real worker finishes the mission; the JSON shows it completed with passing tests."""
     out = _run(
         "submit_mission",
+        "--no-deploy-approval",
         "--requester",
         "pm",
         "--template",
@@ -233,4 +234,18 @@ def test_it_waits_for_the_mission_to_complete(company, pm, sim, celery_worker):
     assert all(len(step["commit"]) == 40 for step in summary["steps"])
     assert summary["test_runs"] and all(run["passed"] > 0 and run["failed"] == 0 for run in summary["test_runs"])
     assert float(summary["spent_usd"]) > 0
+    assert len(summary["deployed_sha"]) == 40 and summary["artifact"].endswith(".zip")
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_it_waits_until_the_mission_stops_at_a_gate(company, pm, sim, celery_worker):
+    """With deploy approval on (the default), --wait returns at the deploy gate and shows it open."""
+    out = _run(
+        "submit_mission", "--requester", "pm", "--title", "Gate", "--request", "Stop at the gate", "--wait", "--json"
+    )
+    summary = json.loads(out)
+    assert summary["status"] == "awaiting_deploy_approval", summary["failure_reason"]
+    assert [gate["kind"] for gate in summary["open_gates"]] == ["deploy"]
+    assert summary["deployed_sha"] == ""
     assert len(sim.calls()) >= 6

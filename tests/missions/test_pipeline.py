@@ -1,6 +1,7 @@
 """A mission runs end to end on real parts: Celery worker, Redis, simulated model over HTTP, bwrap sandbox, git."""
 
 import subprocess
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -8,6 +9,8 @@ import pytest
 from agents.models import LLMCall
 from missions.models import Event, Mission, MissionTemplate, Step
 from missions.services import mission_submit
+from reviews.models import ApprovalGate
+from reviews.services import GateError, gate_decide
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -18,8 +21,19 @@ def _finished(mission: Mission):
     return mission.status if mission.is_finished else None
 
 
-def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(company, pm, sim, celery_worker):
-    """The mission completes; every model call is in the ledger with the server's own usage; tests really ran."""
+def _status(mission: Mission):
+    mission.refresh_from_db()
+    return mission.status
+
+
+def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(
+    company, pm, reviewer, sim, celery_worker, settings
+):
+    """The mission runs to the deploy gate, a reviewer approves, it deploys and completes.
+
+    Every model call is in the ledger with the server's own usage; tests really ran in bwrap;
+    the approved commit is in the production repository under the mission's tag; the archive holds the code.
+    """
     template = MissionTemplate.objects.get(slug="api_endpoint")
     mission = mission_submit(
         requester=pm,
@@ -29,6 +43,15 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(compa
         variables={"resource": "user authentication"},
         budget_usd=Decimal("2.00"),
     )
+    wait_for(
+        lambda: _status(mission) in (Mission.Status.AWAITING_DEPLOY_APPROVAL, Mission.Status.FAILED),
+        message="deploy gate",
+    )
+    assert mission.status == Mission.Status.AWAITING_DEPLOY_APPROVAL, mission.failure_reason
+    gate = ApprovalGate.objects.get(mission=mission, kind=ApprovalGate.Kind.DEPLOY, status=ApprovalGate.Status.PENDING)
+    with pytest.raises(GateError, match="Only reviewers"):
+        gate_decide(gate=gate, by=pm, decision="approved")
+    gate_decide(gate=gate, by=reviewer, decision="approved", comment="Ship it")
 
     assert wait_for(lambda: _finished(mission), message="mission to finish") == Mission.Status.COMPLETED, (
         mission.failure_reason
@@ -55,8 +78,29 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(compa
     )
     assert {s.commit_sha for s in steps} <= set(log.stdout.split())
 
-    statuses = [e.data.get("status") for e in mission.events.filter(kind=Event.Kind.STATUS)]
-    assert statuses == ["planning", "staffing", "executing", "completed"]
+    statuses = [
+        e.data.get("status") for e in mission.events.filter(kind__in=[Event.Kind.STATUS]) if e.data.get("status")
+    ]
+    assert statuses == ["planning", "staffing", "executing", "awaiting_deploy_approval", "deploying", "completed"]
+
+    head = steps[-1].commit_sha
+    assert mission.deployed_sha == head
+    remote = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            settings.DEPLOY_REMOTE,
+            "rev-parse",
+            f"{mission.deploy_tag}^{{commit}}",
+            mission.deploy_branch,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert remote.stdout.split() == [head, head]
+    with zipfile.ZipFile(mission.artifact_path) as archive:
+        assert {"core.py", "test_core.py", "api.py", "test_api.py"} <= set(archive.namelist())
     seqs = list(mission.events.values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
 
@@ -69,7 +113,13 @@ def test_it_fails_with_a_clear_reason_when_the_model_server_errors(company, pm, 
     assert "model call failed" in broken.failure_reason.lower()
     assert LLMCall.objects.get(mission=broken).status == LLMCall.Status.ERROR
 
-    healthy = mission_submit(requester=pm, title="After the fault", request="Say hello", budget_usd=Decimal("1.00"))
+    healthy = mission_submit(
+        requester=pm,
+        title="After the fault",
+        request="Say hello",
+        budget_usd=Decimal("1.00"),
+        require_deploy_approval=False,
+    )
     assert wait_for(lambda: _finished(healthy), message="second mission") == Mission.Status.COMPLETED
 
 
@@ -81,15 +131,28 @@ def test_it_fails_cleanly_on_garbage_from_the_model(company, pm, sim, celery_wor
     assert mission.failure_reason
 
 
-def test_it_stops_before_the_budget_is_exceeded(company, pm, sim, celery_worker):
-    """A budget too small for the next call's upper bound fails the mission without making the call."""
+def test_it_pauses_on_a_budget_gate_before_overspending_and_resumes_when_raised(
+    company, pm, reviewer, sim, celery_worker
+):
+    """A budget too small for the next call's upper bound pauses the mission on a budget gate without calling
+    the model; when a reviewer approves the increase, the mission resumes and completes."""
     company.max_output_tokens = 100_000  # worst case $0.06 per call at the default prices
     company.save()
-    mission = mission_submit(requester=pm, title="Tiny budget", request="Anything", budget_usd=Decimal("0.01"))
-    assert wait_for(lambda: _finished(mission), message="mission to fail") == Mission.Status.FAILED
-    assert "Budget exhausted" in mission.failure_reason
+    mission = mission_submit(
+        requester=pm, title="Tiny budget", request="Anything", budget_usd=Decimal("0.01"), require_deploy_approval=False
+    )
+    wait_for(lambda: _status(mission) == Mission.Status.PAUSED_BUDGET, message="budget pause")
     assert sim.calls() == []
-    assert mission.spent_usd == 0
+    assert mission.spent_usd == 0 and mission.reserved_usd == 0
+    gate = ApprovalGate.objects.get(mission=mission, kind=ApprovalGate.Kind.BUDGET, status=ApprovalGate.Status.PENDING)
+    assert "Budget exhausted" in gate.question and gate.data["increase_usd"] == "1.00"
+
+    gate_decide(gate=gate, by=reviewer, decision="approved")
+    assert wait_for(lambda: _finished(mission), message="mission to finish") == Mission.Status.COMPLETED, (
+        mission.failure_reason
+    )
+    assert mission.budget_usd == Decimal("1.01")
+    assert Decimal(0) < mission.spent_usd <= mission.budget_usd
 
 
 def test_it_fails_with_a_clear_reason_when_the_model_server_is_down(company, pm, sim, celery_worker, settings):

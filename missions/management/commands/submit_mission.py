@@ -31,6 +31,8 @@ def mission_summary(mission: Mission) -> dict:
         "budget_usd": str(mission.budget_usd),
         "spent_usd": str(mission.spent_usd),
         "simulated_model": mission.uses_simulated_model,
+        "deployed_sha": mission.deployed_sha,
+        "artifact": mission.artifact_path,
         "failure_reason": mission.failure_reason,
         "steps": [
             {"key": s.key, "title": s.title, "status": s.status, "commit": s.commit_sha, "error": s.error}
@@ -62,6 +64,10 @@ class Command(BaseCommand):
         parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
         parser.add_argument("--budget", default=settings.DEFAULT_MISSION_BUDGET_USD)
         parser.add_argument("--priority", default=Mission.Priority.NORMAL, choices=Mission.Priority.values)
+        parser.add_argument("--plan-approval", action="store_true", help="A reviewer approves the plan first.")
+        parser.add_argument(
+            "--no-deploy-approval", action="store_true", help="Deploy without asking a reviewer (default: ask)."
+        )
         parser.add_argument("--wait", action="store_true", help="Block until finished or waiting on a gate.")
         parser.add_argument("--timeout", type=float, default=600, help="Seconds to wait at most (with --wait).")
         parser.add_argument("--json", action="store_true", help="Print the mission as JSON.")
@@ -94,6 +100,8 @@ class Command(BaseCommand):
                 variables=_variables(options["var"]),
                 budget_usd=budget,
                 priority=options["priority"],
+                require_plan_approval=options["plan_approval"],
+                require_deploy_approval=not options["no_deploy_approval"],
             )
         except ValueError as error:
             raise CommandError(str(error)) from None

@@ -1,0 +1,19 @@
+from django import template
+
+from reviews.services import DECISIONS, gate_can_decide
+from reviews.views import DECISION_LABELS
+
+register = template.Library()
+
+
+@register.inclusion_tag("reviews/decision_form.html", takes_context=True)
+def gate_decision_form(context, gate, next_page=""):
+    """The decision buttons for a gate, shown only to a reviewer allowed to decide it."""
+    user = context.get("user")
+    return {
+        "gate": gate,
+        "allowed": user is not None and gate_can_decide(user, gate),
+        "choices": [(d, DECISION_LABELS[d]) for d in DECISIONS[gate.kind]],
+        "next_page": next_page,
+        "csrf_token": context.get("csrf_token"),
+    }
