@@ -1,10 +1,16 @@
 import os
+import re
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 MILLION = Decimal(1_000_000)
+# Only variables that look like model keys: a profile must not be able to send SECRET_KEY or
+# DATABASE_URL to an endpoint its editor controls.
+API_KEY_ENV_PATTERN = r"^(?!(DJANGO_)?SECRET_KEY$)[A-Z][A-Z0-9_]*(_API_KEY|_KEY|_TOKEN)$"
+API_KEY_ENV_MESSAGE = "Name an environment variable ending in _API_KEY, _KEY or _TOKEN (not SECRET_KEY)."
 
 
 class ModelProfile(models.Model):
@@ -15,12 +21,17 @@ class ModelProfile(models.Model):
         AZURE_OPENAI = "azure_openai", "Azure OpenAI"
         SIMULATED = "simulated", "Simulated model server"
 
+    NO_KEY = "not-needed"  # what a keyless local server (Ollama, the simulator) is sent
+
     name = models.SlugField(max_length=60, unique=True)
     provider = models.CharField(max_length=30, choices=Provider.choices, default=Provider.OPENAI_COMPATIBLE)
     base_url = models.URLField(blank=True, help_text="Empty: use the LLM_BASE_URL setting.")
     model_name = models.CharField(max_length=120, blank=True, help_text="Empty: use the LLM_MODEL setting.")
     api_key_env = models.CharField(
-        max_length=60, default="LLM_API_KEY", help_text="Name of the environment variable holding the key."
+        max_length=60,
+        default="LLM_API_KEY",
+        validators=[RegexValidator(API_KEY_ENV_PATTERN, API_KEY_ENV_MESSAGE)],
+        help_text="Name of the environment variable holding the key, e.g. LLM_API_KEY or OPENAI_API_KEY.",
     )
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.15"))
     price_cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.075"))
@@ -45,7 +56,9 @@ class ModelProfile(models.Model):
 
     def api_key(self) -> str:
         """Read the key from the environment at call time; a local server may need none."""
-        return os.environ.get(self.api_key_env, "") or "not-needed"
+        if not re.match(API_KEY_ENV_PATTERN, self.api_key_env):
+            return self.NO_KEY  # a name edited past the validator is never read
+        return os.environ.get(self.api_key_env, "") or self.NO_KEY
 
     @property
     def is_simulated(self) -> bool:

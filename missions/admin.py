@@ -35,6 +35,12 @@ class MissionAdmin(admin.ModelAdmin):
     search_fields = ["title", "request", "code", "requester__username"]
     readonly_fields = [
         "code",
+        "status",
+        "paused_from",
+        "failure_reason",
+        "deployed_sha",
+        "deployed_at",
+        "artifact_path",
         "spent_usd",
         "reserved_usd",
         "last_event_seq",

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 
 from missions import selectors
 from missions.models import Mission
+from orchestrator_site.websocket import user_group
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +37,19 @@ class MissionConsumer(AsyncWebsocketConsumer):
         except Http404:
             await self.close(code=4404)
             return
-        self.group = self.mission.group_name
+        self.groups_joined = [self.mission.group_name, user_group(user.pk)]
         self.sent_seq = None  # unknown until the page says where it is
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def session_ended(self, message):
+        """The user logged out somewhere: this socket must stop showing the mission."""
+        await self.close(code=4401)
 
     async def receive(self, text_data=None, bytes_data=None):
         """The only frame a page sends is a resume; anything else is logged and ignored."""

@@ -11,14 +11,14 @@ from datetime import timedelta
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from agents.errors import AgentRunError, BudgetExceeded
 from agents.models import AgentMessage, AgentSpec
 from agents.runtime.executor import run_tool_agent
 from agents.runtime.metering import CallContext
-from agents.runtime.sandbox import PytestResult, SandboxLimits
+from agents.runtime.sandbox import PytestResult, SandboxError, SandboxLimits, sandbox_isolation
 from agents.runtime.structured import ask_structured
 from agents.runtime.tools import TOOL_NAMES, StepTools, workspace_lock
 from agents.runtime.workspace import Workspace, WorkspaceError
@@ -38,6 +38,20 @@ logger = logging.getLogger(__name__)
 
 def _now():
     return timezone.now()
+
+
+def weak_sandbox_refusal() -> str:
+    """In production, generated code runs only in bwrap unless the operator chose the weaker sandbox explicitly."""
+    try:
+        isolation = sandbox_isolation()
+    except SandboxError as error:
+        return f"The sandbox is not usable: {error}"
+    if isolation != "bwrap" and settings.PRODUCTION and settings.SANDBOX_BACKEND != "subprocess":
+        return (
+            "Refusing to run generated code without bubblewrap in production: install bubblewrap, "
+            "or set SANDBOX_BACKEND=subprocess to accept the weaker sandbox."
+        )
+    return ""
 
 
 def mission_advance(*, mission_id: int) -> None:
@@ -294,9 +308,10 @@ def step_run(*, step_id: int) -> None:
     4. Ask the mission to advance (start the next steps or finish).
     """
     now = _now()
-    claimed = Step.objects.filter(
-        pk=step_id, status=Step.Status.PENDING, plan__mission__status=Mission.Status.EXECUTING
-    ).update(
+    executing = Mission.objects.filter(plans__steps=step_id, status=Mission.Status.EXECUTING).exists()
+    # The claim filters on the step's own columns only: a join would become "id IN (subquery)",
+    # which PostgreSQL does not re-check under concurrency, letting two workers claim one step.
+    claimed = executing and Step.objects.filter(pk=step_id, status=Step.Status.PENDING).update(
         status=Step.Status.RUNNING,
         attempt=F("attempt") + 1,
         started_at=now,
@@ -334,6 +349,9 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
     agent = step.agent
     if agent is None:
         return None, "The step has no agent."
+    refusal = weak_sandbox_refusal()
+    if refusal:
+        return None, refusal
     workspace = _workspace(mission)
     deps = list(step.plan.steps.filter(key__in=step.depends_on))
 
@@ -496,3 +514,47 @@ def _transcript(mission: Mission, agent: AgentSpec, cycle: DecisionCycle, conten
     agent_message_record(
         mission_id=mission.pk, cycle_id=cycle.pk, agent_id=agent.pk, source=agent.title, content=content, data=data
     )
+
+
+# --- Crash recovery --------------------------------------------------------------------------------------
+
+WORKER_DRIVEN = (Mission.Status.QUEUED, Mission.Status.STAFFING, Mission.Status.EXECUTING, Mission.Status.DEPLOYING)
+
+
+def reap_stalled() -> dict[str, int]:
+    """Re-start work whose worker vanished (killed, crashed, or its task was lost).
+
+    1. A running step whose lease expired goes back to pending; its mission is advanced to run it again.
+    2. A mission in a worker-driven status with no event for STALLED_AFTER_S is advanced again
+       (every phase is idempotent, so a mission that was merely slow loses nothing).
+    3. A mission stuck in planning goes back to queued: planning starts over.
+    4. A deploy that started but never finished is cleared so it can run again (pushing the same commit is a no-op).
+    """
+    from missions.tasks import advance_mission
+
+    now = _now()
+    stale = now - timedelta(seconds=settings.STALLED_AFTER_S)
+    expired = list(
+        Step.objects.filter(status=Step.Status.RUNNING, lease_expires_at__lt=now).values_list("pk", "plan__mission")
+    )
+    for step_id, _ in expired:
+        Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, lease_expires_at__lt=now).update(
+            status=Step.Status.PENDING, lease_expires_at=None, error="The worker running this step stopped; retried."
+        )
+    quiet = Mission.objects.annotate(last_event=Max("events__created_at")).filter(last_event__lt=stale)
+    to_advance = {mission_id for _, mission_id in expired}
+    to_advance |= set(quiet.filter(status__in=WORKER_DRIVEN).values_list("pk", flat=True))
+    for mission in quiet.filter(status=Mission.Status.PLANNING):
+        to_advance.add(mission.pk)
+        mission_transition(
+            mission=mission,
+            to=Mission.Status.QUEUED,
+            expected=Mission.Status.PLANNING,
+            reason="Planning stopped without finishing (worker lost); starting it again.",
+        )
+    Mission.objects.filter(
+        status=Mission.Status.DEPLOYING, deploy_started_at__lt=stale, deployed_at__isnull=True
+    ).update(deploy_started_at=None)
+    for mission_id in to_advance:
+        advance_mission.delay(mission_id)
+    return {"steps_requeued": len(expired), "missions_advanced": len(to_advance)}

@@ -26,13 +26,15 @@ class MissionForm(forms.Form):
         label="Budget (USD)", min_value=Decimal("0.01"), max_value=MAX_BUDGET_USD, decimal_places=2, max_digits=10
     )
 
-    require_plan_approval = forms.BooleanField(required=False, initial=False, label="Ask a reviewer to approve the plan")
+    require_plan_approval = forms.BooleanField(
+        required=False, initial=False, label="Ask a reviewer to approve the plan"
+    )
     require_deploy_approval = forms.BooleanField(required=False, initial=True, label="Ask a reviewer before deploying")
 
     def __init__(self, *args, template: MissionTemplate | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["budget_usd"].initial = (
-            template.default_budget_usd if template else Decimal(settings.DEFAULT_MISSION_BUDGET_USD)
+            template.default_budget_usd if template else settings.DEFAULT_MISSION_BUDGET_USD
         )
         self.chosen_template = template
         if template is not None:
@@ -56,7 +58,7 @@ class MissionForm(forms.Form):
         data["variables"] = variables
         if template is None:
             for name in ("title", "request"):
-                if not (data.get(name) or "").strip():
+                if name not in self.errors and not (data.get(name) or "").strip():
                     self.add_error(name, "Required when no template is chosen.")
         else:
             try:

@@ -8,6 +8,7 @@ from agents.models import AgentMessage, LLMCall
 from missions.models import Event, Mission, Step, TestRun, Vote
 
 REVIEWERS_GROUP = "Reviewers"
+TRANSCRIPT_LIMIT = 300
 PRODUCT_MANAGERS_GROUP = "Product managers"
 
 
@@ -58,19 +59,28 @@ def mission_steps(mission: Mission) -> list[Step]:
 
 
 def mission_events(mission: Mission, *, after: int = 0, limit: int = 500) -> list[Event]:
-    return list(mission.events.filter(seq__gt=after).order_by("seq")[:limit])
+    """Events after ``after``; when there are more than ``limit``, the newest ones."""
+    newest = mission.events.filter(seq__gt=after).order_by("-seq")[:limit]
+    return sorted(newest, key=lambda event: event.seq)
 
 
 def mission_detail(mission: Mission) -> dict:
-    """Everything the mission page shows, in a handful of queries."""
+    """Everything the mission page shows, in a handful of queries.
+
+    Events are read before the mission row is refreshed, so the status shown
+    is never older than the newest event on the page.
+    """
+    events = mission_events(mission)
+    mission.refresh_from_db()
     return {
         "mission": mission,
         "steps": mission_steps(mission),
-        "events": mission_events(mission),
+        "events": events,
         "votes": list(Vote.objects.filter(cycle__mission=mission).select_related("agent", "cycle")),
         "cycles": list(mission.cycles.all()),
-        "transcript_messages": list(
-            AgentMessage.objects.filter(mission=mission).select_related("step").order_by("id")[:500]
+        "transcript_messages": sorted(
+            AgentMessage.objects.filter(mission=mission).select_related("step").order_by("-id")[:TRANSCRIPT_LIMIT],
+            key=lambda message: message.pk,
         ),
         "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
         "gates": list(mission.gates.all()),

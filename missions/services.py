@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from agents.selectors import default_model_profile
 from missions.events import event_record
-from missions.models import Event, Mission, MissionTemplate
+from missions.models import Event, Mission, MissionTemplate, Step
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ def mission_submit(
             message=f"{requester} filed the mission with a budget of ${budget_usd}.",
             data={"status": mission.status},
         )
-        transaction.on_commit(lambda: _start(mission.pk))
+        # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
+        transaction.on_commit(lambda: _start(mission.pk), robust=True)
     return mission
 
 
@@ -131,8 +132,11 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:
     """Cancel an unfinished mission; running steps notice at their next model call or tool."""
     if mission.is_finished:
         raise MissionError(f"The mission is already {mission.get_status_display().lower()}.")
-    if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}."):
-        raise MissionError("The mission changed state meanwhile; reload and try again.")
+    with transaction.atomic():
+        if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}."):
+            raise MissionError("The mission changed state meanwhile; reload and try again.")
+        Step.objects.filter(plan__mission=mission, status=Step.Status.PENDING).update(status=Step.Status.CANCELLED)
+        mission.cycles.filter(finished_at__isnull=True).update(finished_at=timezone.now())
 
 
 def mission_pause_for_budget(*, mission: Mission, reason: str, resume_to: str) -> None:
@@ -189,4 +193,4 @@ def mission_apply_gate_decision(*, gate) -> None:
             paused_from="",
         )
     if moved:
-        transaction.on_commit(lambda: _start(mission.pk))
+        transaction.on_commit(lambda: _start(mission.pk), robust=True)

@@ -22,6 +22,11 @@ def run_step(step_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
+def reap_stalled() -> dict[str, int]:
+    return engine.reap_stalled()
+
+
+@shared_task(ignore_result=True)
 def record_heartbeat() -> None:
     """Beat schedules this; the worker running it proves both are alive (read by /healthz)."""
     client = redis.Redis.from_url(settings.REDIS_URL)

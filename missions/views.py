@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -25,8 +26,10 @@ def mission_list(request):
     missions = selectors.mission_list_for_user(request.user, status=status, query=query)
     page = Paginator(missions, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "status": status, "query": query, "statuses": Mission.Status.choices}
-    template = "missions/list.html#results" if request.htmx and not request.htmx.boosted else "missions/list.html"
-    return render(request, template, context)
+    fragment = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
+    response = render(request, "missions/list.html#results" if fragment else "missions/list.html", context)
+    patch_vary_headers(response, ["HX-Request"])  # the same URL serves a page or a fragment
+    return response
 
 
 def _chosen_template(slug: str | None) -> MissionTemplate | None:

@@ -6,6 +6,7 @@ silently ignored.
 """
 
 import os
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -52,6 +53,26 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
             bound = f"at least {minimum}" if minimum is not None else f"at most {maximum}"
         raise ImproperlyConfigured(f"{name} must be {bound}, got {number}.")
     return number
+
+
+def env_decimal(name: str, default: str, *, minimum: str, maximum: str) -> Decimal:
+    value = os.environ.get(name, default)
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}.") from None
+    if not number.is_finite() or not Decimal(minimum) <= number <= Decimal(maximum):
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {value!r}.")
+    return number
+
+
+def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip()
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"{name} must be one of {', '.join(c or '(empty)' for c in choices)}, got {value!r}."
+        )
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

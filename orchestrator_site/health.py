@@ -33,10 +33,20 @@ def _redis_and_worker() -> tuple[dict, dict]:
     return {"ok": True}, {"ok": age <= settings.HEARTBEAT_MAX_AGE_S, "age_s": round(age, 1)}
 
 
+def _sandbox() -> dict:
+    from agents.runtime.sandbox import sandbox_isolation
+    from missions.engine import weak_sandbox_refusal
+
+    refusal = weak_sandbox_refusal()
+    if refusal:
+        return {"ok": False, "error": refusal}
+    return {"ok": True, "isolation": sandbox_isolation()}
+
+
 @login_not_required
 @never_cache
 def healthz(request):
     redis_state, worker_state = _redis_and_worker()
-    checks = {"database": _database(), "redis": redis_state, "worker": worker_state}
+    checks = {"database": _database(), "redis": redis_state, "worker": worker_state, "sandbox": _sandbox()}
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)

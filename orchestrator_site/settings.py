@@ -11,7 +11,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from orchestrator_site.env import env_bool, env_int, env_list, env_str, env_url, redact_url
+from orchestrator_site.env import (
+    env_bool,
+    env_choice,
+    env_decimal,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    redact_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -132,8 +141,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our log format, with the mission code on every line
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "missions.tasks.record_heartbeat", "schedule": 10.0},
+    "reap-stalled-work": {"task": "missions.tasks.reap_stalled", "schedule": 60.0},
 }
-HEARTBEAT_KEY = "mo:worker:heartbeat"
+HEARTBEAT_KEY = f"{CELERY_TASK_DEFAULT_QUEUE}:worker:heartbeat"  # per instance: its own queue's workers
 HEARTBEAT_MAX_AGE_S = 45
 
 # --- Models. With no LLM_BASE_URL, `make run` starts the simulated server and sets it.
@@ -155,7 +165,9 @@ DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 SANDBOX_TIMEOUT_S = env_int("SANDBOX_TIMEOUT_S", 120, minimum=1)
 STEP_LEASE_S = env_int("STEP_LEASE_S", 900, minimum=30)
 STEP_MAX_TOOL_ITERATIONS = env_int("STEP_MAX_TOOL_ITERATIONS", 12, minimum=1, maximum=100)
-DEFAULT_MISSION_BUDGET_USD = env_str("DEFAULT_MISSION_BUDGET_USD", "5.00")
+DEFAULT_MISSION_BUDGET_USD = env_decimal("DEFAULT_MISSION_BUDGET_USD", "5.00", minimum="0.01", maximum="10000")
+SANDBOX_BACKEND = env_choice("SANDBOX_BACKEND", "", choices=("", "bwrap", "subprocess"))
+STALLED_AFTER_S = env_int("STALLED_AFTER_S", 300, minimum=30)
 
 # --- Auth.
 LOGIN_URL = "login"
@@ -176,12 +188,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+# daphne serves /static/ from the app folders (no collectstatic step to forget); a proxy
+# can serve `manage.py collectstatic` output from STATIC_ROOT instead, with SERVE_STATIC=0.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
-if PRODUCTION:
-    STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
-    }
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from hx-headers, not the cookie

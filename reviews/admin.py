@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from agents.admin import ReadOnlyAdmin
 from reviews.models import ApprovalGate, PeerReview
 
 
@@ -11,7 +12,9 @@ class PeerReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApprovalGate)
-class ApprovalGateAdmin(admin.ModelAdmin):
+class ApprovalGateAdmin(ReadOnlyAdmin):
+    """Gates are decided in the approval queue, where the rules and the audit trail apply."""
+
     list_display = ["mission", "kind", "status", "requested_at", "decided_by", "decided_at"]
     list_filter = ["kind", "status"]
     search_fields = ["mission__title", "question", "comment"]

@@ -1,6 +1,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
+from missions.models import Mission
 from reviews.models import ApprovalGate
 
 
@@ -9,6 +10,7 @@ def gate_queue_for_user(user: AbstractBaseUser) -> QuerySet[ApprovalGate]:
     return (
         ApprovalGate.objects.filter(status=ApprovalGate.Status.PENDING)
         .exclude(mission__requester=user)
+        .exclude(mission__status__in=Mission.FINISHED)
         .select_related("mission", "mission__requester")
         .order_by("requested_at")
     )

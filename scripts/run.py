@@ -105,7 +105,20 @@ def main() -> None:
     start("web", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "orchestrator_site.asgi:application"], env=env)
     start(
         "worker",
-        [PY, "-m", "celery", "-A", "orchestrator_site", "worker", "-l", "info", "-c", "2", "-Q", "orchestrator"],
+        [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "orchestrator_site",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "-Q",
+            env.get("CELERY_QUEUE", "orchestrator"),
+        ],
         env=env,
     )
     start(

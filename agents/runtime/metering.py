@@ -24,6 +24,7 @@ from agents.errors import AgentRunError, ModelUnavailable
 from agents.models import ModelProfile
 
 PER_MESSAGE_OVERHEAD = 8
+NO_KEY = ModelProfile.NO_KEY
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,8 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         )
 
     async def _fail(self, call, exc: BaseException, started: float) -> None:
-        await sync_to_async(services.llm_call_fail)(
-            call=call, error=f"{type(exc).__name__}: {exc}", latency_ms=_elapsed_ms(started)
-        )
+        error = _redact(f"{type(exc).__name__}: {exc}", self._profile.api_key())
+        await sync_to_async(services.llm_call_fail)(call=call, error=error, latency_ms=_elapsed_ms(started))
 
     async def create(
         self,
@@ -102,7 +102,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             )
         except BaseException as exc:
             await self._fail(call, exc, started)
-            raise _as_run_error(exc) from exc
+            raise _as_run_error(exc, self._profile.api_key()) from exc
         await self._settle(call, result.usage, started)
         return result
 
@@ -134,7 +134,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
                 yield chunk
         except BaseException as exc:
             await self._fail(call, exc, started)
-            raise _as_run_error(exc) from exc
+            raise _as_run_error(exc, self._profile.api_key()) from exc
 
     async def close(self) -> None:
         await self._inner.close()
@@ -164,9 +164,16 @@ def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _as_run_error(exc: BaseException) -> BaseException:
+def _redact(text: str, secret: str) -> str:
+    """Providers sometimes echo the key they were sent; it must not reach a page or the ledger."""
+    if len(secret) >= 4 and secret != NO_KEY:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _as_run_error(exc: BaseException, secret: str = "") -> BaseException:
     """Turn client errors into one clear message for the mission page; keep our own errors as they are."""
     if isinstance(exc, AgentRunError) or not isinstance(exc, Exception):
         return exc  # our own errors, and cancellation, pass through unchanged
-    text = str(exc).strip() or type(exc).__name__
+    text = _redact(str(exc).strip(), secret) or type(exc).__name__
     return ModelUnavailable(f"The model call failed ({type(exc).__name__}): {text[:500]}")

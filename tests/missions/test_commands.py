@@ -249,3 +249,10 @@ def test_it_waits_until_the_mission_stops_at_a_gate(company, pm, sim, celery_wor
     assert [gate["kind"] for gate in summary["open_gates"]] == ["deploy"]
     assert summary["deployed_sha"] == ""
     assert len(sim.calls()) >= 6
+
+
+def test_it_refuses_requesters_who_may_not_file_missions(company, outsider):
+    """The CLI applies the same rule as the form: only product managers (or staff) file missions."""
+    with pytest.raises(CommandError, match="may not file missions"):
+        _run("submit_mission", "--requester", "outsider", "--title", "T", "--request", "R")
+    assert not Mission.objects.exists()

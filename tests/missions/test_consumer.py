@@ -15,6 +15,7 @@ from orchestrator_site.asgi import application
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 
 
 def _mission(user, title="Live mission") -> Mission:
@@ -39,7 +40,7 @@ async def _connect(mission: Mission, headers: list[tuple[bytes, bytes]]):
 async def test_it_replays_events_after_the_given_seq(pm):
     """A page that has seen seq 1 gets events 2 and 3, rendered, and the live panels."""
     mission = await sync_to_async(_mission)(pm)
-    communicator, connected, _ = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(pm)])
+    communicator, connected, _ = await _connect(mission, [ORIGIN, HOST, await sync_to_async(_cookie_for)(pm)])
     assert connected
     await communicator.send_json_to({"type": "resume", "after": 1})
     html = await communicator.receive_from(timeout=5)
@@ -53,7 +54,7 @@ async def test_it_replays_events_after_the_given_seq(pm):
 async def test_it_pushes_new_events_live(pm):
     """An event recorded after the page resumed arrives over the socket without asking."""
     mission = await sync_to_async(_mission)(pm)
-    communicator, connected, _ = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(pm)])
+    communicator, connected, _ = await _connect(mission, [ORIGIN, HOST, await sync_to_async(_cookie_for)(pm)])
     assert connected
     await communicator.send_json_to({"type": "resume", "after": 3})
     assert await communicator.receive_nothing(timeout=0.5)
@@ -65,7 +66,7 @@ async def test_it_pushes_new_events_live(pm):
 
 async def test_it_refuses_anonymous_sockets(pm):
     mission = await sync_to_async(_mission)(pm)
-    communicator, connected, code = await _connect(mission, [ORIGIN])
+    communicator, connected, code = await _connect(mission, [ORIGIN, HOST])
     assert not connected
     assert code == 4401
 
@@ -73,7 +74,7 @@ async def test_it_refuses_anonymous_sockets(pm):
 async def test_it_refuses_another_users_mission(pm, other_pm):
     """Someone else's mission is refused exactly like a missing one."""
     mission = await sync_to_async(_mission)(pm)
-    communicator, connected, code = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(other_pm)])
+    communicator, connected, code = await _connect(mission, [ORIGIN, HOST, await sync_to_async(_cookie_for)(other_pm)])
     assert not connected
     assert code == 4404
 
@@ -81,7 +82,7 @@ async def test_it_refuses_another_users_mission(pm, other_pm):
 async def test_it_refuses_a_foreign_origin(pm):
     mission = await sync_to_async(_mission)(pm)
     communicator, connected, _ = await _connect(
-        mission, [(b"origin", b"http://evil.example"), await sync_to_async(_cookie_for)(pm)]
+        mission, [(b"origin", b"http://evil.example"), HOST, await sync_to_async(_cookie_for)(pm)]
     )
     assert not connected
 
@@ -89,7 +90,7 @@ async def test_it_refuses_a_foreign_origin(pm):
 async def test_it_ignores_malformed_frames_and_stays_up(pm, caplog):
     """Garbage frames are logged and ignored; the socket still answers a valid resume afterwards."""
     mission = await sync_to_async(_mission)(pm)
-    communicator, connected, _ = await _connect(mission, [ORIGIN, await sync_to_async(_cookie_for)(pm)])
+    communicator, connected, _ = await _connect(mission, [ORIGIN, HOST, await sync_to_async(_cookie_for)(pm)])
     assert connected
     for frame in [
         "not json",
@@ -106,3 +107,32 @@ async def test_it_ignores_malformed_frames_and_stays_up(pm, caplog):
     html = await communicator.receive_from(timeout=5)
     assert 'id="event-3"' in html
     await communicator.disconnect()
+
+
+async def test_it_refuses_the_same_host_on_another_port(pm):
+    """A page served by another program on this host (another port) may not read mission pages."""
+    mission = await sync_to_async(_mission)(pm)
+    cookie = await sync_to_async(_cookie_for)(pm)
+    communicator, connected, _ = await _connect(mission, [(b"origin", b"http://localhost:9999"), HOST, cookie])
+    assert not connected
+    communicator, connected, _ = await _connect(
+        mission, [(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000"), cookie]
+    )
+    assert connected
+    await communicator.disconnect()
+
+
+async def test_it_closes_the_socket_when_the_user_logs_out(pm):
+    """Logging out ends every live page of that user."""
+    mission = await sync_to_async(_mission)(pm)
+    client = Client()
+    await sync_to_async(client.force_login)(pm)
+    cookie = (
+        b"cookie",
+        f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode(),
+    )
+    communicator, connected, _ = await _connect(mission, [ORIGIN, HOST, cookie])
+    assert connected
+    await sync_to_async(client.post)("/logout/")
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4401}

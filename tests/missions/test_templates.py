@@ -210,7 +210,7 @@ def test_it_puts_template_render_errors_on_the_form(company):
 
 def test_it_uses_the_configured_default_budget_without_a_template(company, settings):
     """The budget field starts at DEFAULT_MISSION_BUDGET_USD for free text."""
-    settings.DEFAULT_MISSION_BUDGET_USD = "7.50"
+    settings.DEFAULT_MISSION_BUDGET_USD = Decimal("7.50")
     assert MissionForm().fields["budget_usd"].initial == Decimal("7.50")
 
 

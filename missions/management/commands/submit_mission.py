@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from missions.models import Mission, MissionTemplate
-from missions.selectors import mission_steps
+from missions.selectors import mission_steps, user_can_file_missions
 from missions.services import mission_submit
 
 
@@ -78,6 +78,8 @@ class Command(BaseCommand):
             requester = User.objects.get(username=options["requester"])
         except User.DoesNotExist:
             raise CommandError(f"No user {options['requester']!r}.") from None
+        if not user_can_file_missions(requester):
+            raise CommandError(f"{requester} may not file missions: add them to the Product managers group.")
         template = None
         if options["template"]:
             template = MissionTemplate.objects.filter(slug=options["template"], is_active=True).first()
