@@ -51,3 +51,24 @@ class PlanVote(BaseModel):
     stance: Literal["approve", "object", "abstain"]
     rationale: str = Field(min_length=1, max_length=4000)
     amendments: list[str] = Field(max_length=20)
+
+
+class PlanReview(BaseModel):
+    """The validator agent's verdict on a plan; findings go back to the C-suite."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["approve", "reject"]
+    findings: list[str] = Field(max_length=20)
+
+
+class SpecialistDesign(BaseModel):
+    """A new agent designed by a model. Only these fields are taken; tools are checked against the allow-list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,50}$")
+    title: str = Field(min_length=1, max_length=120)
+    role: str = Field(min_length=1, max_length=60)
+    system_prompt: str = Field(min_length=20, max_length=4000)
+    tools: list[str] = Field(max_length=10)

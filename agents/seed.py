@@ -72,6 +72,20 @@ def seed_agents(profile: ModelProfile) -> int:
         },
     )
     created += was_created
+    _, was_created = AgentSpec.objects.get_or_create(
+        name="agent-manager",
+        defaults={
+            "role": "agent_manager",
+            "title": "Agent Manager",
+            "system_prompt": (
+                "You are the Agent Manager. When a plan needs a role no agent covers, you design a specialist: "
+                "a name, a title, a focused system prompt and the fewest tools it needs from the allow-list."
+            ),
+            "model_profile": profile,
+            "tools": [],
+        },
+    )
+    created += was_created
     for role, title, focus in ROSTER:
         prompt = (
             f"You are the {title} of a software company run by AI agents; your strength is {focus}. "

@@ -1,6 +1,7 @@
 """Compact briefs: each agent gets the mission, its own task and its inputs, never the whole history."""
 
 import json
+import re
 
 from missions.models import Mission, Step
 
@@ -13,35 +14,81 @@ def mission_header(mission: Mission) -> str:
     return "\n".join(lines)
 
 
-def plan_request_brief(mission: Mission, roles: list[str], feedback: list[str] = ()) -> str:
-    text = (
-        f"{mission_header(mission)}\n\n"
-        "Draft the plan as PlanDraft: a short summary and the steps as a dependency graph "
+def plan_request_brief(
+    mission: Mission, roles: list[str], feedback: list[str] = (), amendments: list[str] = (), previous=None
+) -> str:
+    text = mission_header(mission) + "\n"
+    if mission.template:
+        text += f"Template: {mission.template.slug}\n"
+    text += (
+        "\nDraft the plan as PlanDraft: a short summary and the steps as a dependency graph "
         "(each step's depends_on lists earlier step keys). Code steps write code with pytest tests. "
-        f"Roles available to staff: {', '.join(roles) or 'developer'}."
+        "A step may use an earlier step's output in its instructions as ${step_key.summary}, "
+        "${step_key.commit} or ${step_key.files}. "
+        f"Roles available to staff (others get a specialist): {', '.join(roles) or 'developer'}."
     )
     if feedback:
-        text += "\n\nReviewers sent earlier plans back. Address their comments:\n" + "\n".join(
-            f"- {c}" for c in feedback
-        )
+        text += "\n\nEarlier plans were sent back. Address these findings and comments:\n"
+        text += "\n".join(f"- {c}" for c in feedback)
+    if previous is not None:
+        text += f"\n\nYour previous draft (JSON):\n{previous.model_dump_json()}"
+    if amendments:
+        text += "\n\nAmendments to merge:\n" + "\n".join(f"- {a}" for a in amendments)
     return text
 
 
-def vote_brief(mission: Mission, draft_json: str) -> str:
+def vote_brief(mission: Mission, draft_json: str, round_no: int = 1) -> str:
     return (
-        f"{mission_header(mission)}\n\nDraft plan (JSON):\n{draft_json}\n\n"
+        f"{mission_header(mission)}\n\nRound {round_no}. Draft plan (JSON):\n{draft_json}\n\n"
         "Vote as PlanVote from your office's point of view: approve, object or abstain, "
         "with your rationale and any amendments you propose."
     )
 
 
-def step_brief(step: Step, dependencies: list[Step]) -> str:
+def review_brief(mission: Mission, draft_json: str, findings: list[str]) -> str:
+    text = f"{mission_header(mission)}\n\nPlan to validate (JSON):\n{draft_json}\n\n"
+    if findings:
+        text += "Automatic checks already found:\n" + "\n".join(f"- {f}" for f in findings) + "\n\n"
+    return text + (
+        "Answer as PlanReview: approve, or reject with findings (gaps such as untested code, "
+        "missing steps or risks the plan ignores)."
+    )
+
+
+def specialist_brief(mission: Mission, role: str, step: Step, tools: tuple[str, ...]) -> str:
+    return (
+        f"{mission_header(mission)}\n\nRole needed: {role}\n"
+        f"For step: {step.key} — {step.title}: {step.instructions}\n\n"
+        "Design this specialist as SpecialistDesign: a short lowercase name, a title, the role, "
+        f"a system prompt, and the tools it needs, chosen only from: {', '.join(tools)}."
+    )
+
+
+REFERENCE_RE = re.compile(r"\$\{([a-z][a-z0-9_]*)\.([a-z_]+)\}")
+REFERENCE_FIELDS = ("summary", "commit", "files")
+
+
+def resolve_references(text: str, outputs: dict[str, dict]) -> str:
+    """Replace ${step.field} with that upstream step's output (validation made sure it is upstream)."""
+
+    def value(match: re.Match) -> str:
+        output = outputs.get(match.group(1))
+        if output is None or match.group(2) not in REFERENCE_FIELDS:
+            return match.group(0)
+        found = output.get(match.group(2), "")
+        return ", ".join(found) if isinstance(found, list) else str(found)
+
+    return REFERENCE_RE.sub(value, text)
+
+
+def step_brief(step: Step, dependencies: list[Step], previous_error: str = "") -> str:
     mission = step.plan.mission
+    outputs = {dep.key: dep.output for dep in dependencies}
     lines = [
         mission_header(mission),
         f"Step: {step.key} — {step.title}",
         f"Kind: {step.kind}",
-        f"Instructions: {step.instructions}",
+        f"Instructions: {resolve_references(step.instructions, outputs)}",
     ]
     if step.acceptance:
         lines.append("Acceptance checks: " + "; ".join(step.acceptance))
@@ -49,6 +96,8 @@ def step_brief(step: Step, dependencies: list[Step]) -> str:
         lines.append("Outputs of the steps this one depends on:")
         for dep in dependencies:
             lines.append(f"- {dep.key}: {json.dumps(dep.output)[:1500]}")
+    if previous_error:
+        lines.append(f"A previous attempt at this step failed: {previous_error[:1500]}")
     lines.append(
         "Work in the repository with your tools: write the code and its pytest tests, "
         "call run_tests until they pass, then commit. Finish with a short summary of what you did."

@@ -22,6 +22,10 @@ class MissionTemplate(models.Model):
         UNANIMOUS = "unanimous", "Unanimous"
         QUORUM = "quorum", "Quorum (majority of voters)"
 
+    class DeadlockPolicy(models.TextChoices):
+        GATE = "gate", "Ask a human (deadlock gate)"
+        CEO = "ceo", "CEO breaks the tie"
+
     slug = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
@@ -35,6 +39,7 @@ class MissionTemplate(models.Model):
         max_length=20, choices=ConversationMode.choices, default=ConversationMode.ROUND_ROBIN
     )
     consensus_rule = models.CharField(max_length=20, choices=ConsensusRule.choices, default=ConsensusRule.QUORUM)
+    deadlock_policy = models.CharField(max_length=10, choices=DeadlockPolicy.choices, default=DeadlockPolicy.GATE)
     default_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("5.00"))
     is_active = models.BooleanField(default=True)
 
@@ -116,6 +121,9 @@ class Mission(models.Model):
     require_deploy_approval = models.BooleanField(default=True)
     consensus_rule = models.CharField(
         max_length=20, choices=MissionTemplate.ConsensusRule.choices, default=MissionTemplate.ConsensusRule.QUORUM
+    )
+    deadlock_policy = models.CharField(
+        max_length=10, choices=MissionTemplate.DeadlockPolicy.choices, default=MissionTemplate.DeadlockPolicy.GATE
     )
     model_profile = models.ForeignKey("agents.ModelProfile", null=True, blank=True, on_delete=models.SET_NULL)
     uses_simulated_model = models.BooleanField(default=False)
@@ -278,6 +286,7 @@ class Step(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="A failed attempt waits until then (backoff).")
     output = models.JSONField(default=dict, blank=True)
     summary = models.TextField(blank=True)
     commit_sha = models.CharField(max_length=40, blank=True)

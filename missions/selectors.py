@@ -5,7 +5,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from agents.models import AgentMessage, LLMCall
-from missions.models import Event, Mission, Step, TestRun, Vote
+from missions.models import Event, Mission, Plan, Step, TestRun, Vote
 
 REVIEWERS_GROUP = "Reviewers"
 TRANSCRIPT_LIMIT = 300
@@ -49,6 +49,10 @@ def mission_list_for_user(user: AbstractBaseUser, *, status: str = "", query: st
     if query:
         missions = missions.filter(Q(title__icontains=query) | Q(request__icontains=query))
     return missions.order_by("-created_at")
+
+
+def current_plan(mission: Mission) -> Plan | None:
+    return mission.plans.order_by("-version").first()
 
 
 def mission_steps(mission: Mission) -> list[Step]:

@@ -33,6 +33,8 @@ def mission_submit(
     priority: str = Mission.Priority.NORMAL,
     require_plan_approval: bool = False,
     require_deploy_approval: bool = True,
+    consensus_rule: str = "",
+    deadlock_policy: str = "",
 ) -> Mission:
     """File a mission and start it once the transaction commits.
 
@@ -65,7 +67,10 @@ def mission_submit(
             budget_usd=budget_usd,
             require_plan_approval=require_plan_approval,
             require_deploy_approval=require_deploy_approval,
-            consensus_rule=template.consensus_rule if template else MissionTemplate.ConsensusRule.QUORUM,
+            consensus_rule=consensus_rule
+            or (template.consensus_rule if template else MissionTemplate.ConsensusRule.QUORUM),
+            deadlock_policy=deadlock_policy
+            or (template.deadlock_policy if template else MissionTemplate.DeadlockPolicy.GATE),
             model_profile=profile,
             uses_simulated_model=bool(profile and profile.is_simulated),
         )

@@ -6,7 +6,7 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from missions import engine
+from missions import engine, execution
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -18,7 +18,7 @@ def advance_mission(mission_id: int) -> None:
 
 @shared_task(**TASK_OPTIONS)
 def run_step(step_id: int) -> None:
-    engine.step_run(step_id=step_id)
+    execution.step_run(step_id=step_id)
 
 
 @shared_task(ignore_result=True)

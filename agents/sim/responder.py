@@ -4,10 +4,18 @@ Everything here is a pure function of the chat-completions request dict so the
 demo and the tests get the same answer every time. The HTTP layer
 (``server.py``) adds ids, faults and transport; this module only knows roles:
 
-* ``plan_draft`` - structured plan JSON (response_format named ``PlanDraft``)
-* ``plan_vote``  - structured vote JSON (response_format named ``PlanVote``)
-* ``codegen``    - a scripted tool-calling loop when ``write_file`` is offered
-* ``chat``       - a short acknowledgement for anything else
+* ``plan_draft``  - structured plan JSON (response_format named ``PlanDraft``)
+* ``plan_vote``   - structured vote JSON (response_format named ``PlanVote``)
+* ``plan_review`` - structured review JSON (response_format named ``PlanReview``)
+* ``specialist``  - a designed agent (response_format named ``SpecialistDesign``)
+* ``codegen``     - a scripted tool-calling loop when ``write_file`` is offered
+* ``chat``        - a short acknowledgement for anything else
+
+Tests can override the default answer per request with a script rule (kept by
+the server); ``scripted_reply`` turns a rule's ``reply`` into the answer. A
+codegen conversation started with a ``fail_then_fix`` or ``always_fail``
+variant is recognised on later turns by the ``# sim:buggy <variant>`` marker
+in the module the assistant wrote earlier, so the responder stays stateless.
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ CHAT_PREFIX = "Acknowledged: "
 _TOOLING_NAMES = frozenset({"pytest", "_pytest", "conftest", "pluggy"})
 
 _MISSION_RE = re.compile(r"^\s*Mission:\s*(?P<title>.+?)\s*$", re.MULTILINE)
+_TEMPLATE_RE = re.compile(r"^\s*Template:\s*(?P<slug>\S+)\s*$", re.MULTILINE)
+_ROLE_NEEDED_RE = re.compile(r"^\s*Role needed:\s*(?P<role>.+?)\s*$", re.MULTILINE)
+_AMENDMENTS_HEADER = "Amendments to merge:"
 _STEP_RE = re.compile(
     r"^\s*Step:\s*(?P<key>[^\s—–:]+)\s*(?:(?:[—–:]|--?)\s*(?P<title>.*?))?\s*$",
     re.MULTILINE,
@@ -138,8 +149,31 @@ def usage_for(body: Body, reply: Reply) -> dict[str, Any]:
 # --------------------------------------------------------------------------- role detection
 
 
+SCHEMA_ROLES = {
+    "PlanDraft": "plan_draft",
+    "PlanVote": "plan_vote",
+    "PlanReview": "plan_review",
+    "SpecialistDesign": "specialist",
+}
+JSON_ROLES = tuple(SCHEMA_ROLES.values())
+ROLES = (*JSON_ROLES, "codegen", "chat")
+
+
+def _last_named_schema(text: str) -> str | None:
+    """The schema name mentioned last in ``text`` (prompts end with "matching the schema X")."""
+    positions = {name: text.rfind(name) for name in SCHEMA_ROLES}
+    best = max(positions, key=lambda name: positions[name])
+    return best if positions[best] >= 0 else None
+
+
 def _schema_name(body: Body) -> str | None:
-    """Which structured output is requested: json_schema name, or a name mentioned in json_object mode."""
+    """Which structured output is requested: json_schema name, or a name mentioned in json_object mode.
+
+    In json_object mode the last user message decides (it carries the request and, on a
+    repair turn, the schema name again); otherwise the whole conversation. Within a text
+    the name mentioned last wins, so a review brief that quotes a "PlanDraft" but asks for
+    a "PlanReview" is a review.
+    """
     response_format = body.get("response_format")
     if not isinstance(response_format, dict):
         return None
@@ -147,11 +181,18 @@ def _schema_name(body: Body) -> str | None:
     if kind == "json_schema":
         return (response_format.get("json_schema") or {}).get("name")
     if kind == "json_object":
-        everything = "\n".join(message_text(m) for m in _messages(body))
-        for name in ("PlanDraft", "PlanVote"):
-            if name in everything:
-                return name
+        return _last_named_schema(last_user_text(body)) or _last_named_schema(conversation_text(body))
     return None
+
+
+def conversation_text(body: Body) -> str:
+    """Every message's text joined by newlines: what a script rule's ``match`` is searched in."""
+    return "\n".join(message_text(m) for m in _messages(body))
+
+
+def is_conversation_start(body: Body) -> bool:
+    """True before any tool has answered: the request that opens a codegen conversation."""
+    return not any(m.get("role") == "tool" for m in _messages(body))
 
 
 def _offers_tool(body: Body, name: str) -> bool:
@@ -162,40 +203,126 @@ def _offers_tool(body: Body, name: str) -> bool:
 
 
 def detect_role(body: Body) -> str:
-    """plan_draft, plan_vote, codegen or chat - checked in that order."""
+    """A structured-output role (by schema name), then codegen, then chat - checked in that order."""
     schema = _schema_name(body)
-    if schema == "PlanDraft":
-        return "plan_draft"
-    if schema == "PlanVote":
-        return "plan_vote"
+    if schema in SCHEMA_ROLES:
+        return SCHEMA_ROLES[schema]
     if _offers_tool(body, "write_file") and body.get("tool_choice") != "none":
         return "codegen"
     return "chat"
 
 
-def respond(body: Body) -> Reply:
-    """Entry point: the assistant turn for a validated chat-completions body."""
+def respond(body: Body, script: dict[str, Any] | None = None) -> Reply:
+    """Entry point: the assistant turn for a validated chat-completions body.
+
+    ``script`` is the ``reply`` of a script rule the server matched for this request.
+    """
     role = detect_role(body)
+    if script is not None:
+        return scripted_reply(role, body, script)
     return _ROLE_HANDLERS[role](body)
+
+
+# --------------------------------------------------------------------------- scripted replies
+
+CODEGEN_VARIANTS = ("fail_then_fix", "always_fail")
+CONTENT_REPLY_KEYS = ("json", "raw", "text")
+BUGGY_MARKER = "# sim:buggy"
+_VARIANT_RE = re.compile(re.escape(BUGGY_MARKER) + r" (?P<variant>" + "|".join(CODEGEN_VARIANTS) + r")\b")
+
+
+def reply_kind(reply: Any) -> str:
+    """The single key of a script reply (json, raw, text or variant); ValueError if malformed."""
+    if not isinstance(reply, dict) or len(reply) != 1:
+        raise ValueError(f"reply must be an object with exactly one of json, raw, text, variant: {reply!r}")
+    (kind,) = reply
+    if kind == "variant":
+        if reply[kind] not in CODEGEN_VARIANTS:
+            raise ValueError(f"variant must be one of {list(CODEGEN_VARIANTS)}: {reply[kind]!r}")
+    elif kind in ("raw", "text"):
+        if not isinstance(reply[kind], str):
+            raise ValueError(f"reply {kind!r} must be a string")
+    elif kind != "json":
+        raise ValueError(f"reply must be an object with exactly one of json, raw, text, variant: {reply!r}")
+    return kind
+
+
+def scripted_reply(role: str, body: Body, reply: dict[str, Any]) -> Reply:
+    """A script rule's answer: ``json`` is serialised, ``raw``/``text`` sent verbatim, ``variant`` drives codegen."""
+    kind = reply_kind(reply)
+    if kind == "variant":
+        return codegen(body, variant=reply["variant"])
+    if kind == "json":
+        return Reply(role=role, content=json.dumps(reply["json"]))
+    return Reply(role=role, content=reply[kind])
 
 
 # --------------------------------------------------------------------------- plan_draft
 
 
+TEMPLATE_ROLES = {
+    "feature_implementation": "developer",
+    "api_endpoint": "developer",
+    "bug_fix": "developer",
+    "code_review": "developer",
+    "test_suite": "developer",
+    "security_audit": "security",
+    "documentation": "docs",
+    "database_migration": "data",
+}
+MAX_ACCEPTANCE = 20
+MAX_SUMMARY = 4000
+
+
+def template_role(body: Body) -> str:
+    """Role of the main step from a ``Template: <slug>`` line (developer when absent or unknown)."""
+    match = _TEMPLATE_RE.search(last_user_text(body))
+    return TEMPLATE_ROLES.get(match.group("slug").strip().lower(), "developer") if match else "developer"
+
+
+def amendments(body: Body) -> list[str]:
+    """The ``- <text>`` lines right after an ``Amendments to merge:`` line in the last user message."""
+    lines = last_user_text(body).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == _AMENDMENTS_HEADER]
+    if not starts:
+        return []
+    found = []
+    for line in lines[starts[0] + 1 :]:
+        stripped = line.strip()
+        if not stripped.startswith("-"):
+            break
+        text = stripped[1:].strip()
+        if text:
+            found.append(text)
+    return found
+
+
 def plan_draft(body: Body) -> Reply:
-    """A fixed two-step plan (core, then api) naming the mission."""
+    """A two-step plan (core, then api) naming the mission; core's role follows the template.
+
+    Amendments listed in the brief become acceptance checks of ``core`` and are named at
+    the end of the summary, so a revised plan visibly differs from the first draft.
+    """
     title = mission_title(body)
+    merged = amendments(body)
+    core_acceptance = ["tests pass", "functions are pure and documented"]
+    core_acceptance += merged[: MAX_ACCEPTANCE - len(core_acceptance)]
+    summary = f"Deliver {title} in two steps: a tested core module, then an API layer on top of it."
+    if merged:
+        summary += f" Revised for: {'; '.join(merged)}."
+        if len(summary) > MAX_SUMMARY:  # PlanDraft caps the summary; only absurdly long amendments get here
+            summary = summary[: MAX_SUMMARY - 3] + "..."
     plan = {
-        "summary": f"Deliver {title} in two steps: a tested core module, then an API layer on top of it.",
+        "summary": summary,
         "steps": [
             {
                 "key": "core",
                 "title": f"Core logic for {title}",
                 "kind": "codegen",
-                "role": "developer",
+                "role": template_role(body),
                 "instructions": f"Implement the core logic for {title} as small pure functions with pytest tests.",
                 "depends_on": [],
-                "acceptance": ["tests pass", "functions are pure and documented"],
+                "acceptance": core_acceptance,
                 "estimated_tokens": 2000,
             },
             {
@@ -261,6 +388,53 @@ def plan_vote(body: Body) -> Reply:
         rationale = f"The plan for {title} is clear, small and testable; no objections."
     vote = {"stance": "approve", "rationale": rationale, "amendments": []}
     return Reply(role="plan_vote", content=json.dumps(vote))
+
+
+# --------------------------------------------------------------------------- plan_review
+
+
+def plan_review(body: Body) -> Reply:
+    """Approve with no findings."""
+    return Reply(role="plan_review", content=json.dumps({"verdict": "approve", "findings": []}))
+
+
+# --------------------------------------------------------------------------- specialist
+
+SPECIALIST_TOOLS = ("list_files", "read_file", "write_file", "run_tests", "commit")
+FALLBACK_SPECIALIST_ROLE = "specialist"
+
+
+def needed_role(body: Body) -> str:
+    """Role from a ``Role needed: <role>`` line in the last user message, normalised like PlanStepDraft.role."""
+    match = _ROLE_NEEDED_RE.search(last_user_text(body))
+    raw = match.group("role") if match else ""
+    role = re.sub(r"[^a-z0-9_]+", "_", raw.strip().lower().replace(" ", "_")).strip("_")
+    return role or FALLBACK_SPECIALIST_ROLE
+
+
+def specialist(body: Body) -> Reply:
+    """Design an execution agent for the needed role, e.g. ``accessibility-specialist``."""
+    role = needed_role(body)
+    words = role.replace("_", " ")
+    slug = role.replace("_", "-")
+    name = slug if slug.endswith("specialist") else f"{slug}-specialist"
+    title = words.title() if words.endswith("specialist") else f"{words.title()} Specialist"
+    system_prompt = (
+        f"You are the {title} of the mission team, an expert in {words} work. "
+        f"You take the steps that need {words} expertise and carry them out carefully and completely. "
+        "Work only through your tools: use list_files and read_file to understand the repository, "
+        "and write_file to change it. For every change write pytest tests alongside the code, "
+        "call run_tests and fix the code until they pass, then commit with a clear message. "
+        "Finish with a short summary of what you did and anything the team should know."
+    )
+    design = {
+        "name": name,
+        "title": title,
+        "role": role,
+        "system_prompt": system_prompt,
+        "tools": list(SPECIALIST_TOOLS),
+    }
+    return Reply(role="specialist", content=json.dumps(design))
 
 
 # --------------------------------------------------------------------------- codegen
@@ -346,9 +520,16 @@ def _short(text: str, limit: int = 120) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def codegen(body: Body) -> Reply:
-    """Scripted loop: write module, write tests, run_tests, commit, then summarise."""
+def codegen(body: Body, variant: str | None = None) -> Reply:
+    """Scripted loop: write module, write tests, run_tests, commit, then summarise.
+
+    With a variant (given by a script rule on the first turn, or recognised from the
+    ``# sim:buggy`` marker on later turns) the first module has a bug; see ``_codegen_variant``.
+    """
     brief = parse_brief(body)
+    variant = variant or conversation_variant(body)
+    if variant is not None:
+        return _codegen_variant(body, brief, variant)
     done = _done_calls(body)
     names = [name for _, name, _ in done]
     for name, args in _codegen_script(brief):
@@ -364,6 +545,84 @@ def codegen(body: Body) -> Reply:
     return Reply(role="codegen", content=_codegen_summary(body, brief, done))
 
 
+def conversation_variant(body: Body) -> str | None:
+    """The variant named by a ``# sim:buggy <variant>`` marker in an earlier write_file call.
+
+    The raw argument text is searched, so a call whose JSON was cut (bad_tool_args) still counts.
+    """
+    for message in _messages(body):
+        if message.get("role") != "assistant":
+            continue
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            if function.get("name") == "write_file":
+                match = _VARIANT_RE.search(str(function.get("arguments") or ""))
+                if match:
+                    return match.group("variant")
+    return None
+
+
+def tests_failed(output: str) -> bool:
+    """Did a run_tests result report failure? The engine's results start with FAILED or PASSED;
+    raw pytest output counts as failed when its summary has failures or errors."""
+    text = output.lstrip()
+    if text.startswith("FAILED"):
+        return True
+    if text.startswith("PASSED"):
+        return False
+    return bool(re.search(r"\b[1-9]\d* (?:failed|errors?)\b", output))
+
+
+def buggy_source(module_source: str, variant: str) -> str:
+    """The module with a marker comment on top and a wrong ``describe()`` at the end (its test fails)."""
+    marker = f"{BUGGY_MARKER} {variant}: deliberate bug, describe() returns the wrong text\n"
+    bug = (
+        "\n\ndef describe() -> str:\n"
+        '    """Deliberately wrong: the simulated model made a mistake."""\n'
+        '    return "not " + STEP_KEY\n'
+    )
+    return marker + module_source + bug
+
+
+def _codegen_variant(body: Body, brief: Brief, variant: str) -> Reply:
+    """fail_then_fix: buggy module, tests, run (fails), correct module, run, commit, summary.
+    always_fail: buggy module, tests, then run and rewrite the buggy module forever.
+
+    Each turn is derived from the calls already made, like the default loop.
+    """
+    done = _done_calls(body)
+    module_path, test_path = f"{brief.module}.py", f"test_{brief.module}.py"
+    module_source, test_source = generated_sources(brief)
+    buggy = buggy_source(module_source, variant)
+
+    def call(name: str, args: dict[str, Any]) -> Reply:
+        return Reply(role="codegen", tool_calls=(ToolCall(name=name, arguments=json.dumps(args)),))
+
+    writes = [(i, args) for i, (_, name, args) in enumerate(done) if name == "write_file"]
+    module_writes = [(i, str(args.get("content", ""))) for i, args in writes if args.get("path") == module_path]
+    if not module_writes:
+        return call("write_file", {"path": module_path, "content": buggy})
+    if not any(args.get("path") == test_path for _, args in writes):
+        return call("write_file", {"path": test_path, "content": test_source})
+    runs = [(i, call_id) for i, (call_id, name, _) in enumerate(done) if name == "run_tests"]
+    if _offers_tool(body, "run_tests"):
+        if not runs or module_writes[-1][0] > runs[-1][0]:
+            return call("run_tests", {})
+        if tests_failed(_tool_output(body, runs[-1][1])):
+            if variant == "always_fail":
+                return call("write_file", {"path": module_path, "content": buggy})
+            if all(BUGGY_MARKER in content for _, content in module_writes):
+                return call("write_file", {"path": module_path, "content": module_source})
+            # The fix was written and the tests still fail: stop trying, like the default loop would.
+    names = [name for _, name, _ in done]
+    if "commit" not in names and _offers_tool(body, "commit"):
+        return call("commit", {"message": f"{brief.key}: {brief.step_title}"})
+    summary = _codegen_summary(body, brief, done)
+    if variant == "fail_then_fix" and BUGGY_MARKER not in module_writes[-1][1]:
+        summary += f" Fixed a bug in {module_path} after a failing test run."
+    return Reply(role="codegen", content=summary)
+
+
 def _codegen_script(brief: Brief) -> list[tuple[str, dict[str, Any]]]:
     module_source, test_source = generated_sources(brief)
     return [
@@ -375,7 +634,9 @@ def _codegen_script(brief: Brief) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _codegen_summary(body: Body, brief: Brief, done: list[tuple[str, str, dict[str, Any]]]) -> str:
-    paths = [str(args.get("path")) for _, name, args in done if name == "write_file" and args.get("path")]
+    paths = list(
+        dict.fromkeys(str(args.get("path")) for _, name, args in done if name == "write_file" and args.get("path"))
+    )
     runs = [call_id for call_id, name, _ in done if name == "run_tests"]
     outcome = _short(_tool_output(body, runs[-1])) if runs else "not run"
     files = " and ".join(paths) if paths else "no files"
@@ -542,6 +803,8 @@ def chat(body: Body) -> Reply:
 _ROLE_HANDLERS = {
     "plan_draft": plan_draft,
     "plan_vote": plan_vote,
+    "plan_review": plan_review,
+    "specialist": specialist,
     "codegen": codegen,
     "chat": chat,
 }

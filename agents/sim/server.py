@@ -2,14 +2,30 @@
 
 Stdlib only so the demo and the test-suite can start it anywhere. Chat
 completions go through ``responder.respond``; this module adds the transport:
-ids, usage, SSE streaming, a FIFO of injected faults and a call log, both
-reachable over ``/_sim/*`` so tests in another process can drive it.
+ids, usage, SSE streaming, a FIFO of injected faults, per-test script rules
+that override the default answers, and a call log - all reachable over
+``/_sim/*`` so tests in another process can drive it.
+
+Script rules (``POST /_sim/script`` with ``{"rules": [...]}``)::
+
+    {"role": "plan_vote", "match": "Chief Financial Officer", "times": 1,
+     "reply": {"json": {"stance": "object", "rationale": "...", "amendments": []}}}
+
+For each completion the first rule of the detected role whose ``match`` (a
+case-sensitive substring, optional) occurs in the messages' text answers it;
+``times`` counts down and the rule goes at 0. Replies: ``{"json": value}``,
+``{"raw": text}`` / ``{"text": text}`` (verbatim content), and for codegen
+``{"variant": "fail_then_fix" | "always_fail"}``. Codegen rules are only
+considered on a conversation's first request (no tool messages yet); the
+variant then carries through the conversation via a marker in the code.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -66,12 +82,13 @@ def _call_id(n: int, index: int) -> str:
 
 
 class SimState:
-    """Thread-safe counters, fault queue and call log shared by handler threads."""
+    """Thread-safe counters, fault queue, script rules and call log shared by handler threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counter = 0
         self._faults: deque[dict[str, Any]] = deque()
+        self._rules: list[dict[str, Any]] = []
         self._calls: list[dict[str, Any]] = []
 
     def next_n(self) -> int:
@@ -97,6 +114,32 @@ class SimState:
         with self._lock:
             self._faults.clear()
 
+    def add_rules(self, rules: list[dict[str, Any]]) -> None:
+        """Append script rules after validating all of them (none are added if one is bad)."""
+        normalised = [validate_rule(rule) for rule in rules]
+        with self._lock:
+            self._rules.extend(normalised)
+
+    def take_rule(self, role: str, text: str) -> dict[str, Any] | None:
+        """Use up one turn of the first rule for ``role`` whose match occurs in ``text``."""
+        with self._lock:
+            for index, rule in enumerate(self._rules):
+                if rule["role"] == role and (rule["match"] is None or rule["match"] in text):
+                    rule["times"] -= 1
+                    if rule["times"] <= 0:
+                        del self._rules[index]
+                    return copy.deepcopy(rule)
+        return None
+
+    def script_rules(self) -> list[dict[str, Any]]:
+        """The remaining rules, with their remaining ``times``."""
+        with self._lock:
+            return copy.deepcopy(self._rules)
+
+    def clear_script(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
     def record(self, call: dict[str, Any]) -> None:
         with self._lock:
             self._calls.append(call)
@@ -114,6 +157,31 @@ def validate_fault(fault: Any) -> None:
     """Reject unknown fault kinds early so a typo in a test fails loudly."""
     if not isinstance(fault, dict) or str(fault.get("kind")) not in FAULT_KINDS:
         raise BadRequest(f"fault must be an object with kind in {list(FAULT_KINDS)}: {fault!r}")
+
+
+def validate_rule(rule: Any) -> dict[str, Any]:
+    """A normalised copy of a script rule; BadRequest explains what is wrong with a bad one."""
+    if not isinstance(rule, dict):
+        raise BadRequest(f"rule must be an object: {rule!r}")
+    unknown = set(rule) - {"role", "match", "times", "reply"}
+    if unknown:
+        raise BadRequest(f"unknown rule fields {sorted(unknown)}: {rule!r}")
+    role = rule.get("role")
+    if role not in responder.ROLES:
+        raise BadRequest(f"rule role must be one of {list(responder.ROLES)}: {rule!r}")
+    match = rule.get("match")
+    if match is not None and not isinstance(match, str):
+        raise BadRequest(f"rule match must be a string: {rule!r}")
+    times = rule.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise BadRequest(f"rule times must be a positive integer: {rule!r}")
+    try:
+        kind = responder.reply_kind(rule.get("reply"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    if kind == "variant" and role != "codegen":
+        raise BadRequest(f"only codegen rules take a variant: {rule!r}")
+    return {"role": role, "match": match, "times": times, "reply": copy.deepcopy(rule["reply"])}
 
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
@@ -275,6 +343,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send_json(200, {"calls": self.server.state.calls()})
         elif path == "/_sim/faults":
             self._send_json(200, {"faults": self.server.state.pending_faults()})
+        elif path == "/_sim/script":
+            self._send_json(200, {"rules": self.server.state.script_rules()})
         else:
             self._not_found()
 
@@ -285,6 +355,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self._chat_completions(raw)
         elif path == "/_sim/faults":
             self._post_faults(raw)
+        elif path == "/_sim/script":
+            self._post_script(raw)
         else:
             self._not_found()
 
@@ -295,6 +367,9 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send_json(200, {"ok": True})
         elif path == "/_sim/calls":
             self.server.state.clear_calls()
+            self._send_json(200, {"ok": True})
+        elif path == "/_sim/script":
+            self.server.state.clear_script()
             self._send_json(200, {"ok": True})
         else:
             self._not_found()
@@ -310,10 +385,26 @@ class SimHandler(BaseHTTPRequestHandler):
             return
         self._send_json(200, {"ok": True, "queued": len(self.server.state.pending_faults())})
 
+    def _post_script(self, raw: bytes) -> None:
+        try:
+            body = json.loads(raw or b"{}")
+            rules = body.get("rules") if isinstance(body, dict) else None
+            if not isinstance(rules, list):
+                raise BadRequest("body must be {'rules': [...]}")
+            self.server.state.add_rules(rules)
+        except ValueError as exc:
+            self._send_json(400, error_body(str(exc), "invalid_request_error"))
+            return
+        self._send_json(200, {"ok": True, "count": len(self.server.state.script_rules())})
+
     # ------------------------------------------------------------------ chat completions
 
     def _chat_completions(self, raw: bytes) -> None:
-        """Validate, wait the configured latency, then apply at most one fault."""
+        """Validate, wait the configured latency, then apply at most one fault.
+
+        A fault that replaces the answer (429, 500, timeout, malformed) leaves the
+        script rules untouched: the request the rule was meant for never got an answer.
+        """
         state = self.server.state
         n = state.next_n()
         request_id = f"sim-{n}"
@@ -328,18 +419,22 @@ class SimHandler(BaseHTTPRequestHandler):
             )
             return
         self.server.pause(self.server.latency_ms / 1000)
-        reply = responder.respond(body)
+        role = responder.detect_role(body)
         model = str(body.get("model") or MODEL_ID)
         stream = bool(body.get("stream"))
         fault = state.pop_fault()
         kind = str(fault["kind"]) if fault else None
         if kind in ("429", "500", "timeout", "malformed"):
-            self._apply_fault(fault, n, model, reply.role, stream)
+            self._apply_fault(fault, n, model, role, stream)
             return
+        rule = None
+        if role != "codegen" or responder.is_conversation_start(body):
+            rule = state.take_rule(role, responder.conversation_text(body))
+        reply = responder.respond(body, rule["reply"] if rule else None)
         if kind == "bad_tool_args":
             reply = break_tool_args(reply)
         completion = Completion(n, model, int(time.time()), reply, responder.usage_for(body, reply))
-        self._log(n, model, reply.role, 200, stream, completion.usage, kind)
+        self._log(n, model, reply.role, 200, stream, completion.usage, kind, scripted=rule is not None)
         if stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             self._send_stream(completion, include_usage)
@@ -402,6 +497,7 @@ class SimHandler(BaseHTTPRequestHandler):
         stream: bool,
         usage: dict[str, Any] | None,
         fault: str | None,
+        scripted: bool = False,
     ) -> None:
         """Record before responding so a client that saw the answer also sees the entry."""
         entry = {
@@ -411,7 +507,7 @@ class SimHandler(BaseHTTPRequestHandler):
             "role": role,
             "status": status,
         }
-        self.server.state.record({**entry, "stream": stream, "usage": usage, "fault": fault})
+        self.server.state.record({**entry, "stream": stream, "usage": usage, "fault": fault, "scripted": False})
 
 
 class _SimHTTPServer(ThreadingHTTPServer):
@@ -430,6 +526,12 @@ class _SimHTTPServer(ThreadingHTTPServer):
         """Sleep that returns early when the server stops."""
         if seconds > 0:
             self.stopping.wait(seconds)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up (e.g. after its own timeout) is normal; report anything else."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class SimServer:
@@ -487,7 +589,7 @@ class SimServer:
 
     @property
     def state(self) -> SimState:
-        """Direct access to faults and calls for in-process tests."""
+        """Direct access to faults, script rules and calls for in-process tests."""
         if self._httpd is None:
             raise RuntimeError("SimServer is not started")
         return self._httpd.state
@@ -499,3 +601,7 @@ class SimServer:
     def calls(self) -> list[dict[str, Any]]:
         """Call log, same as ``GET /_sim/calls``."""
         return self.state.calls()
+
+    def script(self, *rules: dict[str, Any]) -> None:
+        """Append script rules, same as ``POST /_sim/script``."""
+        self.state.add_rules(list(rules))

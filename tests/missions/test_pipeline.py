@@ -64,7 +64,7 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(
     assert sorted((c.prompt_tokens, c.completion_tokens) for c in ledger) == sorted(
         (c["usage"]["prompt_tokens"], c["usage"]["completion_tokens"]) for c in server_calls
     )
-    assert {c.purpose for c in ledger} >= {"plan_draft", "plan_vote", "step:codegen"}
+    assert {c.purpose for c in ledger} >= {"plan_draft", "plan_vote", "plan_review", "step:codegen"}
     assert mission.spent_usd == sum(c.cost_usd for c in ledger) > 0
     assert mission.reserved_usd == 0
 
@@ -81,7 +81,15 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(
     statuses = [
         e.data.get("status") for e in mission.events.filter(kind__in=[Event.Kind.STATUS]) if e.data.get("status")
     ]
-    assert statuses == ["planning", "staffing", "executing", "awaiting_deploy_approval", "deploying", "completed"]
+    assert statuses == [
+        "planning",
+        "validating",
+        "staffing",
+        "executing",
+        "awaiting_deploy_approval",
+        "deploying",
+        "completed",
+    ]
 
     head = steps[-1].commit_sha
     assert mission.deployed_sha == head

@@ -66,19 +66,19 @@ def test_it_advances_quiet_missions_and_restarts_stuck_planning(pm, queued, sett
 
 
 def test_it_refuses_the_weaker_sandbox_in_production_unless_chosen(settings, monkeypatch):
-    from missions import engine as engine_module
+    from missions import execution as engine_module
 
     monkeypatch.setattr(engine_module, "sandbox_isolation", lambda: "subprocess")
     settings.PRODUCTION = False
-    assert engine.weak_sandbox_refusal() == ""
+    assert engine_module.weak_sandbox_refusal() == ""
     settings.PRODUCTION = True
     settings.SANDBOX_BACKEND = ""
-    assert "Refusing to run generated code without bubblewrap" in engine.weak_sandbox_refusal()
+    assert "Refusing to run generated code without bubblewrap" in engine_module.weak_sandbox_refusal()
     settings.SANDBOX_BACKEND = "subprocess"
-    assert engine.weak_sandbox_refusal() == ""
+    assert engine_module.weak_sandbox_refusal() == ""
     monkeypatch.setattr(engine_module, "sandbox_isolation", lambda: "bwrap")
     settings.SANDBOX_BACKEND = ""
-    assert engine.weak_sandbox_refusal() == ""
+    assert engine_module.weak_sandbox_refusal() == ""
 
 
 def test_it_cancels_pending_steps_with_the_mission(pm):

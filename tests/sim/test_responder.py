@@ -170,3 +170,91 @@ def test_skips_tools_that_are_not_offered() -> None:
         ]
     final = responder.respond(request)
     assert final.tool_calls == () and "tests: not run" in final.content
+
+
+@pytest.mark.parametrize(
+    ("extra", "text", "role"),
+    [
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "PlanReview"}}}, "x", "plan_review"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "SpecialistDesign"}}}, "x", "specialist"),
+        ({"response_format": {"type": "json_object"}}, "as SpecialistDesign", "specialist"),
+        ({"response_format": {"type": "json_object"}}, "PlanReview of this PlanDraft", "plan_draft"),
+        ({"response_format": {"type": "json_object"}}, "the PlanDraft: {}. Answer as PlanReview", "plan_review"),
+        ({"response_format": {"type": "json_object"}}, "the PlanDraft: {}. Answer as PlanVote", "plan_vote"),
+    ],
+)
+def test_detect_new_roles_and_last_named_schema(extra: dict, text: str, role: str) -> None:
+    assert responder.detect_role(body(("user", text), **extra)) == role
+
+
+def test_json_object_mode_prefers_the_last_user_message() -> None:
+    request = body(
+        ("system", "You answer as PlanVote."),
+        ("user", "Answer as PlanReview"),
+        response_format={"type": "json_object"},
+    )
+    assert responder.detect_role(request) == "plan_review"
+
+
+@pytest.mark.parametrize(
+    ("output", "failed"),
+    [
+        ("FAILED: 1 passed, 1 failed, 0 errors", True),
+        ("  FAILED: 0 passed, 0 failed, 1 errors", True),
+        ("PASSED: 6 passed, 0 failed, 0 errors, 0 skipped in 0.1s", False),
+        ("..F...\n1 failed, 5 passed in 0.05s", True),
+        ("E\n1 error in 0.02s", True),
+        ("......\n6 passed in 0.05s", False),
+        ("ok", False),
+    ],
+)
+def test_tests_failed(output: str, failed: bool) -> None:
+    assert responder.tests_failed(output) is failed
+
+
+@pytest.mark.parametrize("key", ["core", "api"])
+def test_buggy_source_carries_the_marker_and_a_wrong_describe(key: str) -> None:
+    brief = responder.Brief(mission="M", key=key, step_title="T")
+    module, _ = responder.generated_sources(brief)
+    buggy = responder.buggy_source(module, "fail_then_fix")
+    assert buggy.startswith("# sim:buggy fail_then_fix")
+    good: dict = {}
+    bad: dict = {}
+    exec(compile(module, f"{key}.py", "exec"), good)  # noqa: S102 - generated code under test
+    exec(compile(buggy, f"{key}.py", "exec"), bad)  # noqa: S102 - generated code under test
+    assert good["describe"]() == f"{key}: T" != bad["describe"]()
+    assert bad["__doc__"] == good["__doc__"]
+
+
+def test_conversation_variant_reads_only_assistant_write_file_calls() -> None:
+    def assistant(name: str, arguments: str) -> dict:
+        call = {"id": "c", "type": "function", "function": {"name": name, "arguments": arguments}}
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+    marker = '{"path": "core.py", "content": "# sim:buggy always_fail: x'  # cut mid-JSON on purpose
+    assert responder.conversation_variant({"messages": [assistant("write_file", marker)]}) == "always_fail"
+    assert responder.conversation_variant({"messages": [assistant("commit", marker)]}) is None
+    assert responder.conversation_variant({"messages": [{"role": "user", "content": marker}]}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Amendments to merge:\n- a\n-  b \n\n- c", ["a", "b"]),
+        ("x\n  Amendments to merge:\n  - a\nnot a bullet\n- b", ["a"]),
+        ("Amendments to merge:\n-\n- a", ["a"]),
+        ("Amendments to merge: - inline", []),
+        ("- a\n- b", []),
+    ],
+)
+def test_amendments_parsing(text: str, expected: list[str]) -> None:
+    assert responder.amendments(body(("user", text))) == expected
+
+
+def test_scripted_reply_kinds() -> None:
+    request = body(("user", "x"))
+    assert responder.respond(request, {"json": {"a": [1]}}).content == '{"a": [1]}'
+    assert responder.respond(request, {"raw": "{nope"}).content == "{nope"
+    assert responder.respond(request, {"text": "hi"}) == Reply(role="chat", content="hi")
+    with pytest.raises(ValueError):
+        responder.respond(request, {"json": 1, "text": "x"})

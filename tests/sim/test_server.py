@@ -13,9 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,34 +23,19 @@ from pydantic import BaseModel
 
 from agents.sim.server import SimServer
 
+from .support import (
+    PLAN_DRAFT_SCHEMA,
+    PLAN_VOTE_SCHEMA,
+    TOOLS,
+    calls,
+    codegen_turns,
+    http,
+    queue_faults,
+    run_pytest,
+    user,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": f"{name} tool",
-            "parameters": {
-                "type": "object",
-                "properties": props,
-                "required": list(props),
-            },
-        },
-    }
-    for name, props in (
-        ("write_file", {"path": {"type": "string"}, "content": {"type": "string"}}),
-        ("run_tests", {}),
-        ("commit", {"message": {"type": "string"}}),
-    )
-]
-PLAN_DRAFT_SCHEMA = {
-    "type": "json_schema",
-    "json_schema": {"name": "PlanDraft", "schema": {"type": "object"}, "strict": False},
-}
-PLAN_VOTE_SCHEMA = {
-    "type": "json_schema",
-    "json_schema": {"name": "PlanVote", "schema": {"type": "object"}, "strict": False},
-}
 
 
 class DraftStep(BaseModel):
@@ -69,84 +52,6 @@ class DraftStep(BaseModel):
 class PlanDraft(BaseModel):
     summary: str
     steps: list[DraftStep]
-
-
-# --------------------------------------------------------------------------- fixtures & helpers
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean_state(sim: SimServer) -> None:
-    """Each test starts with no queued faults and an empty call log (via the HTTP API)."""
-    assert http(sim, "DELETE", "/_sim/faults")[0] == 200
-    assert http(sim, "DELETE", "/_sim/calls")[0] == 200
-
-
-@pytest.fixture
-def client(sim: SimServer) -> openai.OpenAI:
-    return openai.OpenAI(api_key="sim", base_url=sim.base_url, max_retries=0)
-
-
-def http(sim: SimServer, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-    """Tiny urllib helper for control endpoints; returns (status, parsed JSON)."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(sim.url + path, data=data, method=method)  # noqa: S310 - local sim URL
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local sim URL
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def queue_faults(sim: SimServer, *faults: dict[str, Any]) -> None:
-    status, payload = http(sim, "POST", "/_sim/faults", {"faults": list(faults)})
-    assert status == 200, payload
-
-
-def calls(sim: SimServer) -> list[dict[str, Any]]:
-    status, payload = http(sim, "GET", "/_sim/calls")
-    assert status == 200
-    return payload["calls"]
-
-
-def user(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
-
-
-def codegen_turns(
-    client: openai.OpenAI, brief: str, run_tool: Any, turns: int = 5
-) -> tuple[list[str | None], list[Any], str | None]:
-    """Drive the tool loop: returns (tool name or None per turn, tool calls made, final text)."""
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": "You are a developer."},
-        *user(brief),
-    ]
-    names: list[str | None] = []
-    made: list[Any] = []
-    final = None
-    for _ in range(turns):
-        response = client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS)
-        message = response.choices[0].message
-        messages.append(message.model_dump(exclude_none=True))
-        if not message.tool_calls:
-            assert response.choices[0].finish_reason == "stop"
-            names.append(None)
-            final = message.content
-            continue
-        assert response.choices[0].finish_reason == "tool_calls"
-        assert len(message.tool_calls) == 1
-        call = message.tool_calls[0]
-        names.append(call.function.name)
-        made.append(call)
-        result = run_tool(call.function.name, json.loads(call.function.arguments))
-        messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-    return names, made, final
 
 
 # --------------------------------------------------------------------------- basic endpoints
@@ -287,22 +192,13 @@ def test_codegen_sequence_over_five_turns(client: openai.OpenAI) -> None:
 def test_generated_code_really_passes_pytest(client: openai.OpenAI, tmp_path: Path) -> None:
     """The module and tests the sim writes must be valid, passing pytest code, even for hostile titles."""
     nasty = 'Ünïcode """ \'quotes\' \\ back\\slash {braces} __KEY__'
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTEST_ADDOPTS")}
 
     def run_tool(name: str, args: dict[str, Any]) -> str:
         if name == "write_file":
             (tmp_path / args["path"]).write_text(args["content"], encoding="utf-8")
             return f"wrote {args['path']}"
         if name == "run_tests":
-            proc = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                check=False,
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            proc = run_pytest(tmp_path)
             assert proc.returncode == 0, proc.stdout + proc.stderr
             return proc.stdout
         return "committed"

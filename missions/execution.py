@@ -1,0 +1,250 @@
+"""Execution: one step, run by its agent with real tools, accepted only when its checks pass.
+
+A failed attempt is retried with exponential backoff and jitter, up to
+STEP_MAX_ATTEMPTS; each retry's brief says why the last one failed.
+"""
+
+import logging
+import random
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agents.errors import AgentRunError, BudgetExceeded, MissionStopped
+from agents.models import AgentMessage, AgentSpec
+from agents.runtime.executor import run_tool_agent
+from agents.runtime.metering import CallContext
+from agents.runtime.sandbox import PytestResult, SandboxError, SandboxLimits, sandbox_isolation
+from agents.runtime.tools import TOOL_NAMES, StepTools, workspace_lock
+from agents.runtime.workspace import WorkspaceError
+from agents.services import agent_message_record
+from missions import briefs
+from missions.consult import mission_workspace
+from missions.events import event_record
+from missions.models import Event, Mission, Step, TestRun
+from missions.services import mission_pause_for_budget
+from orchestrator_site.logging import mission_logging
+
+logger = logging.getLogger(__name__)
+
+
+def weak_sandbox_refusal() -> str:
+    """In production, generated code runs only in bwrap unless the operator chose the weaker sandbox explicitly."""
+    try:
+        isolation = sandbox_isolation()
+    except SandboxError as error:
+        return f"The sandbox is not usable: {error}"
+    if isolation != "bwrap" and settings.PRODUCTION and settings.SANDBOX_BACKEND != "subprocess":
+        return (
+            "Refusing to run generated code without bubblewrap in production: install bubblewrap, "
+            "or set SANDBOX_BACKEND=subprocess to accept the weaker sandbox."
+        )
+    return ""
+
+
+def retry_delay_s(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped: attempt 1 waits up to base, 2 up to 2×base, …"""
+    ceiling = min(settings.STEP_RETRY_MAX_S, settings.STEP_RETRY_BASE_S * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def step_run(*, step_id: int) -> None:
+    """Run one step with its agent, then hand control back to the mission.
+
+    1. Claim the step (pending → running, with a lease) while the mission executes; lost claim → stop.
+    2. Let the agent work with its tools; every tool call is recorded as it happens.
+    3. Accept the step only when its checks pass: for code, tests ran green and the work is committed.
+       Otherwise retry later (backoff), or fail it when attempts are used up.
+    4. Ask the mission to advance (start the next steps, retry, or finish).
+    """
+    now = timezone.now()
+    executing = Mission.objects.filter(plans__steps=step_id, status=Mission.Status.EXECUTING).exists()
+    # The claim filters on the step's own columns only: a join would become "id IN (subquery)",
+    # which PostgreSQL does not re-check under concurrency, letting two workers claim one step.
+    claimed = executing and Step.objects.filter(pk=step_id, status=Step.Status.PENDING).exclude(
+        retry_at__gt=now
+    ).update(
+        status=Step.Status.RUNNING,
+        attempt=F("attempt") + 1,
+        started_at=now,
+        retry_at=None,
+        lease_expires_at=now + timedelta(seconds=settings.STEP_LEASE_S),
+    )
+    if not claimed:
+        return
+    step = Step.objects.select_related("plan__mission__model_profile", "agent__model_profile").get(pk=step_id)
+    mission = step.plan.mission
+    with mission_logging(mission.code):
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STEP,
+            message=f"Step {step.key} started by {step.agent.title if step.agent else 'an agent'}"
+            + (f" (attempt {step.attempt} of {settings.STEP_MAX_ATTEMPTS})." if step.attempt > 1 else "."),
+            data={"step": step.key, "status": Step.Status.RUNNING},
+        )
+        try:
+            outcome, error = _execute(mission, step)
+        except BudgetExceeded as exc:
+            _step_requeue(step)
+            mission_pause_for_budget(mission=mission, reason=str(exc), resume_to=Mission.Status.EXECUTING)
+            return
+        except MissionStopped as exc:
+            _step_finish(mission, step, None, str(exc), final_status=Step.Status.CANCELLED)
+            return
+        except AgentRunError as exc:
+            outcome, error = None, str(exc)
+        except Exception as exc:
+            logger.exception("step %s crashed", step.key)
+            outcome, error = None, f"Internal error: {type(exc).__name__}: {exc}"
+        _step_finish(mission, step, outcome, error)
+    from missions.tasks import advance_mission
+
+    transaction.on_commit(lambda: advance_mission.delay(mission.pk))
+
+
+def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
+    agent = step.agent
+    if agent is None:
+        return None, "The step has no agent."
+    refusal = weak_sandbox_refusal()
+    if refusal:
+        return None, refusal
+    workspace = mission_workspace(mission)
+    deps = list(step.plan.steps.filter(key__in=step.depends_on))
+
+    async def on_test_run(result: PytestResult) -> None:
+        await sync_to_async(_test_run_record)(mission, step, result)
+
+    async def on_message(kind: str, content: str, data: dict) -> None:
+        await sync_to_async(_step_message)(mission, step, agent, kind, content, data)
+
+    tools = StepTools(
+        workspace,
+        limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S),
+        on_test_run=on_test_run,
+        allowed=tuple(agent.tools) or TOOL_NAMES,
+    )
+    report = async_to_sync(run_tool_agent)(
+        profile=agent.model_profile or mission.model_profile,
+        name=agent.name,
+        system_prompt=agent.system_prompt,
+        brief=briefs.step_brief(step, deps, previous_error=step.error),
+        tools=tools,
+        context=CallContext(mission_id=mission.pk, purpose=f"step:{step.kind}", step_id=step.pk, agent_id=agent.pk),
+        on_message=on_message,
+        max_iterations=settings.STEP_MAX_TOOL_ITERATIONS,
+    )
+    if step.kind in (Step.Kind.CODEGEN, Step.Kind.TEST):
+        test = tools.last_test
+        if test is None:
+            return None, "The agent finished without running the tests."
+        if not (test.passed and not test.failed and not test.errors and not test.timed_out):
+            return None, f"Tests did not pass: {test.passed} passed, {test.failed} failed, {test.errors} errors."
+    try:
+        with workspace_lock(workspace.root):
+            leftover = workspace.commit(f"{step.key}: {step.title}")  # work the agent did not commit itself
+            commits = tools.commits + ([leftover] if leftover else [])
+            diff = workspace.diff(commits[-1]) if commits else ""
+    except WorkspaceError as exc:
+        return None, f"Could not commit the step's work: {exc}"
+    if step.kind == Step.Kind.CODEGEN and not commits:
+        return None, "The agent finished without changing any file."
+    output = {
+        "summary": report.final_text[:2000],
+        "commit": commits[-1] if commits else "",
+        "files": tools.files_written,
+        "diff": diff[:20000],
+    }
+    return output, ""
+
+
+def _step_requeue(step: Step) -> None:
+    """Put a step back to pending (the budget ran out mid-way); it starts afresh when resumed."""
+    Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING).update(
+        status=Step.Status.PENDING, lease_expires_at=None, error=""
+    )
+
+
+def _step_finish(
+    mission: Mission, step: Step, output: dict | None, error: str, *, final_status: str = Step.Status.FAILED
+) -> None:
+    """Record success; or schedule a retry with backoff; or fail for good when attempts are used up."""
+    from missions.tasks import run_step
+
+    retry = output is None and final_status == Step.Status.FAILED and step.attempt < settings.STEP_MAX_ATTEMPTS
+    if output is not None:
+        status = Step.Status.SUCCEEDED
+    else:
+        status = Step.Status.PENDING if retry else final_status
+    delay = retry_delay_s(step.attempt) if retry else 0
+    with transaction.atomic():
+        Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING).update(
+            status=status,
+            output=output or {},
+            summary=(output or {}).get("summary", ""),
+            commit_sha=(output or {}).get("commit", ""),
+            error=error,
+            finished_at=None if retry else timezone.now(),
+            lease_expires_at=None,
+            retry_at=timezone.now() + timedelta(seconds=delay) if retry else None,
+        )
+        if output is not None:
+            message = f"Step {step.key} succeeded."
+        elif retry:
+            message = (
+                f"Step {step.key} failed (attempt {step.attempt} of {settings.STEP_MAX_ATTEMPTS}): {error} "
+                f"Retrying in {delay:.0f}s."
+            )
+        else:
+            message = f"Step {step.key} {Step.Status(status).label.lower()}: {error}"
+        event_record(mission=mission, kind=Event.Kind.STEP, message=message, data={"step": step.key, "status": status})
+        if retry:
+            transaction.on_commit(lambda: run_step.apply_async((step.pk,), countdown=delay))
+
+
+def _test_run_record(mission: Mission, step: Step, result: PytestResult) -> None:
+    with transaction.atomic():
+        run = TestRun.objects.create(
+            mission=mission,
+            step=step,
+            passed=result.passed,
+            failed=result.failed,
+            errors=result.errors,
+            skipped=result.skipped,
+            duration_s=result.duration_s,
+            isolation=result.isolation,
+            timed_out=result.timed_out,
+            tests=[{"nodeid": t.nodeid, "outcome": t.outcome} for t in result.tests],
+            log=result.log,
+        )
+        event_record(
+            mission=mission,
+            kind=Event.Kind.TEST_RUN,
+            message=f"Tests for {step.key}: {run} ({result.isolation} sandbox, {result.duration_s:.1f}s).",
+            data={"test_run": run.pk, "step": step.key},
+        )
+
+
+def _step_message(mission: Mission, step: Step, agent: AgentSpec, kind: str, content: str, data: dict) -> None:
+    with transaction.atomic():
+        source = "Brief" if data.get("from") == "user" else agent.title  # the task the engine handed over
+        message = agent_message_record(
+            mission_id=mission.pk,
+            step_id=step.pk,
+            agent_id=agent.pk,
+            source=source,
+            kind=kind,
+            content=content,
+            data=data,
+        )
+        if kind == AgentMessage.Kind.TOOL_CALL:
+            event_record(
+                mission=mission,
+                kind=Event.Kind.TOOL,
+                message=f"{agent.title} · {step.key}: {content}",
+                data={"message": message.pk, "step": step.key},
+            )

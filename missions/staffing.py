@@ -1,0 +1,90 @@
+"""Staffing: every step gets an agent; a role nobody covers gets a specialist designed by a model."""
+
+from django.db import transaction
+
+from agents.errors import AgentRunError
+from agents.models import AgentSpec
+from agents.runtime.tools import TOOL_NAMES
+from agents.schemas import SpecialistDesign
+from agents.selectors import agent_for_role
+from missions import briefs
+from missions.consult import ask_agent, cycle_close, cycle_open
+from missions.events import event_record
+from missions.models import DecisionCycle, Event, Mission, Plan, Step
+
+
+def staff_plan(mission: Mission, plan: Plan) -> None:
+    """Assign an active agent to each step, creating specialists where no agent covers the role."""
+    cycle = None
+    for step in plan.steps.all():
+        agent = agent_for_role(step.role)
+        if agent is None:
+            cycle = cycle or cycle_open(mission, DecisionCycle.Kind.STAFFING, "Staffing: designing specialists.")
+            agent = design_specialist(mission, step, cycle)
+        with transaction.atomic():
+            Step.objects.filter(pk=step.pk).update(agent=agent)
+            event_record(
+                mission=mission,
+                kind=Event.Kind.STEP,
+                message=f"Step {step.key} staffed with {agent.title}.",
+                data={"step": step.key, "agent": agent.name},
+            )
+    if cycle is not None:
+        cycle_close(cycle, DecisionCycle.Outcome.APPROVED, "Every step has an agent.")
+
+
+def _agent_manager() -> AgentSpec:
+    manager = AgentSpec.objects.filter(role="agent_manager", is_active=True).select_related("model_profile").first()
+    manager = manager or AgentSpec.objects.filter(role="cto", is_active=True).select_related("model_profile").first()
+    if manager is None:
+        raise AgentRunError("No agent manager (or CTO) is active to design a specialist.")
+    return manager
+
+
+def design_specialist(mission: Mission, step: Step, cycle: DecisionCycle) -> AgentSpec:
+    """Have a model design an agent for ``step.role`` and save it for this and later missions.
+
+    Only the fields of SpecialistDesign are taken: the tools are cut to the
+    allow-list, the role is the one the plan asked for, and the model profile
+    is the mission's own — nothing a model writes is loaded as configuration.
+    """
+    design = ask_agent(
+        mission=mission,
+        agent=_agent_manager(),
+        purpose="specialist_design",
+        prompt=briefs.specialist_brief(mission, step.role, step, TOOL_NAMES),
+        output_type=SpecialistDesign,
+        cycle=cycle,
+    )
+    tools = [tool for tool in design.tools if tool in TOOL_NAMES]
+    dropped = sorted(set(design.tools) - set(TOOL_NAMES))
+    with transaction.atomic():
+        existing = agent_for_role(step.role)  # another worker may have created it meanwhile
+        if existing is not None:
+            return existing
+        agent = AgentSpec.objects.create(
+            name=_unique_name(design.name),
+            role=step.role,
+            title=design.title,
+            system_prompt=design.system_prompt,
+            tools=tools,
+            model_profile=mission.model_profile,
+            is_dynamic=True,
+            created_by_mission=mission,
+        )
+        note = f" Refused tools outside the allow-list: {', '.join(dropped)}." if dropped else ""
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STEP,
+            message=f"Created specialist {agent.title} for role {step.role} "
+            f"(tools: {', '.join(tools) or 'none'}).{note}",
+            data={"agent": agent.name, "role": step.role},
+        )
+    return agent
+
+
+def _unique_name(name: str) -> str:
+    candidate, n = name, 2
+    while AgentSpec.objects.filter(name=candidate).exists():
+        candidate, n = f"{name[:55]}-{n}", n + 1
+    return candidate
