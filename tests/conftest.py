@@ -62,6 +62,7 @@ def sim(sim_server, settings):
     """The simulated model server, wired in as the configured model, with a clean call log and no faults."""
     sim_server.state.clear_calls()
     sim_server.state.clear_faults()
+    sim_server.state.clear_script()
     settings.LLM_BASE_URL = sim_server.base_url
     settings.LLM_SIMULATED = True
     settings.LLM_MAX_RETRIES = 0

@@ -402,6 +402,8 @@ def plan_review(body: Body) -> Reply:
 
 SPECIALIST_TOOLS = ("list_files", "read_file", "write_file", "run_tests", "commit")
 FALLBACK_SPECIALIST_ROLE = "specialist"
+MAX_ROLE = 60
+MAX_NAME = 51
 
 
 def needed_role(body: Body) -> str:
@@ -409,15 +411,24 @@ def needed_role(body: Body) -> str:
     match = _ROLE_NEEDED_RE.search(last_user_text(body))
     raw = match.group("role") if match else ""
     role = re.sub(r"[^a-z0-9_]+", "_", raw.strip().lower().replace(" ", "_")).strip("_")
-    return role or FALLBACK_SPECIALIST_ROLE
+    return role[:MAX_ROLE].rstrip("_") or FALLBACK_SPECIALIST_ROLE
+
+
+def specialist_name(role: str) -> str:
+    """``<role with dashes>-specialist``, kept within SpecialistDesign's ``^[a-z][a-z0-9-]{1,50}$``."""
+    slug = re.sub(r"^[^a-z]+", "", role.replace("_", "-"))
+    suffix = "specialist"
+    if slug.endswith(suffix):
+        slug = slug[: -len(suffix)].rstrip("-")
+    slug = slug[: MAX_NAME - len(suffix) - 1].rstrip("-")
+    return f"{slug}-{suffix}" if slug else suffix
 
 
 def specialist(body: Body) -> Reply:
     """Design an execution agent for the needed role, e.g. ``accessibility-specialist``."""
     role = needed_role(body)
     words = role.replace("_", " ")
-    slug = role.replace("_", "-")
-    name = slug if slug.endswith("specialist") else f"{slug}-specialist"
+    name = specialist_name(role)
     title = words.title() if words.endswith("specialist") else f"{words.title()} Specialist"
     system_prompt = (
         f"You are the {title} of the mission team, an expert in {words} work. "

@@ -507,7 +507,7 @@ class SimHandler(BaseHTTPRequestHandler):
             "role": role,
             "status": status,
         }
-        self.server.state.record({**entry, "stream": stream, "usage": usage, "fault": fault, "scripted": False})
+        self.server.state.record({**entry, "stream": stream, "usage": usage, "fault": fault, "scripted": scripted})
 
 
 class _SimHTTPServer(ThreadingHTTPServer):

@@ -189,11 +189,13 @@ def test_detect_new_roles_and_last_named_schema(extra: dict, text: str, role: st
 
 def test_json_object_mode_prefers_the_last_user_message() -> None:
     request = body(
-        ("system", "You answer as PlanVote."),
         ("user", "Answer as PlanReview"),
+        ("assistant", "Here is a PlanVote instead"),
         response_format={"type": "json_object"},
     )
     assert responder.detect_role(request) == "plan_review"
+    request["messages"].pop(0)  # no user message names a schema: the whole conversation decides
+    assert responder.detect_role(request) == "plan_vote"
 
 
 @pytest.mark.parametrize(

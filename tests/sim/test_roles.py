@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from agents.schemas import PlanDraft
+from agents.schemas import PlanDraft, PlanReview, SpecialistDesign
 from agents.sim.server import SimServer
 
 from .support import PLAN_DRAFT_SCHEMA, PLAN_REVIEW_SCHEMA, SPECIALIST_SCHEMA, calls, user
@@ -31,10 +31,9 @@ def draft(client: openai.OpenAI, text: str) -> PlanDraft:
 
 
 def test_plan_review_approves_with_no_findings(sim: SimServer, client: openai.OpenAI) -> None:
-    assert answer(client, "Mission: Shop\nReview the plan.", PLAN_REVIEW_SCHEMA) == {
-        "verdict": "approve",
-        "findings": [],
-    }
+    review = answer(client, "Mission: Shop\nReview the plan.", PLAN_REVIEW_SCHEMA)
+    assert review == {"verdict": "approve", "findings": []}
+    PlanReview.model_validate(review)
     assert calls(sim)[-1]["role"] == "plan_review"
 
 
@@ -50,7 +49,7 @@ def test_plan_review_in_json_object_mode_wins_over_a_quoted_plan_draft(sim: SimS
 def test_specialist_design_for_accessibility(sim: SimServer, client: openai.OpenAI) -> None:
     brief = "Mission: Shop\nStep: a11y — Audit the forms\nRole needed: accessibility\nDesign the agent."
     design = answer(client, brief, SPECIALIST_SCHEMA)
-    assert set(design) == {"name", "title", "role", "system_prompt", "tools"}
+    SpecialistDesign.model_validate(design)
     assert design["name"] == "accessibility-specialist"
     assert design["title"] == "Accessibility Specialist"
     assert design["role"] == "accessibility"
@@ -66,12 +65,22 @@ def test_specialist_design_for_accessibility(sim: SimServer, client: openai.Open
     [
         ("Role needed: data_science", "data-science-specialist", "Data Science Specialist", "data_science"),
         ("Role needed:  Site Ops ", "site-ops-specialist", "Site Ops Specialist", "site_ops"),
+        ("Role needed: qa_specialist", "qa-specialist", "Qa Specialist", "qa_specialist"),
+        ("Role needed: 3d printing", "d-printing-specialist", "3D Printing Specialist", "3d_printing"),
         ("no role line", "specialist", "Specialist", "specialist"),
     ],
 )
 def test_specialist_names_follow_the_role(client: openai.OpenAI, line: str, name: str, title: str, role: str) -> None:
     design = answer(client, f"Mission: M\n{line}", {"type": "json_object"}, system="Reply as SpecialistDesign.")
     assert (design["name"], design["title"], design["role"]) == (name, title, role)
+    SpecialistDesign.model_validate(design)
+
+
+def test_specialist_design_stays_valid_for_a_very_long_role(client: openai.OpenAI) -> None:
+    design = answer(client, "Role needed: " + "very long " * 20, SPECIALIST_SCHEMA)
+    SpecialistDesign.model_validate(design)
+    assert design["name"].startswith("very-long-") and design["name"].endswith("-specialist")
+    assert len(design["role"]) <= 60
 
 
 # --------------------------------------------------------------------------- plan_draft

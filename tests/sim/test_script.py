@@ -220,6 +220,15 @@ def test_fail_then_fix_rule_applies_only_to_one_conversation(sim: SimServer, cli
     assert "sim:buggy" not in made[0].function.arguments
 
 
+def test_fail_then_fix_fixes_once_then_stops(sim: SimServer, client: openai.OpenAI) -> None:
+    """If the tests still fail after the fix, the loop commits and reports instead of rewriting forever."""
+    script(sim, {"role": "codegen", "reply": {"variant": "fail_then_fix"}})
+    results = {"write_file": "ok", "run_tests": "FAILED: 0 passed, 0 failed, 1 errors", "commit": "done"}
+    names, _, final = codegen_turns(client, "Mission: M\nStep: core — C", lambda name, args: results[name], turns=7)
+    assert names == ["write_file", "write_file", "run_tests", "write_file", "run_tests", "commit", None]
+    assert "tests: FAILED" in final
+
+
 def test_always_fail_never_passes(sim: SimServer, client: openai.OpenAI, tmp_path: Path) -> None:
     script(sim, {"role": "codegen", "reply": {"variant": "always_fail"}})
     run_tool, outcomes, module_writes = workspace_tools(tmp_path)
@@ -230,6 +239,23 @@ def test_always_fail_never_passes(sim: SimServer, client: openai.OpenAI, tmp_pat
     ]
     assert outcomes == [False, False, False]
     assert len(module_writes) == 4 and all("# sim:buggy always_fail" in m for m in module_writes)
+
+
+def test_codegen_rules_wait_for_the_next_conversation(sim: SimServer, client: openai.OpenAI) -> None:
+    """A codegen rule added mid-conversation is not used by that conversation's later requests."""
+    messages = [*user("Mission: M\nStep: core — Core")]
+    first = client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS).choices[0].message
+    messages += [
+        first.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "ok"},
+    ]
+    script(sim, {"role": "codegen", "reply": {"variant": "always_fail"}})
+    second = client.chat.completions.create(model="sim-1", messages=messages, tools=TOOLS).choices[0].message
+    assert json.loads(second.tool_calls[0].function.arguments)["path"] == "test_core.py"
+    assert script_rules(sim)[0]["times"] == 1
+    fresh = client.chat.completions.create(model="sim-1", messages=messages[:1], tools=TOOLS).choices[0].message
+    assert "# sim:buggy always_fail" in fresh.tool_calls[0].function.arguments
+    assert script_rules(sim) == []
 
 
 def test_variant_survives_broken_tool_arguments(sim: SimServer, client: openai.OpenAI) -> None:

@@ -1,0 +1,173 @@
+"""The deep engine, end to end on real parts, with the simulated model scripted per test."""
+
+from decimal import Decimal
+
+import pytest
+
+from agents.models import AgentSpec
+from missions.models import DecisionCycle, Event, Mission, Step, Vote
+from missions.services import mission_submit
+from reviews.models import ApprovalGate
+from reviews.services import gate_decide
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+OBJECTION = {
+    "stance": "object",
+    "rationale": "The plan has no spending cap.",
+    "amendments": ["Cap model spend at one dollar"],
+}
+
+
+def _submit(pm, title="Orchestrated", **kwargs) -> Mission:
+    kwargs.setdefault("require_deploy_approval", False)
+    return mission_submit(requester=pm, title=title, request="Build it", budget_usd=Decimal("3.00"), **kwargs)
+
+
+def _settled(mission: Mission) -> str:
+    """Wait until the mission is finished or waiting on a person; return its status."""
+
+    def check():
+        mission.refresh_from_db()
+        return mission.status if (mission.is_finished or mission.is_waiting) else None
+
+    return wait_for(check, timeout=90, message=f"mission {mission.title} to settle")
+
+
+def _plan_with_role(role: str) -> dict:
+    return {
+        "summary": f"One step for the {role} role.",
+        "steps": [
+            {
+                "key": "core",
+                "title": "Accessible widget",
+                "kind": "codegen",
+                "role": role,
+                "instructions": "Write the widget with tests.",
+                "depends_on": [],
+                "acceptance": ["tests pass"],
+                "estimated_tokens": 1000,
+            }
+        ],
+    }
+
+
+def test_it_merges_objections_as_amendments_until_consensus(company, pm, sim, celery_worker):
+    """Under the unanimous rule, the CFO's objection sends the plan into a second round with the amendment merged."""
+    sim.script({"role": "plan_vote", "match": "Chief Financial Officer", "times": 1, "reply": {"json": OBJECTION}})
+    mission = _submit(pm, consensus_rule="unanimous")
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+
+    cycle = DecisionCycle.objects.get(mission=mission, kind=DecisionCycle.Kind.PLANNING)
+    assert (cycle.outcome, cycle.rounds) == (DecisionCycle.Outcome.CONSENSUS, 2)
+    dissent = Vote.objects.get(cycle=cycle, round=1, stance=Vote.Stance.OBJECT)
+    assert dissent.agent.role == "cfo" and dissent.amendments == OBJECTION["amendments"]
+    assert Vote.objects.filter(cycle=cycle, round=2, stance=Vote.Stance.APPROVE).count() == 4
+    core = Step.objects.get(plan__mission=mission, key="core")
+    assert "Cap model spend at one dollar" in core.acceptance
+    assert mission.events.filter(message__startswith="Round 1: no consensus").exists()
+
+
+def test_it_opens_a_deadlock_gate_that_a_reviewer_can_resolve(company, pm, reviewer, sim, celery_worker, settings):
+    """An objection that never goes away ends in a deadlock gate; the reviewer adopts the plan and work goes on."""
+    settings.DELIBERATION_MAX_ROUNDS = 2
+    sim.script({"role": "plan_vote", "match": "Chief Financial Officer", "times": 2, "reply": {"json": OBJECTION}})
+    mission = _submit(pm, consensus_rule="unanimous")
+    assert _settled(mission) == Mission.Status.AWAITING_PLAN_APPROVAL, mission.failure_reason
+    cycle = DecisionCycle.objects.get(mission=mission, kind=DecisionCycle.Kind.PLANNING)
+    assert (cycle.outcome, cycle.rounds) == (DecisionCycle.Outcome.DEADLOCK, 2)
+    gate = ApprovalGate.objects.get(mission=mission, kind=ApprovalGate.Kind.DEADLOCK)
+    assert "deadlocked" in gate.question
+
+    gate_decide(gate=gate, by=reviewer, decision="approved", comment="Adopt it; the cap is handled by the budget.")
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+
+
+def test_it_lets_the_ceo_break_a_tie_when_configured(company, pm, sim, celery_worker, settings):
+    settings.DELIBERATION_MAX_ROUNDS = 2
+    sim.script({"role": "plan_vote", "match": "Chief Financial Officer", "times": 2, "reply": {"json": OBJECTION}})
+    mission = _submit(pm, consensus_rule="unanimous", deadlock_policy="ceo")
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    cycle = DecisionCycle.objects.get(mission=mission, kind=DecisionCycle.Kind.PLANNING)
+    assert cycle.outcome == DecisionCycle.Outcome.APPROVED and "CEO broke the tie" in cycle.summary
+    assert not mission.gates.exists()
+
+
+def test_it_repairs_an_invalid_plan_and_loops_back_on_validation_findings(company, pm, sim, celery_worker):
+    """Garbage from the planner gets one repair request; the validator's findings send the plan back once."""
+    sim.script(
+        {"role": "plan_draft", "times": 1, "reply": {"raw": "this is not a plan"}},
+        {
+            "role": "plan_review",
+            "times": 1,
+            "reply": {"json": {"verdict": "reject", "findings": ["No step handles invalid input."]}},
+        },
+    )
+    mission = _submit(pm)
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    roles = [call["role"] for call in sim.calls()]
+    assert roles.count("plan_review") == 2
+    assert roles[:2] == ["plan_draft", "plan_draft"]  # the invalid answer, then the repaired one
+    validations = list(
+        DecisionCycle.objects.filter(mission=mission, kind=DecisionCycle.Kind.VALIDATION).order_by("number")
+    )
+    assert [c.outcome for c in validations] == [DecisionCycle.Outcome.REJECTED, DecisionCycle.Outcome.APPROVED]
+    assert "No step handles invalid input." in validations[0].summary
+    assert mission.events.filter(message__contains="Back to the C-suite with 1 finding").exists()
+
+
+def test_it_fails_with_the_findings_when_validation_keeps_failing(company, pm, sim, celery_worker, settings):
+    settings.VALIDATION_MAX_ATTEMPTS = 1
+    findings = {"verdict": "reject", "findings": ["Deploys untested code."]}
+    sim.script({"role": "plan_review", "times": 5, "reply": {"json": findings}})
+    mission = _submit(pm)
+    assert _settled(mission) == Mission.Status.FAILED
+    assert mission.failure_reason == "The plan failed validation: Deploys untested code."
+
+
+def test_it_creates_a_specialist_once_and_reuses_it(company, pm, sim, celery_worker):
+    """A role nobody covers gets a designed specialist; the next mission needing that role reuses it."""
+    plan = {"role": "plan_draft", "times": 1, "reply": {"json": _plan_with_role("accessibility")}}
+    sim.script(plan)
+    first = _submit(pm, title="First")
+    assert _settled(first) == Mission.Status.COMPLETED, first.failure_reason
+    specialist = AgentSpec.objects.get(role="accessibility")
+    assert specialist.is_dynamic and specialist.created_by_mission == first
+    assert set(specialist.tools) <= {"list_files", "read_file", "write_file", "run_tests", "commit"}
+    assert Step.objects.get(plan__mission=first).agent == specialist
+    assert first.events.filter(message__startswith="Created specialist").exists()
+
+    sim.script(plan)
+    second = _submit(pm, title="Second")
+    assert _settled(second) == Mission.Status.COMPLETED, second.failure_reason
+    assert AgentSpec.objects.filter(role="accessibility").count() == 1
+    assert Step.objects.get(plan__mission=second).agent == specialist
+    assert [c["role"] for c in sim.calls()].count("specialist") == 1
+
+
+def test_it_fixes_a_failing_test_on_the_next_iteration(company, pm, sim, celery_worker):
+    """The first implementation's tests fail in the sandbox; the agent fixes the code and the tests pass."""
+    sim.script({"role": "codegen", "match": "Step: core", "times": 1, "reply": {"variant": "fail_then_fix"}})
+    mission = _submit(pm)
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    runs = list(mission.test_runs.filter(step__key="core").order_by("id"))
+    assert len(runs) == 2
+    assert runs[0].failed > 0 and runs[1].failed == 0 and runs[1].passed > 0
+    core = Step.objects.get(plan__mission=mission, key="core")
+    assert core.attempt == 1 and core.status == Step.Status.SUCCEEDED
+
+
+def test_it_retries_a_failing_step_with_backoff_then_gives_up(company, pm, sim, celery_worker, settings):
+    settings.STEP_MAX_ATTEMPTS = 2
+    settings.STEP_RETRY_BASE_S = 1
+    settings.STEP_MAX_TOOL_ITERATIONS = 6
+    sim.script({"role": "codegen", "match": "Step: core", "times": 2, "reply": {"variant": "always_fail"}})
+    mission = _submit(pm)
+    assert _settled(mission) == Mission.Status.FAILED
+    core = Step.objects.get(plan__mission=mission, key="core")
+    assert (core.status, core.attempt) == (Step.Status.FAILED, 2)
+    assert mission.failure_reason.startswith("Step core failed: Tests did not pass")
+    retry = mission.events.get(kind=Event.Kind.STEP, message__contains="Retrying in")
+    assert "attempt 1 of 2" in retry.message
+    assert mission.events.filter(message__contains="(attempt 2 of 2)").exists()
