@@ -6,6 +6,7 @@ STEP_MAX_ATTEMPTS; each retry's brief says why the last one failed.
 
 import logging
 import random
+import shutil
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -20,7 +21,7 @@ from agents.runtime.executor import run_tool_agent
 from agents.runtime.metering import CallContext
 from agents.runtime.sandbox import PytestResult, SandboxError, SandboxLimits, sandbox_isolation
 from agents.runtime.tools import TOOL_NAMES, StepTools, workspace_lock
-from agents.runtime.workspace import WorkspaceError
+from agents.runtime.workspace import Workspace, WorkspaceError
 from agents.services import agent_message_record
 from missions import briefs
 from missions.consult import mission_workspace
@@ -113,7 +114,11 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
     refusal = weak_sandbox_refusal()
     if refusal:
         return None, refusal
-    workspace = mission_workspace(mission)
+    main = mission_workspace(mission)
+    try:
+        workspace = _step_clone(main, mission, step)
+    except WorkspaceError as exc:
+        return None, f"Could not prepare the step's workspace: {exc}"
     deps = list(step.plan.steps.filter(key__in=step.depends_on))
 
     async def on_test_run(result: PytestResult) -> None:
@@ -147,12 +152,15 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
     try:
         with workspace_lock(workspace.root):
             leftover = workspace.commit(f"{step.key}: {step.title}")  # work the agent did not commit itself
-            commits = tools.commits + ([leftover] if leftover else [])
-            diff = workspace.diff(commits[-1]) if commits else ""
+        commits = tools.commits + ([leftover] if leftover else [])
+        if step.kind == Step.Kind.CODEGEN and not commits:
+            return None, "The agent finished without changing any file."
+        diff = workspace.diff(commits[-1]) if commits else ""
+        with workspace_lock(main.root):
+            main.merge_from(workspace, f"Merge step {step.key}: {step.title}")
     except WorkspaceError as exc:
         return None, f"Could not commit the step's work: {exc}"
-    if step.kind == Step.Kind.CODEGEN and not commits:
-        return None, "The agent finished without changing any file."
+    shutil.rmtree(workspace.root, ignore_errors=True)
     output = {
         "summary": report.final_text[:2000],
         "commit": commits[-1] if commits else "",
@@ -160,6 +168,14 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
         "diff": diff[:20000],
     }
     return output, ""
+
+
+def _step_clone(main: Workspace, mission: Mission, step: Step) -> Workspace:
+    """Each attempt works in its own clone of the mission repository, merged back on success."""
+    dest = settings.WORKSPACES_DIR / f"{mission.code.hex}-steps" / f"{step.key}-{step.attempt}"
+    with workspace_lock(main.root):
+        shutil.rmtree(dest, ignore_errors=True)  # left over by a worker that died mid-step
+        return main.clone_to(dest)
 
 
 def _step_requeue(step: Step) -> None:

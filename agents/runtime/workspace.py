@@ -196,6 +196,29 @@ class Workspace:
         )
         return sorted({name for name in out.split("\0") if name.strip()})
 
+    # ------------------------------------------------------------ parallel work
+    def clone_to(self, dest: Path) -> Workspace:
+        """A private copy for one step, so parallel steps never see each other's half-written files."""
+        if dest.exists():
+            raise WorkspaceError(f"{dest} already exists.")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._git("clone", "-q", "--no-hardlinks", str(self.root), str(dest), bare_env=True)
+        clone = Workspace(dest)
+        clone.init()  # identity, excludes; the clone already has its history
+        return clone
+
+    def merge_from(self, other: Workspace, message: str) -> str:
+        """Merge ``other``'s HEAD into this repository; a conflict is undone and reported."""
+        self._git("fetch", "-q", str(other.root), "HEAD")
+        try:
+            self._git("merge", "-q", "--no-ff", "--no-edit", "-m", sanitize_message(message), "FETCH_HEAD")
+        except WorkspaceError as error:
+            conflicted = self._git("diff", "--name-only", "--diff-filter=U").split()
+            self._git("merge", "--abort")
+            files = f" in {', '.join(conflicted)}" if conflicted else ""
+            raise WorkspaceError(f"The step's work conflicts with work merged meanwhile{files}.") from error
+        return self.head()
+
     # ------------------------------------------------------------- delivery
     def publish(self, *, remote: str, sha: str, branch: str, tag: str) -> None:
         """Push one commit to ``remote`` as ``branch`` and an annotated ``tag``.

@@ -171,3 +171,76 @@ def test_it_retries_a_failing_step_with_backoff_then_gives_up(company, pm, sim, 
     retry = mission.events.get(kind=Event.Kind.STEP, message__contains="Retrying in")
     assert "attempt 1 of 2" in retry.message
     assert mission.events.filter(message__contains="(attempt 2 of 2)").exists()
+
+
+TEMPLATE_VARIABLES = {
+    "feature_implementation": {"feature": "CSV export"},
+    "bug_fix": {"symptom": "totals are off by one", "steps": "add two items", "expected": "the right total"},
+    "code_review": {"component": "the billing module"},
+    "security_audit": {"component": "the login form"},
+    "api_endpoint": {"resource": "user authentication"},
+    "database_migration": {"table": "orders", "change": "add a status column"},
+    "test_suite": {"component": "the parser"},
+    "documentation": {"component": "the public API"},
+}
+MAIN_ROLE = {"security_audit": "security", "documentation": "docs", "database_migration": "data"}
+
+
+@pytest.mark.parametrize("slug", sorted(TEMPLATE_VARIABLES))
+def test_it_runs_every_template_through_to_deployment(company, pm, sim, celery_worker, slug):
+    """Consensus, validation, staffing by role, sandboxed tests and deployment, for each of the eight templates."""
+    from missions.models import MissionTemplate
+
+    template = MissionTemplate.objects.get(slug=slug)
+    mission = mission_submit(
+        requester=pm,
+        title="",
+        request="",
+        template=template,
+        variables=TEMPLATE_VARIABLES[slug],
+        budget_usd=Decimal("3.00"),
+        require_deploy_approval=False,
+    )
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    core = Step.objects.select_related("agent").get(plan__mission=mission, key="core")
+    assert core.agent.role == MAIN_ROLE.get(slug, "developer")
+    assert mission.test_runs.filter(passed__gt=0, failed=0).count() >= 2
+    assert len(mission.deployed_sha) == 40
+    outcomes = set(mission.cycles.values_list("kind", "outcome"))
+    assert {("planning", "consensus"), ("validation", "approved")} <= outcomes
+
+
+def _step(key: str, depends_on: list[str]) -> dict:
+    return {
+        "key": key,
+        "title": f"Module {key}",
+        "kind": "codegen",
+        "role": "developer",
+        "instructions": f"Write {key} with tests." + (f" Build on ${{{depends_on[0]}.files}}." if depends_on else ""),
+        "depends_on": depends_on,
+        "acceptance": ["tests pass"],
+        "estimated_tokens": 1000,
+    }
+
+
+def test_it_runs_independent_steps_in_parallel_and_merges_their_work(company, pm, sim, celery_worker):
+    """Two independent steps run at the same time in their own clones; the step after them sees both."""
+    plan = {
+        "summary": "Two modules side by side, then one on top.",
+        "steps": [_step("alpha", []), _step("beta", []), _step("gamma", ["alpha", "beta"])],
+    }
+    sim.script({"role": "plan_draft", "times": 1, "reply": {"json": plan}})
+    mission = _submit(pm)
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    steps = {s.key: s for s in Step.objects.filter(plan__mission=mission)}
+    alpha, beta, gamma = steps["alpha"], steps["beta"], steps["gamma"]
+    assert alpha.started_at < beta.finished_at and beta.started_at < alpha.finished_at, "alpha and beta did not overlap"
+    assert gamma.started_at >= max(alpha.finished_at, beta.finished_at)
+    gamma_brief = gamma.messages.filter(source="Brief").get().content
+    assert "Build on alpha.py, test_alpha.py." in gamma_brief  # ${alpha.files} resolved from alpha's output
+    gamma_tests = mission.test_runs.filter(step=gamma).last()
+    assert gamma_tests.passed >= 9  # alpha's, beta's and its own tests, all in one tree
+    import zipfile
+
+    with zipfile.ZipFile(mission.artifact_path) as archive:
+        assert {"alpha.py", "beta.py", "gamma.py"} <= set(archive.namelist())
