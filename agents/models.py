@@ -124,6 +124,8 @@ class LLMCall(models.Model):
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     latency_ms = models.PositiveIntegerField(default=0)
     provider_request_id = models.CharField(max_length=200, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True, help_text="Hash of the request.")
+    response = models.JSONField(null=True, blank=True, help_text="The parsed answer, replayed on a cache hit.")
     attempt = models.PositiveSmallIntegerField(default=1)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

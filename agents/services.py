@@ -18,6 +18,7 @@ def llm_call_reserve(
     purpose: str,
     prompt_token_bound: int,
     max_output_tokens: int,
+    fingerprint: str = "",
     cycle_id: int | None = None,
     step_id: int | None = None,
     agent_id: int | None = None,
@@ -50,13 +51,57 @@ def llm_call_reserve(
             model_name=model_name,
             purpose=purpose,
             reserved_usd=estimate,
+            fingerprint=fingerprint,
         )
 
 
-def llm_call_settle(
-    *, call: LLMCall, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, latency_ms: int
+def llm_call_cached_response(*, mission_id: int, fingerprint: str) -> dict | None:
+    """The answer an identical, completed request of this mission got (a re-run after a crash)."""
+    call = (
+        LLMCall.objects.filter(mission_id=mission_id, fingerprint=fingerprint, status=LLMCall.Status.OK)
+        .exclude(response=None)
+        .only("response")
+        .first()
+    )
+    return call.response if call else None
+
+
+def llm_call_record_cache_hit(
+    *,
+    mission_id: int,
+    profile: ModelProfile,
+    purpose: str,
+    fingerprint: str,
+    cycle_id=None,
+    step_id=None,
+    agent_id=None,
 ) -> LLMCall:
-    """Record the real usage and cost, and release the reservation."""
+    """A replayed answer costs nothing, but is still in the ledger."""
+    now = timezone.now()
+    return LLMCall.objects.create(
+        mission_id=mission_id,
+        cycle_id=cycle_id,
+        step_id=step_id,
+        agent_id=agent_id,
+        model_profile=profile,
+        model_name=profile.resolved_model_name(),
+        purpose=purpose,
+        status=LLMCall.Status.CACHE_HIT,
+        fingerprint=fingerprint,
+        finished_at=now,
+    )
+
+
+def llm_call_settle(
+    *,
+    call: LLMCall,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int = 0,
+    latency_ms: int,
+    response: dict | None = None,
+) -> LLMCall:
+    """Record the real usage and cost (and the answer, for replay), and release the reservation."""
     cost = call.model_profile.cost_usd(
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens
     )
@@ -68,6 +113,7 @@ def llm_call_settle(
         completion_tokens=completion_tokens,
         cached_tokens=cached_tokens,
         latency_ms=latency_ms,
+        response=response,
     )
 
 

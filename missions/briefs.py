@@ -10,7 +10,8 @@ def mission_header(mission: Mission) -> str:
     lines = [f"Mission: {mission.title}", f"Priority: {mission.get_priority_display()}", f"Request: {mission.request}"]
     if mission.acceptance_criteria:
         lines.append(f"Acceptance criteria: {mission.acceptance_criteria}")
-    lines.append(f"Budget: ${mission.budget_usd} (spent so far ${mission.spent_usd:.4f})")
+    # The budget, not the spend: a brief must be identical when a step is re-run, so answers replay from the ledger.
+    lines.append(f"Budget: ${mission.budget_usd}")
     return "\n".join(lines)
 
 

@@ -231,10 +231,16 @@ def reap_stalled() -> dict[str, int]:
     expired = list(
         Step.objects.filter(status=Step.Status.RUNNING, lease_expires_at__lt=now).values_list("pk", "plan__mission")
     )
-    for step_id, _ in expired:
-        Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, lease_expires_at__lt=now).update(
-            status=Step.Status.PENDING, lease_expires_at=None, error="The worker running this step stopped; retried."
+    for step_id, mission_id in expired:
+        event_record(
+            mission=Mission.objects.get(pk=mission_id),
+            kind=Event.Kind.STEP,
+            message="A step's worker stopped before finishing (its lease expired); the step runs again.",
+            data={"step_id": step_id},
         )
+        Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, lease_expires_at__lt=now).update(
+            status=Step.Status.PENDING, lease_expires_at=None
+        )  # the same brief as before, so requests already answered replay from the ledger
     quiet = Mission.objects.annotate(last_event=Max("events__created_at")).filter(last_event__lt=stale)
     to_advance = {mission_id for _, mission_id in expired}
     to_advance |= set(quiet.filter(status__in=WORKER_DRIVEN).values_list("pk", flat=True))

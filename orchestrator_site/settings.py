@@ -163,7 +163,7 @@ ARTIFACTS_DIR = DATA_DIR / "artifacts"
 # Where approved work is pushed: a git URL, or a local path that becomes a bare repository.
 DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 SANDBOX_TIMEOUT_S = env_int("SANDBOX_TIMEOUT_S", 120, minimum=1)
-STEP_LEASE_S = env_int("STEP_LEASE_S", 900, minimum=30)
+STEP_LEASE_S = env_int("STEP_LEASE_S", 900, minimum=5)
 DELIBERATION_MAX_ROUNDS = env_int("DELIBERATION_MAX_ROUNDS", 3, minimum=1, maximum=10)
 VALIDATION_MAX_ATTEMPTS = env_int("VALIDATION_MAX_ATTEMPTS", 2, minimum=0, maximum=10)
 STEP_MAX_ATTEMPTS = env_int("STEP_MAX_ATTEMPTS", 3, minimum=1, maximum=10)

@@ -7,6 +7,7 @@ encodings at run time): a byte-level BPE token covers at least one byte, so
 the UTF-8 size of the serialized messages bounds the prompt tokens.
 """
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -38,6 +39,18 @@ class CallContext:
     agent_id: int | None = None
 
 
+def request_fingerprint(model: str, messages, tools, json_output, extra_create_args) -> str:
+    """Identical requests get identical fingerprints; anything that changes the answer changes it."""
+    payload = {
+        "model": model,
+        "messages": [m.model_dump(mode="json") for m in messages],
+        "tools": [t.schema if isinstance(t, Tool) else t for t in tools],
+        "json_output": getattr(json_output, "__name__", json_output),
+        "extra": extra_create_args,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def prompt_token_bound(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema] = ()) -> int:
     size = sum(len(m.model_dump_json().encode()) + PER_MESSAGE_OVERHEAD for m in messages)
     schemas = [t.schema if isinstance(t, Tool) else t for t in tools]
@@ -54,8 +67,9 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         self._profile = profile
         self._context = context
 
-    async def _reserve(self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]):
+    async def _reserve(self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema], fingerprint: str = ""):
         return await sync_to_async(services.llm_call_reserve)(
+            fingerprint=fingerprint,
             mission_id=self._context.mission_id,
             profile=self._profile,
             model_name=self._profile.resolved_model_name(),
@@ -67,13 +81,32 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             agent_id=self._context.agent_id,
         )
 
-    async def _settle(self, call, usage: RequestUsage, started: float) -> None:
+    async def _settle(self, call, usage: RequestUsage, started: float, response: dict | None = None) -> None:
         await sync_to_async(services.llm_call_settle)(
             call=call,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             latency_ms=_elapsed_ms(started),
+            response=response,
         )
+
+    async def _replay(self, fingerprint: str) -> CreateResult | None:
+        """An identical request this mission already paid for (a re-run after a crash) is answered from the ledger."""
+        cached = await sync_to_async(services.llm_call_cached_response)(
+            mission_id=self._context.mission_id, fingerprint=fingerprint
+        )
+        if cached is None:
+            return None
+        await sync_to_async(services.llm_call_record_cache_hit)(
+            mission_id=self._context.mission_id,
+            profile=self._profile,
+            purpose=self._context.purpose,
+            fingerprint=fingerprint,
+            cycle_id=self._context.cycle_id,
+            step_id=self._context.step_id,
+            agent_id=self._context.agent_id,
+        )
+        return CreateResult.model_validate({**cached, "cached": True})
 
     async def _fail(self, call, exc: BaseException, started: float) -> None:
         error = _redact(f"{type(exc).__name__}: {exc}", self._profile.api_key())
@@ -89,7 +122,13 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        call = await self._reserve(messages, tools)
+        fingerprint = request_fingerprint(
+            self._profile.resolved_model_name(), messages, tools, json_output, extra_create_args
+        )
+        replayed = await self._replay(fingerprint)
+        if replayed is not None:
+            return replayed
+        call = await self._reserve(messages, tools, fingerprint)
         started = time.monotonic()
         try:
             result = await self._inner.create(
@@ -103,7 +142,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         except BaseException as exc:
             await self._fail(call, exc, started)
             raise _as_run_error(exc, self._profile.api_key()) from exc
-        await self._settle(call, result.usage, started)
+        await self._settle(call, result.usage, started, response=result.model_dump(mode="json"))
         return result
 
     async def create_stream(
