@@ -19,18 +19,48 @@ def _log_in(browser, live_url, username):
     return page
 
 
+PLAN = {
+    "summary": "Token service by an authentication specialist, then the HTTP layer.",
+    "steps": [
+        {
+            "key": "core",
+            "title": "Token service",
+            "kind": "codegen",
+            "role": "authentication",
+            "instructions": "Issue and verify tokens, with tests.",
+            "depends_on": [],
+            "acceptance": ["tests pass"],
+            "estimated_tokens": 2000,
+        },
+        {
+            "key": "api",
+            "title": "HTTP endpoints",
+            "kind": "codegen",
+            "role": "developer",
+            "instructions": "Expose ${core.files} over HTTP, with tests.",
+            "depends_on": ["core"],
+            "acceptance": ["tests pass"],
+            "estimated_tokens": 2000,
+        },
+    ],
+}
+
+
 def test_it_runs_a_mission_live_through_the_deploy_gate(
-    company, pm, reviewer, celery_worker, live_url, browser, tmp_path
+    company, pm, reviewer, sim, celery_worker, live_url, browser, tmp_path
 ):
-    """The PM's page updates live to the deploy gate and, after the reviewer approves, to "completed"; no reload."""
+    """The PM watches votes, plan, a new specialist, steps and tests arrive live; the reviewer approves the
+    deploy; the PM's page reaches "completed" without a reload and the archive downloads."""
+    sim.script({"role": "plan_draft", "times": 1, "reply": {"json": PLAN}})
     page = _log_in(browser, live_url, "pm")
     page.click("text=New mission")
     page.select_option("select[name=template]", "api_endpoint")
     page.wait_for_selector("#id_var_resource")  # swapped in by htmx
     page.fill("#id_var_resource", "user authentication")
+    page.fill("#id_title", "Build an API for user authentication")
     page.click("text=File mission")
     page.wait_for_url("**/missions/*-*/")
-    assert page.locator("h1").first.inner_text() == "API: user authentication"
+    assert page.locator("h1").first.inner_text() == "Build an API for user authentication"
     assert page.locator(".badge.sim").count() >= 1
 
     navigations = []
