@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from agents.admin import ReadOnlyAdmin
-from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step, TestRun, Vote
+from missions.models import DecisionCycle, Event, KnowledgeEntry, Mission, MissionTemplate, Plan, Step, TestRun, Vote
 
 
 @admin.register(MissionTemplate)
@@ -92,3 +92,10 @@ class TestRunAdmin(admin.ModelAdmin):
     list_display = ["mission", "step", "passed", "failed", "errors", "isolation", "duration_s", "created_at"]
     list_filter = ["isolation", "timed_out"]
     search_fields = ["mission__title", "log"]
+
+
+@admin.register(KnowledgeEntry)
+class KnowledgeEntryAdmin(admin.ModelAdmin):
+    list_display = ["title", "kind", "mission", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["title", "body"]

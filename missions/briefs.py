@@ -16,7 +16,12 @@ def mission_header(mission: Mission) -> str:
 
 
 def plan_request_brief(
-    mission: Mission, roles: list[str], feedback: list[str] = (), amendments: list[str] = (), previous=None
+    mission: Mission,
+    roles: list[str],
+    feedback: list[str] = (),
+    amendments: list[str] = (),
+    previous=None,
+    knowledge: str = "",
 ) -> str:
     text = mission_header(mission) + "\n"
     if mission.template:
@@ -28,6 +33,8 @@ def plan_request_brief(
         "${step_key.commit} or ${step_key.files}. "
         f"Roles available to staff (others get a specialist): {', '.join(roles) or 'developer'}."
     )
+    if knowledge:
+        text += f"\n\n{knowledge}"
     if feedback:
         text += "\n\nEarlier plans were sent back. Address these findings and comments:\n"
         text += "\n".join(f"- {c}" for c in feedback)
@@ -82,7 +89,7 @@ def resolve_references(text: str, outputs: dict[str, dict]) -> str:
     return REFERENCE_RE.sub(value, text)
 
 
-def step_brief(step: Step, dependencies: list[Step], previous_error: str = "") -> str:
+def step_brief(step: Step, dependencies: list[Step], previous_error: str = "", knowledge: str = "") -> str:
     mission = step.plan.mission
     outputs = {dep.key: dep.output for dep in dependencies}
     lines = [
@@ -97,6 +104,8 @@ def step_brief(step: Step, dependencies: list[Step], previous_error: str = "") -
         lines.append("Outputs of the steps this one depends on:")
         for dep in dependencies:
             lines.append(f"- {dep.key}: {json.dumps(dep.output)[:1500]}")
+    if knowledge:
+        lines.append(knowledge)
     if previous_error:
         lines.append(f"A previous attempt at this step failed: {previous_error[:1500]}")
     lines.append(

@@ -17,6 +17,7 @@ from agents.selectors import c_suite_agents
 from missions import briefs
 from missions.consult import ask_agent, cycle_close, cycle_open, transcript_record
 from missions.events import event_record
+from missions.knowledge import knowledge_brief
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Vote
 
 
@@ -53,9 +54,10 @@ def deliberate(mission: Mission, *, feedback: list[str]) -> Deliberation:
     )
     amendments: list[str] = []
     draft, votes = None, []
+    knowledge = knowledge_brief(mission)
     rounds = settings.DELIBERATION_MAX_ROUNDS
     for round_no in range(1, rounds + 1):
-        prompt = briefs.plan_request_brief(mission, roles, feedback, amendments, previous=draft)
+        prompt = briefs.plan_request_brief(mission, roles, feedback, amendments, previous=draft, knowledge=knowledge)
         draft = ask_agent(
             mission=mission, agent=drafter, purpose="plan_draft", prompt=prompt, output_type=PlanDraft, cycle=cycle
         )

@@ -7,6 +7,7 @@ from django.utils import timezone
 from agents.runtime.workspace import WorkspaceError
 from missions.consult import mission_workspace
 from missions.events import event_record
+from missions.knowledge import knowledge_record_retrospective
 from missions.models import Event, Mission
 from missions.services import mission_fail, mission_transition
 
@@ -39,9 +40,10 @@ def mission_deploy(mission: Mission) -> None:
             message=f"Deployed {sha[:10]} to production as tag {mission.deploy_tag}; archive ready to download.",
             data={"sha": sha},
         )
-        mission_transition(
+        if mission_transition(
             mission=mission,
             to=Mission.Status.COMPLETED,
             expected=Mission.Status.DEPLOYING,
             reason=f"Deployed {sha[:10]}.",
-        )
+        ):
+            knowledge_record_retrospective(mission)

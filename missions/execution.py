@@ -26,6 +26,7 @@ from agents.services import agent_message_record
 from missions import briefs
 from missions.consult import mission_workspace
 from missions.events import event_record
+from missions.knowledge import knowledge_brief
 from missions.models import Event, Mission, Step, TestRun
 from missions.services import mission_pause_for_budget
 from orchestrator_site.logging import mission_logging
@@ -137,7 +138,7 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
         profile=agent.model_profile or mission.model_profile,
         name=agent.name,
         system_prompt=agent.system_prompt,
-        brief=briefs.step_brief(step, deps, previous_error=step.error),
+        brief=briefs.step_brief(step, deps, previous_error=step.error, knowledge=knowledge_brief(mission)),
         tools=tools,
         context=CallContext(mission_id=mission.pk, purpose=f"step:{step.kind}", step_id=step.pk, agent_id=agent.pk),
         on_message=on_message,

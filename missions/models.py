@@ -360,3 +360,24 @@ class TestRun(models.Model):
     @property
     def ok(self) -> bool:
         return self.passed > 0 and not (self.failed or self.errors or self.timed_out)
+
+
+class KnowledgeEntry(models.Model):
+    """A lesson or decision kept from a finished mission, retrieved into later briefs by text search."""
+
+    class Kind(models.TextChoices):
+        DECISION = "decision", "Decision"
+        LESSON = "lesson", "Lesson"
+
+    mission = models.ForeignKey(Mission, null=True, blank=True, on_delete=models.SET_NULL, related_name="knowledge")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "knowledge entries"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title}"

@@ -130,7 +130,13 @@ def mission_transition(
 
 
 def mission_fail(*, mission: Mission, reason: str) -> bool:
-    return mission_transition(mission=mission, to=Mission.Status.FAILED, reason=reason)
+    """Fail the mission and keep what it learned for later missions."""
+    from missions.knowledge import knowledge_record_retrospective
+
+    failed = mission_transition(mission=mission, to=Mission.Status.FAILED, reason=reason)
+    if failed:
+        knowledge_record_retrospective(mission)
+    return failed
 
 
 def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:

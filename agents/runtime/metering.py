@@ -39,9 +39,16 @@ class CallContext:
     agent_id: int | None = None
 
 
-def request_fingerprint(model: str, messages, tools, json_output, extra_create_args) -> str:
-    """Identical requests get identical fingerprints; anything that changes the answer changes it."""
+def request_fingerprint(context: CallContext, model: str, messages, tools, json_output, extra_create_args) -> str:
+    """Identical requests for the same piece of work get identical fingerprints.
+
+    The cycle and step are part of it: a replay is for re-running the same
+    work after a crash, not for a new deliberation that happens to ask the
+    same question (and may deserve a different answer).
+    """
     payload = {
+        "cycle": context.cycle_id,
+        "step": context.step_id,
         "model": model,
         "messages": [m.model_dump(mode="json") for m in messages],
         "tools": [t.schema if isinstance(t, Tool) else t for t in tools],
@@ -123,7 +130,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         fingerprint = request_fingerprint(
-            self._profile.resolved_model_name(), messages, tools, json_output, extra_create_args
+            self._context, self._profile.resolved_model_name(), messages, tools, json_output, extra_create_args
         )
         replayed = await self._replay(fingerprint)
         if replayed is not None:
