@@ -7,11 +7,14 @@ the rule decides. Every draft, vote and dissent is stored.
 
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 
 from agents.errors import AgentRunError
 from agents.models import AgentSpec
+from agents.runtime.metering import CallContext
+from agents.runtime.teams import Voter, collect_votes
 from agents.schemas import PlanDraft, PlanVote
 from agents.selectors import c_suite_agents
 from missions import briefs
@@ -63,7 +66,7 @@ def deliberate(mission: Mission, *, feedback: list[str]) -> Deliberation:
         )
         _record_draft(mission, drafter, cycle, draft, round_no)
         draft_json = draft.model_dump_json(indent=1)
-        votes = [_vote(mission, member, cycle, draft_json, round_no) for member in members]
+        votes = _round_votes(mission, members, cycle, draft_json, round_no)
         if consensus_reached(mission.consensus_rule, votes):
             cycle_close(
                 cycle,
@@ -121,11 +124,30 @@ def _record_draft(mission: Mission, drafter: AgentSpec, cycle: DecisionCycle, dr
     )
 
 
-def _vote(mission: Mission, member: AgentSpec, cycle: DecisionCycle, draft_json: str, round_no: int) -> Vote:
-    prompt = briefs.vote_brief(mission, draft_json, round_no)
-    answer = ask_agent(
-        mission=mission, agent=member, purpose="plan_vote", prompt=prompt, output_type=PlanVote, cycle=cycle
+def _round_votes(
+    mission: Mission, members: list[AgentSpec], cycle: DecisionCycle, draft_json: str, round_no: int
+) -> list[Vote]:
+    """Collect the round's votes in the mission's conversation mode, then store each with its dissent."""
+    voters = [
+        Voter(
+            key=member.name,
+            title=member.title,
+            system_prompt=member.system_prompt,
+            profile=member.model_profile or mission.model_profile,
+            context=CallContext(mission_id=mission.pk, purpose="plan_vote", cycle_id=cycle.pk, agent_id=member.pk),
+        )
+        for member in members
+    ]
+    answers = async_to_sync(collect_votes)(
+        mode=mission.conversation_mode,
+        voters=voters,
+        brief=briefs.vote_brief(mission, draft_json, round_no),
+        round_no=round_no,
     )
+    return [_vote_record(mission, member, cycle, answers[member.name], round_no) for member in members]
+
+
+def _vote_record(mission: Mission, member: AgentSpec, cycle: DecisionCycle, answer: PlanVote, round_no: int) -> Vote:
     with transaction.atomic():
         vote = Vote.objects.create(
             cycle=cycle,

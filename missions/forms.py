@@ -26,6 +26,21 @@ class MissionForm(forms.Form):
         label="Budget (USD)", min_value=Decimal("0.01"), max_value=MAX_BUDGET_USD, decimal_places=2, max_digits=10
     )
 
+    consensus_rule = forms.ChoiceField(
+        choices=[("", "As the template says (quorum without one)"), *MissionTemplate.ConsensusRule.choices],
+        required=False,
+        label="C-suite consensus rule",
+    )
+    conversation_mode = forms.ChoiceField(
+        choices=[("", "As the template says (round-robin without one)"), *MissionTemplate.ConversationMode.choices],
+        required=False,
+        label="How the C-suite deliberates",
+    )
+    deadlock_policy = forms.ChoiceField(
+        choices=[("", "As the template says (ask a human)"), *MissionTemplate.DeadlockPolicy.choices],
+        required=False,
+        label="On deadlock",
+    )
     require_plan_approval = forms.BooleanField(
         required=False, initial=False, label="Ask a reviewer to approve the plan"
     )

@@ -125,6 +125,11 @@ class Mission(models.Model):
     deadlock_policy = models.CharField(
         max_length=10, choices=MissionTemplate.DeadlockPolicy.choices, default=MissionTemplate.DeadlockPolicy.GATE
     )
+    conversation_mode = models.CharField(
+        max_length=20,
+        choices=MissionTemplate.ConversationMode.choices,
+        default=MissionTemplate.ConversationMode.ROUND_ROBIN,
+    )
     model_profile = models.ForeignKey("agents.ModelProfile", null=True, blank=True, on_delete=models.SET_NULL)
     uses_simulated_model = models.BooleanField(default=False)
     workspace_path = models.CharField(max_length=500, blank=True)

@@ -35,6 +35,7 @@ def mission_submit(
     require_deploy_approval: bool = True,
     consensus_rule: str = "",
     deadlock_policy: str = "",
+    conversation_mode: str = "",
 ) -> Mission:
     """File a mission and start it once the transaction commits.
 
@@ -71,6 +72,8 @@ def mission_submit(
             or (template.consensus_rule if template else MissionTemplate.ConsensusRule.QUORUM),
             deadlock_policy=deadlock_policy
             or (template.deadlock_policy if template else MissionTemplate.DeadlockPolicy.GATE),
+            conversation_mode=conversation_mode
+            or (template.conversation_mode if template else MissionTemplate.ConversationMode.ROUND_ROBIN),
             model_profile=profile,
             uses_simulated_model=bool(profile and profile.is_simulated),
         )

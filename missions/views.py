@@ -59,6 +59,9 @@ def mission_new(request):
                     budget_usd=data["budget_usd"],
                     require_plan_approval=data["require_plan_approval"],
                     require_deploy_approval=data["require_deploy_approval"],
+                    consensus_rule=data["consensus_rule"],
+                    conversation_mode=data["conversation_mode"],
+                    deadlock_policy=data["deadlock_policy"],
                 )
             except ValueError as error:
                 form.add_error(None, str(error))

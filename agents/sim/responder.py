@@ -805,8 +805,21 @@ def generated_sources(brief: Brief) -> tuple[str, str]:
 # --------------------------------------------------------------------------- chat
 
 
+SPEAKER_CHOICE_RE = re.compile(r"select the next role from \[([^\]]*)\]")
+
+
 def chat(body: Body) -> Reply:
-    """Echo the start of the last user message so callers can see it arrived."""
+    """Echo the start of the last user message so callers can see it arrived.
+
+    A group chat's speaker-selection prompt ("select the next role from ['a', 'b']")
+    is answered with the first candidate, so selector teams run deterministically.
+    """
+    text = "\n".join(message_text(m) for m in _messages(body))
+    choice = SPEAKER_CHOICE_RE.findall(text)
+    if choice:
+        names = [n.strip().strip("'\"") for n in choice[-1].split(",") if n.strip()]
+        if names:
+            return Reply(role="chat", content=names[0])
     text = last_user_text(body) or (message_text(_messages(body)[-1]) if _messages(body) else "")
     return Reply(role="chat", content=CHAT_PREFIX + text[:80])
 

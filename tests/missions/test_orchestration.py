@@ -244,3 +244,33 @@ def test_it_runs_independent_steps_in_parallel_and_merges_their_work(company, pm
 
     with zipfile.ZipFile(mission.artifact_path) as archive:
         assert {"alpha.py", "beta.py", "gamma.py"} <= set(archive.namelist())
+
+
+def _vote_calls(mission: Mission, round_no: int) -> list:
+    """The plan_vote ledger rows of one round, in the order the calls were made."""
+    from agents.models import LLMCall
+
+    calls = list(LLMCall.objects.filter(mission=mission, purpose="plan_vote").select_related("agent").order_by("id"))
+    return calls[(round_no - 1) * 4 : round_no * 4]
+
+
+@pytest.mark.parametrize("mode", ["broadcast", "sequential", "round_robin", "selector"])
+def test_it_deliberates_in_each_conversation_mode(company, pm, sim, celery_worker, mode):
+    """Every mode collects the four votes; sequential voters hear the earlier votes; round-robin rotates the
+    first speaker; the selector asks a model who speaks next."""
+    sim.script({"role": "plan_vote", "match": "Chief Financial Officer", "times": 1, "reply": {"json": OBJECTION}})
+    mission = _submit(pm, consensus_rule="unanimous", conversation_mode=mode)
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    cycle = DecisionCycle.objects.get(mission=mission, kind=DecisionCycle.Kind.PLANNING)
+    assert cycle.rounds == 2 and Vote.objects.filter(cycle=cycle).count() == 8
+    first, second = _vote_calls(mission, 1), _vote_calls(mission, 2)
+    if mode in ("sequential", "round_robin", "selector"):
+        prompts = [call.prompt_tokens for call in first]
+        assert prompts == sorted(prompts) and prompts[0] < prompts[-1], "later voters did not hear earlier votes"
+    if mode == "sequential":
+        assert [c.agent.role for c in second] == ["ceo", "cto", "cfo", "cro"]
+    if mode == "round_robin":
+        assert [c.agent.role for c in first] == ["ceo", "cto", "cfo", "cro"]
+        assert [c.agent.role for c in second] == ["cto", "cfo", "cro", "ceo"]
+    selections = mission.llm_calls.filter(purpose="speaker_selection").count()
+    assert (selections > 0) == (mode == "selector")

@@ -615,3 +615,29 @@ def test_it_does_not_cancel_a_finished_mission(client, pm, status):
     mission.refresh_from_db()
     assert mission.status == status
     assert not mission.events.exists()
+
+
+def test_it_lets_the_pm_override_how_the_c_suite_decides(client, company, pm, django_capture_on_commit_callbacks):
+    """The consensus rule, conversation mode and deadlock policy chosen in the form reach the mission."""
+    client.force_login(pm)
+    data = {
+        "template": "api_endpoint",
+        "var_resource": "payments",
+        "var_operations": "create",
+        "priority": "normal",
+        "budget_usd": "2.00",
+        "consensus_rule": "unanimous",
+        "conversation_mode": "selector",
+        "deadlock_policy": "ceo",
+    }
+    with django_capture_on_commit_callbacks():
+        response = client.post("/missions/new/", data)
+    assert response.status_code == 302
+    mission = Mission.objects.get()
+    assert (mission.consensus_rule, mission.conversation_mode, mission.deadlock_policy) == (
+        "unanimous",
+        "selector",
+        "ceo",
+    )
+    response = client.post("/missions/new/", {**data, "conversation_mode": "shouting"})
+    assert response.status_code == 400 and Mission.objects.count() == 1

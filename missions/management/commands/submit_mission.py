@@ -64,6 +64,9 @@ class Command(BaseCommand):
         parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
         parser.add_argument("--budget", default=settings.DEFAULT_MISSION_BUDGET_USD)
         parser.add_argument("--priority", default=Mission.Priority.NORMAL, choices=Mission.Priority.values)
+        parser.add_argument("--consensus", choices=MissionTemplate.ConsensusRule.values, default="")
+        parser.add_argument("--mode", choices=MissionTemplate.ConversationMode.values, default="")
+        parser.add_argument("--deadlock", choices=MissionTemplate.DeadlockPolicy.values, default="")
         parser.add_argument("--plan-approval", action="store_true", help="A reviewer approves the plan first.")
         parser.add_argument(
             "--no-deploy-approval", action="store_true", help="Deploy without asking a reviewer (default: ask)."
@@ -104,6 +107,9 @@ class Command(BaseCommand):
                 priority=options["priority"],
                 require_plan_approval=options["plan_approval"],
                 require_deploy_approval=not options["no_deploy_approval"],
+                consensus_rule=options["consensus"],
+                conversation_mode=options["mode"],
+                deadlock_policy=options["deadlock"],
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
