@@ -103,7 +103,8 @@ def step_brief(step: Step, dependencies: list[Step], previous_error: str = "", k
     if dependencies:
         lines.append("Outputs of the steps this one depends on:")
         for dep in dependencies:
-            lines.append(f"- {dep.key}: {json.dumps(dep.output)[:1500]}")
+            compact = {field: dep.output.get(field) for field in REFERENCE_FIELDS if dep.output.get(field)}
+            lines.append(f"- {dep.key}: {json.dumps(compact)[:1500]}")  # never the diff: briefs stay compact
     if knowledge:
         lines.append(knowledge)
     if previous_error:
