@@ -8,10 +8,20 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import AgentMessage, AgentSpec, LLMCall
-from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step, TestRun, Vote
+from missions.models import (
+    DecisionCycle,
+    Event,
+    KnowledgeEntry,
+    Mission,
+    MissionTemplate,
+    Plan,
+    Step,
+    TestRun,
+    Vote,
+)
 from reviews.models import ApprovalGate, PeerReview
 
-READ_ONLY = [Event, LLMCall, AgentMessage]
+READ_ONLY = [Event, LLMCall, AgentMessage, ApprovalGate]  # gates are decided in the queue, not the admin
 
 
 def _url(model, view: str, *args) -> str:
@@ -50,6 +60,7 @@ def records(company, pm):
                 mission=mission, model_name="sim-1", purpose="plan_draft", finished_at=timezone.now()
             ),
             message=AgentMessage.objects.create(mission=mission, source="cto", content="Hello"),
+            knowledge=KnowledgeEntry.objects.create(mission=mission, kind="lesson", title="Lesson", body="Learned"),
         )
     return rows
 
