@@ -40,7 +40,7 @@ def weak_sandbox_refusal() -> str:
         isolation = sandbox_isolation()
     except SandboxError as error:
         return f"The sandbox is not usable: {error}"
-    if isolation != "bwrap" and settings.PRODUCTION and settings.SANDBOX_BACKEND != "subprocess":
+    if isolation == "subprocess" and settings.PRODUCTION and settings.SANDBOX_BACKEND != "subprocess":
         return (
             "Refusing to run generated code without bubblewrap in production: install bubblewrap, "
             "or set SANDBOX_BACKEND=subprocess to accept the weaker sandbox."

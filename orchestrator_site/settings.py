@@ -172,7 +172,7 @@ STEP_RETRY_BASE_S = env_int("STEP_RETRY_BASE_S", 2, minimum=0)
 STEP_RETRY_MAX_S = env_int("STEP_RETRY_MAX_S", 120, minimum=0)
 STEP_MAX_TOOL_ITERATIONS = env_int("STEP_MAX_TOOL_ITERATIONS", 12, minimum=1, maximum=100)
 DEFAULT_MISSION_BUDGET_USD = env_decimal("DEFAULT_MISSION_BUDGET_USD", "5.00", minimum="0.01", maximum="10000")
-SANDBOX_BACKEND = env_choice("SANDBOX_BACKEND", "", choices=("", "bwrap", "subprocess"))
+SANDBOX_BACKEND = env_choice("SANDBOX_BACKEND", "", choices=("", "bwrap", "docker", "subprocess"))
 STALLED_AFTER_S = env_int("STALLED_AFTER_S", 300, minimum=30)
 
 # --- Auth.

@@ -35,7 +35,10 @@ JUNIT_MAX_BYTES = 5_000_000
 SANDBOX_WORKDIR = "/workspace"
 REPORT_DIR = ".mo"
 PROBE_TIMEOUT_S = 15
-BACKENDS = ("bwrap", "subprocess")
+BACKENDS = ("bwrap", "docker", "subprocess")
+# The docker backend runs each command in a throwaway container of this image (it needs python + pytest).
+DOCKER_IMAGE_ENV = "SANDBOX_DOCKER_IMAGE"
+DEFAULT_DOCKER_IMAGE = "python:3.11-slim"
 
 # Top-level system dirs; on merged-/usr systems they are symlinks into /usr.
 SYSTEM_LINK_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64")
@@ -96,9 +99,13 @@ def sandbox_isolation() -> str:
     """ "bwrap" or "subprocess"; SANDBOX_BACKEND forces one (bwrap must then work)."""
     forced = os.environ.get("SANDBOX_BACKEND", "").strip().lower()
     if forced and forced not in BACKENDS:
-        raise SandboxError(f"SANDBOX_BACKEND must be 'bwrap' or 'subprocess', not {forced!r}.")
+        raise SandboxError(f"SANDBOX_BACKEND must be 'bwrap', 'docker' or 'subprocess', not {forced!r}.")
     if forced == "subprocess":
         return "subprocess"
+    if forced == "docker":
+        if not shutil.which("docker"):
+            raise SandboxError("SANDBOX_BACKEND=docker, but the docker client was not found on PATH.")
+        return "docker"
     usable, reason = _probe_bwrap()
     if forced == "bwrap" and not usable:
         raise SandboxError(f"SANDBOX_BACKEND=bwrap, but bubblewrap is not usable here: {reason}")
@@ -147,6 +154,8 @@ def _run(
     clean = _clean_env(env)
     if isolation == "bwrap":
         full = _bwrap_argv(shutil.which("bwrap") or "bwrap", workdir, clean) + list(argv)
+    elif isolation == "docker":
+        full = docker_argv(workdir, clean, limits) + _container_argv(argv)
     else:
         full = list(argv)
     return _execute(full, workdir, clean, limits, isolation)
@@ -206,6 +215,27 @@ def _bwrap_argv(bwrap: str, workdir: Path, env: Mapping[str, str]) -> list[str]:
         args += ["--ro-bind", str(git_dir), f"{SANDBOX_WORKDIR}/.git"]
     args += ["--remount-ro", "/", "--chdir", SANDBOX_WORKDIR]
     return args
+
+
+def docker_argv(workdir: Path, env: Mapping[str, str], limits: SandboxLimits) -> list[str]:
+    """A throwaway container: no network, read-only root, no capabilities, only the workspace writable.
+
+    Used where a Docker engine exists and bubblewrap does not (SANDBOX_BACKEND=docker).
+    """
+    argv = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs", "/tmp"]  # noqa: S108
+    argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{os.getuid()}:{os.getgid()}"]
+    argv += ["--pids-limit", str(limits.max_procs), "--memory", f"{limits.memory_mb}m", "--cpus", "1"]
+    argv += ["--ulimit", f"fsize={limits.max_file_mb * 1024 * 1024}", "--ulimit", f"cpu={limits.cpu_s}"]
+    argv += ["-v", f"{workdir}:{SANDBOX_WORKDIR}:rw", "-w", SANDBOX_WORKDIR]
+    for key, value in env.items():
+        if key != "PATH":  # the image's own PATH finds its python
+            argv += ["-e", f"{key}={value}"]
+    return argv + [os.environ.get(DOCKER_IMAGE_ENV, DEFAULT_DOCKER_IMAGE)]
+
+
+def _container_argv(argv: list[str]) -> list[str]:
+    """Inside the image, the interpreter is the image's ``python``, not this host's."""
+    return ["python", *argv[1:]] if argv and argv[0] == sys.executable else list(argv)
 
 
 def _python_mounts() -> list[tuple[str, str]]:
@@ -327,7 +357,7 @@ def run_pytest(workdir: Path, *, limits: SandboxLimits = SandboxLimits()) -> Pyt
     report_rel = f"{REPORT_DIR}/junit-{uuid.uuid4().hex}.xml"
     _prepare_report_dir(workdir)
     xml_host = workdir / report_rel
-    xml_arg = f"{SANDBOX_WORKDIR}/{report_rel}" if isolation == "bwrap" else str(xml_host)
+    xml_arg = f"{SANDBOX_WORKDIR}/{report_rel}" if isolation in ("bwrap", "docker") else str(xml_host)
     argv = [
         sys.executable,
         "-m",

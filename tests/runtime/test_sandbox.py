@@ -350,7 +350,7 @@ def test_forcing_unusable_bwrap_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         sandbox_isolation()
     monkeypatch.delenv("SANDBOX_BACKEND")
     assert sandbox_isolation() == "subprocess"
-    monkeypatch.setenv("SANDBOX_BACKEND", "docker")
+    monkeypatch.setenv("SANDBOX_BACKEND", "podman")
     with pytest.raises(SandboxError, match="SANDBOX_BACKEND"):
         sandbox_isolation()
 
@@ -358,3 +358,26 @@ def test_forcing_unusable_bwrap_raises(monkeypatch: pytest.MonkeyPatch) -> None:
 @needs_bwrap
 def test_bwrap_is_the_default_when_it_works() -> None:
     assert sandbox_isolation() == "bwrap"
+
+
+def test_docker_backend_builds_a_locked_down_container(monkeypatch, tmp_path: Path) -> None:
+    """SANDBOX_BACKEND=docker: no network, read-only root, no capabilities, limits, only the workspace mounted.
+
+    No Docker engine runs here, so this checks the command the backend would run, not a container.
+    """
+    from agents.runtime import sandbox
+
+    monkeypatch.setenv("SANDBOX_BACKEND", "docker")
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert sandbox.sandbox_isolation() == "docker"
+    limits = sandbox.SandboxLimits(memory_mb=256, max_procs=32, max_file_mb=5, cpu_s=20)
+    argv = sandbox.docker_argv(tmp_path, {"HOME": "/tmp", "PATH": "/usr/bin", "SECRETLESS": "1"}, limits)
+    joined = " ".join(argv)
+    for expected in ("--network none", "--read-only", "--cap-drop ALL", "--pids-limit 32", "--memory 256m"):
+        assert expected in joined
+    assert f"{tmp_path}:/workspace:rw" in argv and argv[-1] == "python:3.11-slim"
+    assert "PATH=/usr/bin" not in argv and "SECRETLESS=1" in argv
+    assert sandbox._container_argv([sys.executable, "-m", "pytest"]) == ["python", "-m", "pytest"]
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    with pytest.raises(sandbox.SandboxError, match="docker client was not found"):
+        sandbox.sandbox_isolation()
