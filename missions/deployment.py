@@ -1,10 +1,13 @@
 """Deployment: push the approved commit, tag it, keep a downloadable archive."""
 
+import shlex
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agents.runtime.workspace import WorkspaceError
+from agents.runtime.sandbox import SandboxError, SandboxLimits, run_sandboxed
+from agents.runtime.workspace import Workspace, WorkspaceError
 from missions.consult import mission_workspace
 from missions.events import event_record
 from missions.knowledge import knowledge_record_retrospective
@@ -23,6 +26,11 @@ def mission_deploy(mission: Mission) -> None:
     ).update(deploy_started_at=timezone.now()):
         return
     workspace = mission_workspace(mission)
+    if settings.DEPLOY_COMMAND:
+        failure = _run_deploy_command(mission, workspace)
+        if failure:
+            mission_fail(mission=mission, reason=failure)
+            return
     try:
         sha = workspace.head()
         workspace.publish(remote=settings.DEPLOY_REMOTE, sha=sha, branch=mission.deploy_branch, tag=mission.deploy_tag)
@@ -47,3 +55,24 @@ def mission_deploy(mission: Mission) -> None:
             reason=f"Deployed {sha[:10]}.",
         ):
             knowledge_record_retrospective(mission)
+
+
+def _run_deploy_command(mission: Mission, workspace: Workspace) -> str:
+    """Run DEPLOY_COMMAND in the sandbox on the approved tree; '' when it succeeded, else the reason."""
+    argv = shlex.split(settings.DEPLOY_COMMAND)
+    try:
+        result = run_sandboxed(argv, workdir=workspace.root, limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S))
+    except SandboxError as error:
+        return f"Deployment failed: the deploy command could not run: {error}"
+    output = (result.stdout + result.stderr).strip()[-1500:]
+    event_record(
+        mission=mission,
+        kind=Event.Kind.STATUS,
+        message=f"Deploy command `{settings.DEPLOY_COMMAND}` exited {result.returncode}"
+        + (" (timed out)" if result.timed_out else "")
+        + f" in the {result.isolation} sandbox.",
+        data={"returncode": result.returncode, "output": output},
+    )
+    if result.returncode != 0 or result.timed_out:
+        return f"Deployment failed: `{settings.DEPLOY_COMMAND}` exited {result.returncode}: {output[-500:]}"
+    return ""

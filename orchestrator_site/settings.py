@@ -163,6 +163,8 @@ WORKSPACES_DIR = DATA_DIR / "workspaces"
 ARTIFACTS_DIR = DATA_DIR / "artifacts"
 # Where approved work is pushed: a git URL, or a local path that becomes a bare repository.
 DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
+# Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").
+DEPLOY_COMMAND = env_str("DEPLOY_COMMAND", "")
 SANDBOX_TIMEOUT_S = env_int("SANDBOX_TIMEOUT_S", 120, minimum=1)
 STEP_LEASE_S = env_int("STEP_LEASE_S", 900, minimum=5)
 DELIBERATION_MAX_ROUNDS = env_int("DELIBERATION_MAX_ROUNDS", 3, minimum=1, maximum=10)

@@ -274,3 +274,22 @@ def test_it_deliberates_in_each_conversation_mode(company, pm, sim, celery_worke
         assert [c.agent.role for c in second] == ["cto", "cfo", "cro", "ceo"]
     selections = mission.llm_calls.filter(purpose="speaker_selection").count()
     assert (selections > 0) == (mode == "selector")
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("python -m compileall -q .", "completed"), ("python -c 'import sys; sys.exit(3)'", "failed")],
+)
+def test_it_runs_the_deploy_command_in_the_sandbox_before_pushing(
+    company, pm, sim, celery_worker, settings, command, expected
+):
+    """DEPLOY_COMMAND runs on the approved tree; a failing command stops the deploy with its exit code."""
+    settings.DEPLOY_COMMAND = command
+    mission = _submit(pm)
+    assert _settled(mission) == expected, mission.failure_reason
+    ran = mission.events.get(message__startswith="Deploy command")
+    assert "bwrap sandbox" in ran.message
+    if expected == "failed":
+        assert "exited 3" in mission.failure_reason and mission.deployed_sha == ""
+    else:
+        assert len(mission.deployed_sha) == 40
