@@ -6,12 +6,12 @@ import re
 from missions.models import Mission, Step
 
 
-def mission_header(mission: Mission) -> str:
+def mission_header(mission: Mission, *, budget: bool = True) -> str:
     lines = [f"Mission: {mission.title}", f"Priority: {mission.get_priority_display()}", f"Request: {mission.request}"]
     if mission.acceptance_criteria:
         lines.append(f"Acceptance criteria: {mission.acceptance_criteria}")
-    # The budget, not the spend: a brief must be identical when a step is re-run, so answers replay from the ledger.
-    lines.append(f"Budget: ${mission.budget_usd}")
+    if budget:  # step briefs leave it out: a re-run brief must be identical, so answers replay from the ledger
+        lines.append(f"Budget: ${mission.budget_usd}")
     return "\n".join(lines)
 
 
@@ -93,7 +93,7 @@ def step_brief(step: Step, dependencies: list[Step], previous_error: str = "", k
     mission = step.plan.mission
     outputs = {dep.key: dep.output for dep in dependencies}
     lines = [
-        mission_header(mission),
+        mission_header(mission, budget=False),
         f"Step: {step.key} — {step.title}",
         f"Kind: {step.kind}",
         f"Instructions: {resolve_references(step.instructions, outputs)}",

@@ -32,7 +32,7 @@ def mission_deploy(mission: Mission) -> None:
             mission_fail(mission=mission, reason=failure)
             return
     try:
-        sha = workspace.head()
+        sha = _approved_sha(mission) or workspace.head()
         workspace.publish(remote=settings.DEPLOY_REMOTE, sha=sha, branch=mission.deploy_branch, tag=mission.deploy_tag)
         archive = workspace.archive(sha=sha, dest=settings.ARTIFACTS_DIR / f"{mission.code}.zip")
     except WorkspaceError as error:
@@ -76,3 +76,15 @@ def _run_deploy_command(mission: Mission, workspace: Workspace) -> str:
     if result.returncode != 0 or result.timed_out:
         return f"Deployment failed: `{settings.DEPLOY_COMMAND}` exited {result.returncode}: {output[-500:]}"
     return ""
+
+
+def _approved_sha(mission: Mission) -> str:
+    """The commit the reviewer approved (not whatever HEAD is now)."""
+    from reviews.models import ApprovalGate
+
+    gate = (
+        ApprovalGate.objects.filter(mission=mission, kind=ApprovalGate.Kind.DEPLOY, status=ApprovalGate.Status.APPROVED)
+        .order_by("-decided_at")
+        .first()
+    )
+    return (gate.data or {}).get("sha", "") if gate else ""

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from agents.errors import AgentRunError, BudgetExceeded
@@ -20,6 +20,7 @@ from missions.consult import mission_workspace
 from missions.deliberation import deliberate
 from missions.deployment import mission_deploy
 from missions.events import event_record
+from missions.knowledge import knowledge_brief
 from missions.models import DecisionCycle, Event, Mission, Plan, Step, TestRun
 from missions.selectors import current_plan
 from missions.services import mission_fail, mission_pause_for_budget, mission_transition
@@ -55,6 +56,7 @@ def mission_advance(*, mission_id: int) -> None:
         except BudgetExceeded as error:
             # Planning and staffing get here (steps handle their own): they start over once the budget is raised.
             resume = Mission.Status.STAFFING if mission.status == Mission.Status.STAFFING else Mission.Status.QUEUED
+            Plan.objects.filter(mission=mission).update(staffed_at=None)  # staffing may start again when resumed
             mission_pause_for_budget(mission=mission, reason=str(error), resume_to=resume)
         except AgentRunError as error:
             mission_fail(mission=mission, reason=str(error))
@@ -154,8 +156,22 @@ def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft, *, ado
 
 
 def _staff(mission: Mission) -> None:
-    """Give every step of the current plan an agent, prepare the workspace, start executing."""
-    staff_plan(mission, current_plan(mission))
+    """Give every step of the current plan an agent, prepare the workspace, start executing.
+
+    Claimed through the plan's ``staffed_at``, so a redelivered task does not design specialists twice;
+    a claim older than STALLED_AFTER_S (its worker died) can be taken over.
+    """
+    plan = current_plan(mission)
+    now = _now()
+    stale = now - timedelta(seconds=settings.STALLED_AFTER_S)
+    if (
+        not Plan.objects.filter(pk=plan.pk)
+        .filter(Q(staffed_at__isnull=True) | Q(staffed_at__lt=stale))
+        .update(staffed_at=now)
+    ):
+        return
+    staff_plan(mission, plan)
+    Mission.objects.filter(pk=mission.pk).update(knowledge_snapshot=knowledge_brief(mission))
     workspace = mission_workspace(mission)
     workspace.init()
     Mission.objects.filter(pk=mission.pk).update(workspace_path=str(workspace.root))
@@ -203,6 +219,7 @@ def _execution_done(mission: Mission, steps: list[Step]) -> None:
                     mission=mission,
                     kind=ApprovalGate.Kind.DEPLOY,
                     question=f"{summary} Deploy commit {head[:10]} to production?",
+                    data={"sha": head},
                 )
     elif mission_transition(
         mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.EXECUTING, reason=summary
@@ -221,7 +238,8 @@ def reap_stalled() -> dict[str, int]:
     1. A running step whose lease expired goes back to pending; its mission is advanced to run it again.
     2. A mission in a worker-driven status with no event for STALLED_AFTER_S is advanced again
        (every phase is idempotent, so a mission that was merely slow loses nothing).
-    3. A mission stuck in planning goes back to queued: planning starts over.
+    3. A mission stuck in planning or validation goes back to queued: planning starts over.
+    A step whose worker was lost STEP_MAX_ATTEMPTS times fails instead of looping forever.
     4. A deploy that started but never finished is cleared so it can run again (pushing the same commit is a no-op).
     """
     from missions.tasks import advance_mission
@@ -229,27 +247,36 @@ def reap_stalled() -> dict[str, int]:
     now = _now()
     stale = now - timedelta(seconds=settings.STALLED_AFTER_S)
     expired = list(
-        Step.objects.filter(status=Step.Status.RUNNING, lease_expires_at__lt=now).values_list("pk", "plan__mission")
-    )
-    for step_id, mission_id in expired:
-        event_record(
-            mission=Mission.objects.get(pk=mission_id),
-            kind=Event.Kind.STEP,
-            message="A step's worker stopped before finishing (its lease expired); the step runs again.",
-            data={"step_id": step_id},
+        Step.objects.filter(status=Step.Status.RUNNING, lease_expires_at__lt=now).values_list(
+            "pk", "plan__mission", "key", "attempt"
         )
-        Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, lease_expires_at__lt=now).update(
-            status=Step.Status.PENDING, lease_expires_at=None
-        )  # the same brief as before, so requests already answered replay from the ledger
+    )
+    for step_id, mission_id, key, attempt in expired:
+        give_up = attempt >= settings.STEP_MAX_ATTEMPTS
+        reason = f"Its worker was lost on attempt {attempt} of {settings.STEP_MAX_ATTEMPTS}."
+        with transaction.atomic():
+            # The same brief as before, so requests already answered replay from the ledger.
+            moved = Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, lease_expires_at__lt=now).update(
+                status=Step.Status.FAILED if give_up else Step.Status.PENDING,
+                lease_expires_at=None,
+                error=reason if give_up else "",
+            )
+            if moved:
+                event_record(
+                    mission=Mission.objects.get(pk=mission_id),
+                    kind=Event.Kind.STEP,
+                    message=f"Step {key}: {reason} " + ("It failed." if give_up else "It runs again."),
+                    data={"step": key},
+                )
     quiet = Mission.objects.annotate(last_event=Max("events__created_at")).filter(last_event__lt=stale)
-    to_advance = {mission_id for _, mission_id in expired}
+    to_advance = {mission_id for _, mission_id, _, _ in expired}
     to_advance |= set(quiet.filter(status__in=WORKER_DRIVEN).values_list("pk", flat=True))
-    for mission in quiet.filter(status=Mission.Status.PLANNING):
+    for mission in quiet.filter(status__in=(Mission.Status.PLANNING, Mission.Status.VALIDATING)):
         to_advance.add(mission.pk)
         mission_transition(
             mission=mission,
             to=Mission.Status.QUEUED,
-            expected=Mission.Status.PLANNING,
+            expected=(Mission.Status.PLANNING, Mission.Status.VALIDATING),
             reason="Planning stopped without finishing (worker lost); starting it again.",
         )
     Mission.objects.filter(

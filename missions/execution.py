@@ -26,7 +26,6 @@ from agents.services import agent_message_record
 from missions import briefs
 from missions.consult import mission_workspace
 from missions.events import event_record
-from missions.knowledge import knowledge_brief
 from missions.models import Event, Mission, Step, TestRun
 from missions.services import mission_pause_for_budget
 from orchestrator_site.logging import mission_logging
@@ -132,13 +131,13 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
         workspace,
         limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S),
         on_test_run=on_test_run,
-        allowed=tuple(agent.tools) or TOOL_NAMES,
+        allowed=tuple(agent.tools) if (agent.tools or agent.is_dynamic) else TOOL_NAMES,
     )
     report = async_to_sync(run_tool_agent)(
         profile=agent.model_profile or mission.model_profile,
         name=agent.name,
         system_prompt=agent.system_prompt,
-        brief=briefs.step_brief(step, deps, previous_error=step.error, knowledge=knowledge_brief(mission)),
+        brief=briefs.step_brief(step, deps, previous_error=step.error, knowledge=mission.knowledge_snapshot),
         tools=tools,
         context=CallContext(mission_id=mission.pk, purpose=f"step:{step.kind}", step_id=step.pk, agent_id=agent.pk),
         on_message=on_message,
@@ -181,9 +180,9 @@ def _step_clone(main: Workspace, mission: Mission, step: Step) -> Workspace:
 
 def _step_requeue(step: Step) -> None:
     """Put a step back to pending (the budget ran out mid-way); it starts afresh when resumed."""
-    Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING).update(
-        status=Step.Status.PENDING, lease_expires_at=None, error=""
-    )
+    Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
+        status=Step.Status.PENDING, lease_expires_at=None, error="", attempt=F("attempt") - 1
+    )  # not the step's fault: the attempt is given back
 
 
 def _step_finish(
@@ -199,7 +198,8 @@ def _step_finish(
         status = Step.Status.PENDING if retry else final_status
     delay = retry_delay_s(step.attempt) if retry else 0
     with transaction.atomic():
-        Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING).update(
+        # The attempt guard: a run the reaper gave up on must not overwrite the run that replaced it.
+        updated = Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
             status=status,
             output=output or {},
             summary=(output or {}).get("summary", ""),
@@ -209,6 +209,11 @@ def _step_finish(
             lease_expires_at=None,
             retry_at=timezone.now() + timedelta(seconds=delay) if retry else None,
         )
+        if not updated:
+            logger.warning(
+                "step %s attempt %s finished after it was taken over; result dropped", step.key, step.attempt
+            )
+            return
         if output is not None:
             message = f"Step {step.key} succeeded."
         elif retry:
@@ -248,6 +253,10 @@ def _test_run_record(mission: Mission, step: Step, result: PytestResult) -> None
 
 def _step_message(mission: Mission, step: Step, agent: AgentSpec, kind: str, content: str, data: dict) -> None:
     with transaction.atomic():
+        # Every sign of progress renews the lease, so a long but live step is not reaped.
+        Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.STEP_LEASE_S)
+        )
         source = "Brief" if data.get("from") == "user" else agent.title  # the task the engine handed over
         message = agent_message_record(
             mission_id=mission.pk,

@@ -48,7 +48,9 @@ def _entry(mission: Mission, kind: str, title: str, body: str) -> KnowledgeEntry
     return KnowledgeEntry(mission=mission, kind=kind, title=title[:200], body=body[:4000])
 
 
-def knowledge_search(text: str, *, exclude_mission: Mission | None = None, limit: int = 3) -> list[KnowledgeEntry]:
+def knowledge_search(
+    text: str, *, exclude_mission: Mission | None = None, requester_id: int | None = None, limit: int = 3
+) -> list[KnowledgeEntry]:
     """Entries relevant to ``text``: PostgreSQL full-text search, or word matching on SQLite."""
     words = [w for w in dict.fromkeys(WORD_RE.findall(text.lower())) if w not in STOP_WORDS][:12]
     if not words:
@@ -56,6 +58,8 @@ def knowledge_search(text: str, *, exclude_mission: Mission | None = None, limit
     entries = KnowledgeEntry.objects.all()
     if exclude_mission is not None:
         entries = entries.exclude(mission=exclude_mission)
+    if requester_id is not None:
+        entries = entries.filter(mission__requester_id=requester_id)
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 
@@ -72,7 +76,10 @@ def knowledge_search(text: str, *, exclude_mission: Mission | None = None, limit
 
 def knowledge_brief(mission: Mission) -> str:
     """A few lines of earlier lessons and decisions for this mission's briefs ('' when none apply)."""
-    found = knowledge_search(f"{mission.title} {mission.request}", exclude_mission=mission)
+    # Only the requester's own missions: briefs are shown in the transcript, and others' missions are private.
+    found = knowledge_search(
+        f"{mission.title} {mission.request}", exclude_mission=mission, requester_id=mission.requester_id
+    )
     if not found:
         return ""
     lines = [f"- [{e.get_kind_display()}] {e.title}: {e.body[:400]}" for e in found]

@@ -133,6 +133,7 @@ class Mission(models.Model):
     model_profile = models.ForeignKey("agents.ModelProfile", null=True, blank=True, on_delete=models.SET_NULL)
     uses_simulated_model = models.BooleanField(default=False)
     workspace_path = models.CharField(max_length=500, blank=True)
+    knowledge_snapshot = models.TextField(blank=True, help_text="Knowledge given to this mission's steps.")
     deploy_started_at = models.DateTimeField(null=True, blank=True)
     deployed_sha = models.CharField(max_length=40, blank=True)
     deployed_ref = models.CharField(max_length=200, blank=True)
@@ -249,6 +250,7 @@ class Plan(models.Model):
     version = models.PositiveIntegerField()
     summary = models.TextField(blank=True)
     cycle = models.ForeignKey(DecisionCycle, null=True, blank=True, on_delete=models.SET_NULL)
+    staffed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

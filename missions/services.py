@@ -197,7 +197,9 @@ def mission_apply_gate_decision(*, gate) -> None:
         )
     elif kind == ApprovalGate.Kind.BUDGET:
         increase = Decimal(gate.data.get("increase_usd", "0"))
-        Mission.objects.filter(pk=mission.pk).update(budget_usd=F("budget_usd") + increase)
+        Mission.objects.filter(pk=mission.pk, status=Mission.Status.PAUSED_BUDGET).update(
+            budget_usd=F("budget_usd") + increase
+        )
         mission.refresh_from_db()
         moved = mission_transition(
             mission=mission,

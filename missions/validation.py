@@ -44,6 +44,7 @@ def plan_findings(mission: Mission, draft: PlanDraft) -> list[str]:
                     f"Step {step.key} refers to unknown field {field!r} (use {', '.join(briefs.REFERENCE_FIELDS)})."
                 )
     profile = mission.model_profile
+    mission.refresh_from_db(fields=["budget_usd", "spent_usd", "reserved_usd"])  # deliberation just spent some
     if profile is not None:
         tokens = sum(s.estimated_tokens for s in draft.steps)
         estimate = profile.cost_usd(prompt_tokens=0, completion_tokens=tokens)

@@ -65,3 +65,16 @@ def test_it_keeps_lessons_and_feeds_them_to_the_next_mission(company, pm, sim, c
     brief = Step.objects.get(plan__mission=second, key="core").messages.get(source="Brief").content
     assert "Relevant knowledge from earlier missions" in brief
     assert "Rate-limit the login endpoint." in brief
+
+
+def test_it_keeps_one_requesters_knowledge_out_of_anothers_briefs(db, pm, other_pm):
+    """Briefs are shown in the transcript, so they only carry knowledge from the requester's own missions."""
+    theirs = Mission.objects.create(requester=other_pm, title="Secret payroll API", request="r", budget_usd=Decimal(1))
+    KnowledgeEntry.objects.create(
+        mission=theirs, kind="lesson", title="Payroll API lesson", body="Salaries table layout."
+    )
+    mine = Mission.objects.create(requester=pm, title="Payroll API", request="Build it", budget_usd=Decimal(1))
+    assert knowledge_brief(mine) == ""
+    own = Mission.objects.create(requester=pm, title="Old payroll API", request="r", budget_usd=Decimal(1))
+    KnowledgeEntry.objects.create(mission=own, kind="lesson", title="Payroll API pagination", body="Page by id.")
+    assert "Payroll API pagination" in knowledge_brief(mine) and "Salaries" not in knowledge_brief(mine)

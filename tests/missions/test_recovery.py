@@ -90,3 +90,40 @@ def test_it_cancels_pending_steps_with_the_mission(pm):
     mission_cancel(mission=mission, by=pm)
     step.refresh_from_db()
     assert step.status == Step.Status.CANCELLED
+
+
+def test_it_sends_a_stalled_validation_back_to_planning(pm, queued, settings):
+    settings.STALLED_AFTER_S = 60
+    stuck = _mission(pm, Mission.Status.VALIDATING, quiet_for_s=120)
+    engine.reap_stalled()
+    stuck.refresh_from_db()
+    assert stuck.status == Mission.Status.QUEUED and queued == [stuck.pk]
+
+
+def test_it_fails_a_step_whose_worker_keeps_dying(pm, queued, settings):
+    """After STEP_MAX_ATTEMPTS lost workers the step fails instead of looping forever."""
+    settings.STEP_MAX_ATTEMPTS = 2
+    mission = _mission(pm, Mission.Status.EXECUTING)
+    plan = Plan.objects.create(mission=mission, version=1)
+    past = timezone.now() - timedelta(seconds=5)
+    step = Step.objects.create(
+        plan=plan, key="a", title="a", role="r", instructions="i", status="running", attempt=2, lease_expires_at=past
+    )
+    engine.reap_stalled()
+    step.refresh_from_db()
+    assert step.status == Step.Status.FAILED and "worker was lost on attempt 2 of 2" in step.error
+
+
+def test_it_drops_the_result_of_a_run_that_was_taken_over(pm, django_capture_on_commit_callbacks):
+    """A slow first run finishing after the reaper restarted the step must not overwrite the second run."""
+    from missions import execution
+
+    mission = _mission(pm, Mission.Status.EXECUTING)
+    plan = Plan.objects.create(mission=mission, version=1)
+    step = Step.objects.create(plan=plan, key="a", title="a", role="r", instructions="i", status="running", attempt=2)
+    stale_view = Step.objects.get(pk=step.pk)
+    stale_view.attempt = 1
+    with django_capture_on_commit_callbacks():
+        execution._step_finish(mission, stale_view, {"summary": "old run", "commit": ""}, "")
+    step.refresh_from_db()
+    assert (step.status, step.summary) == (Step.Status.RUNNING, "")
