@@ -146,6 +146,8 @@ def main() -> None:
         flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Explicitly: a shell that starts us in the background passes SIGINT on as ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
