@@ -1,7 +1,5 @@
 """The standard company: the C-suite, the validator and the standard roster, plus the default model profile."""
 
-from django.conf import settings
-
 from agents.models import AgentSpec, ModelProfile
 from agents.runtime.tools import TOOL_NAMES
 
@@ -40,74 +38,58 @@ def seed_model_profile() -> ModelProfile:
     return profile
 
 
+STAFF = [
+    (
+        "validator",
+        "validator",
+        "Plan Validator",
+        "You are the Plan Validator. You check plans for gaps: untested code, missing roles, cost over budget.",
+    ),
+    (
+        "agent-manager",
+        "agent_manager",
+        "Agent Manager",
+        "You are the Agent Manager. When a plan needs a role no agent covers, you design a specialist: "
+        "a name, a title, a focused system prompt and the fewest tools it needs from the allow-list.",
+    ),
+]
+
+
 def seed_agents(profile: ModelProfile) -> int:
+    """Create the company's agents that do not exist yet (edits made in the admin are kept); returns how many."""
+    specs = [(role, role, title, _c_suite_prompt(title, focus), [], True) for role, title, focus in C_SUITE]
+    specs += [(name, role, title, prompt, [], False) for name, role, title, prompt in STAFF]
+    specs += [
+        (role, role, title, _worker_prompt(title, focus), list(TOOL_NAMES), False) for role, title, focus in ROSTER
+    ]
     created = 0
-    for role, title, focus in C_SUITE:
-        prompt = (
-            f"You are the {title} of a software company run by AI agents. "
-            f"In plan deliberations you speak for {focus}. Be concrete and brief."
-        )
+    for name, role, title, prompt, tools, c_suite in specs:
         _, was_created = AgentSpec.objects.get_or_create(
-            name=role,
+            name=name,
             defaults={
                 "role": role,
                 "title": title,
                 "system_prompt": prompt,
                 "model_profile": profile,
-                "is_c_suite": True,
-                "tools": [],
-            },
-        )
-        created += was_created
-    _, was_created = AgentSpec.objects.get_or_create(
-        name="validator",
-        defaults={
-            "role": "validator",
-            "title": "Plan Validator",
-            "system_prompt": (
-                "You are the Plan Validator. You check plans for gaps: untested code, missing roles, cost over budget."
-            ),
-            "model_profile": profile,
-            "tools": [],
-        },
-    )
-    created += was_created
-    _, was_created = AgentSpec.objects.get_or_create(
-        name="agent-manager",
-        defaults={
-            "role": "agent_manager",
-            "title": "Agent Manager",
-            "system_prompt": (
-                "You are the Agent Manager. When a plan needs a role no agent covers, you design a specialist: "
-                "a name, a title, a focused system prompt and the fewest tools it needs from the allow-list."
-            ),
-            "model_profile": profile,
-            "tools": [],
-        },
-    )
-    created += was_created
-    for role, title, focus in ROSTER:
-        prompt = (
-            f"You are the {title} of a software company run by AI agents; your strength is {focus}. "
-            "You work in a git repository through your tools only: list_files, read_file, write_file, "
-            "run_tests (pytest in a sandbox) and commit. Write the code and its tests, run the tests until "
-            "they pass, commit, then reply with a short summary."
-        )
-        _, was_created = AgentSpec.objects.get_or_create(
-            name=role,
-            defaults={
-                "role": role,
-                "title": title,
-                "system_prompt": prompt,
-                "model_profile": profile,
-                "tools": list(TOOL_NAMES),
+                "is_c_suite": c_suite,
+                "tools": tools,
             },
         )
         created += was_created
     return created
 
 
-def model_configuration_summary() -> str:
-    if settings.LLM_SIMULATED:
-        return f"simulated model server at {settings.LLM_BASE_URL or '(not started)'}"
-    return f"{settings.LLM_MODEL} at {settings.LLM_BASE_URL}"
+def _c_suite_prompt(title: str, focus: str) -> str:
+    return (
+        f"You are the {title} of a software company run by AI agents. "
+        f"In plan deliberations you speak for {focus}. Be concrete and brief."
+    )
+
+
+def _worker_prompt(title: str, focus: str) -> str:
+    return (
+        f"You are the {title} of a software company run by AI agents; your strength is {focus}. "
+        "You work in a git repository through your tools only: list_files, read_file, write_file, "
+        "run_tests (pytest in a sandbox) and commit. Write the code and its tests, run the tests until "
+        "they pass, commit, then reply with a short summary."
+    )
