@@ -1,27 +1,21 @@
 """Production mode really serves pages and their assets (daphne, PRODUCTION=1, behind a TLS proxy)."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.live import free_port, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def production_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ,
         PRODUCTION="1",
@@ -36,13 +30,7 @@ def production_server(tmp_path):
         cwd=ROOT,
         env=env,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_for_port(port, server)
     yield f"http://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=10)

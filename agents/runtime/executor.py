@@ -24,7 +24,8 @@ class AgentReport:
     stop_reason: str
 
 
-def _agent_name(name: str) -> str:
+def agent_name(name: str) -> str:
+    """AutoGen needs agent names that are Python identifiers."""
     cleaned = re.sub(r"\W", "_", name)
     return cleaned if cleaned[:1].isalpha() else f"agent_{cleaned}"
 
@@ -47,7 +48,7 @@ async def run_tool_agent(
     """
     client = MeteredChatCompletionClient(model_client_for(profile), profile=profile, context=context)
     agent = AssistantAgent(
-        name=_agent_name(name),
+        name=agent_name(name),
         model_client=client,
         tools=tools.function_tools(),
         system_message=system_prompt,

@@ -115,9 +115,11 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         )
         return CreateResult.model_validate({**cached, "cached": True})
 
-    async def _fail(self, call, exc: BaseException, started: float) -> None:
+    async def _fail(self, call, exc: BaseException, started: float) -> BaseException:
+        """Close the ledger row and release the reservation; returns the error the caller raises."""
         error = _redact(f"{type(exc).__name__}: {exc}", self._profile.api_key())
         await sync_to_async(services.llm_call_fail)(call=call, error=error, latency_ms=_elapsed_ms(started))
+        return _as_run_error(exc, self._profile.api_key())
 
     async def create(
         self,
@@ -147,8 +149,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
                 cancellation_token=cancellation_token,
             )
         except BaseException as exc:
-            await self._fail(call, exc, started)
-            raise _as_run_error(exc, self._profile.api_key()) from exc
+            raise await self._fail(call, exc, started) from exc
         await self._settle(call, result.usage, started, response=result.model_dump(mode="json"))
         return result
 
@@ -179,8 +180,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
                     await self._settle(call, chunk.usage, started)
                 yield chunk
         except BaseException as exc:
-            await self._fail(call, exc, started)
-            raise _as_run_error(exc, self._profile.api_key()) from exc
+            raise await self._fail(call, exc, started) from exc
 
     async def close(self) -> None:
         await self._inner.close()

@@ -16,7 +16,7 @@ from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
 from agents.errors import AgentRunError, BudgetExceeded, MissionStopped, ModelOutputError, ModelUnavailable
 from agents.models import ModelProfile
 from agents.runtime.clients import model_client_for
-from agents.runtime.executor import _agent_name
+from agents.runtime.executor import agent_name
 from agents.runtime.metering import CallContext, MeteredChatCompletionClient
 from agents.runtime.structured import ask_structured
 from agents.schemas import PlanVote
@@ -63,10 +63,10 @@ async def _team_votes(mode: str, voters: list[Voter], brief: str) -> dict[str, P
     clients = [
         MeteredChatCompletionClient(model_client_for(v.profile), profile=v.profile, context=v.context) for v in voters
     ]
-    by_name = {_agent_name(v.key): v.key for v in voters}
+    by_name = {agent_name(v.key): v.key for v in voters}
     agents = [
         AssistantAgent(
-            name=_agent_name(v.key),
+            name=agent_name(v.key),
             description=v.title,
             model_client=client,
             system_message=v.system_prompt,

@@ -2,14 +2,14 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.live import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -31,16 +31,10 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_url(transactional_db, sim):
     """daphne serving HTTP and websockets against the test database, the sim as its model."""
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ,
         DATABASE_URL=_database_url(),
@@ -57,14 +51,7 @@ def live_url(transactional_db, sim):
         env=env,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert web.poll() is None, "daphne exited"
-                time.sleep(0.2)
+        wait_for_port(port, web)
         yield f"http://127.0.0.1:{port}"
     finally:
         web.terminate()
