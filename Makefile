@@ -12,12 +12,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# Both commands first check the Debian packages they need and install missing ones when they may.
 run: $(STAMP)
+	bash scripts/system-deps.sh run
 	$(BIN)/python scripts/run.py
 
 # Tests use their own data dir, queue and channel prefix, so they never touch a running `make run`.
 test: $(STAMP)
-	DATA_DIR=$(CURDIR)/data/test CELERY_QUEUE=mo-test CHANNELS_PREFIX=mo-test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	bash scripts/system-deps.sh test
+	$(BIN)/python scripts/test.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

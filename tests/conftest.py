@@ -10,6 +10,7 @@ from agents.seed import seed_agents, seed_model_profile
 from agents.sim.server import SimServer
 from missions.seed import seed_templates
 from missions.selectors import PRODUCT_MANAGERS_GROUP, REVIEWERS_GROUP
+from tests.system import missing_packages_line
 
 PASSWORD = "correct horse battery staple"
 
@@ -100,3 +101,14 @@ def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: 
             return value
         time.sleep(interval)
     pytest.fail(f"Timed out after {timeout}s waiting for {message}; last value: {value!r}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the system packages whose absence made tests skip, in one line."""
+    reasons = []
+    for report in terminalreporter.stats.get("skipped", []):
+        if isinstance(report.longrepr, tuple):
+            reasons.append(str(report.longrepr[2]).removeprefix("Skipped: "))
+    line = missing_packages_line(reasons)
+    if line:
+        terminalreporter.write_line(line, yellow=True, bold=True)

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from tests.live import free_port, wait_for_port
+from tests.system import require_package
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -63,10 +64,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is required in CI (apt-get install chromium).")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    require_package("chromium", executable is not None, "Debian's chromium drives the browser tests")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
