@@ -1,0 +1,33 @@
+"""Whether this machine can run the real sandbox, for tests that need bubblewrap."""
+
+import os
+
+import pytest
+
+from agents.runtime import sandbox
+
+BWRAP_OK, BWRAP_REASON = sandbox._probe_bwrap()
+
+
+def require_bwrap() -> None:
+    """Skip the calling test when bubblewrap truly cannot run here; under CI, fail instead of skipping."""
+    if BWRAP_OK:
+        return
+    message = f"bubblewrap unusable: {BWRAP_REASON}"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must provide a working bubblewrap; {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def fall_back_without_bwrap() -> str:
+    """Outside CI, without a usable bwrap, choose the weaker sandbox explicitly so missions still run code.
+
+    Returns the one line the test summary shows ('' when bwrap works or the choice was already made).
+    """
+    if BWRAP_OK or os.environ.get("CI") or os.environ.get("SANDBOX_BACKEND"):
+        return ""
+    os.environ["SANDBOX_BACKEND"] = "subprocess"
+    return (
+        f"sandbox: bubblewrap unusable ({BWRAP_REASON}); "
+        "missions ran with SANDBOX_BACKEND=subprocess and the bwrap tests skipped"
+    )
