@@ -10,8 +10,15 @@ from agents.seed import seed_agents, seed_model_profile
 from agents.sim.server import SimServer
 from missions.seed import seed_templates
 from missions.selectors import PRODUCT_MANAGERS_GROUP, REVIEWERS_GROUP
+from tests.sandbox_support import fall_back_without_bwrap
 
 PASSWORD = "correct horse battery staple"
+SANDBOX_NOTE = fall_back_without_bwrap()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SANDBOX_NOTE:
+        terminalreporter.write_line(SANDBOX_NOTE, yellow=True)
 
 
 @pytest.fixture
