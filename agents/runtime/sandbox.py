@@ -16,6 +16,7 @@ environment and a timeout but full network and host filesystem access;
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import resource
@@ -40,6 +41,7 @@ OUTPUT_LIMIT_BYTES = 64 * 1024
 OUTPUT_HEAD_BYTES = 16 * 1024
 JUNIT_MAX_BYTES = 5_000_000
 SANDBOX_WORKDIR = "/workspace"
+SHM_MB = 16
 REPORT_MOUNT = "/sandbox-report"  # the JUnit report's own directory, outside the workspace
 PROBE_TIMEOUT_S = 15
 BACKENDS = ("bwrap", "docker", "subprocess")
@@ -302,6 +304,8 @@ def _bwrap_argv(
     # The private /tmp comes first: mounts below may live under /tmp (a checkout there) and must stay visible.
     args += ["--size", str(limits.tmp_mb * MB), "--perms", "1777", "--tmpfs", "/tmp"]  # noqa: S108 - private tmpfs
     args += ["--proc", "/proc", "--dev", "/dev"]
+    # /dev itself stays read-only; POSIX semaphores and shared memory get a small capped tmpfs.
+    args += ["--size", str(SHM_MB * MB), "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108 - private
     for path in SYSTEM_RO_DIRS:
         args += ["--ro-bind", path, path]
     for path in SYSTEM_LINK_DIRS:
@@ -348,6 +352,7 @@ def _open_parents(dest: str, made: set[str]) -> list[str]:
 def _private_etc(uid: int, gid: int) -> Path:
     """A minimal /etc, made once per process: the sandbox user, no name servers, certificates, no secrets."""
     etc = Path(tempfile.mkdtemp(prefix="mo-sandbox-etc-"))
+    atexit.register(shutil.rmtree, etc, True)
     etc.chmod(0o755)
     files = {
         "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n",

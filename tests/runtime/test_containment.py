@@ -165,16 +165,23 @@ ESCAPES = {
     ),
     "memory_via_dev": Escape(
         """
-        import os
-        escaped = []
-        for target in ("/dev/fill", "/dev/shm/fill"):
-            try:
-                open(target, "wb").write(b"x" * 1024)
-                escaped.append(target)
-            except OSError:
-                pass
-        print(f"ESCAPED: {{escaped}}" if escaped else "CONTAINED")
-        """
+        try:
+            open("/dev/fill", "wb").write(b"x" * 1024)
+            print("ESCAPED: /dev is writable")
+        except OSError:
+            pass
+        written = 0
+        try:
+            with open("/dev/shm/fill", "wb") as fh:
+                for _ in range(100):
+                    fh.write(b"x" * (1024 * 1024))
+                    fh.flush()
+                    written += 1
+        except OSError:
+            pass
+        print("CONTAINED" if written < 100 else "ESCAPED:", written, "MB in /dev/shm")
+        """,
+        limits={"max_file_mb": 200},
     ),
     "big_file": Escape(
         """
