@@ -411,7 +411,7 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     while stack:
         current = stack.pop()
         try:
-            entries = list(os.scandir(current))
+            entries = _scandir(current)
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
         for entry in entries:
@@ -424,6 +424,15 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             yield entry.path, info
             if stat.S_ISDIR(info.st_mode):
                 stack.append(entry.path)
+
+
+def _scandir(path: str) -> list[os.DirEntry]:
+    """List a directory, first opening it up if sandboxed code made it unreadable (so nothing hides there)."""
+    try:
+        return list(os.scandir(path))
+    except PermissionError:
+        os.chmod(path, 0o700)
+        return list(os.scandir(path))
 
 
 def docker_argv(
