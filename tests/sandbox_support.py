@@ -28,6 +28,6 @@ def fall_back_without_bwrap() -> str:
         return ""
     os.environ["SANDBOX_BACKEND"] = "subprocess"
     return (
-        f"sandbox: bubblewrap unusable ({BWRAP_REASON}); "
+        f"sandbox: bubblewrap unusable ({BWRAP_REASON.rstrip('.')}); "
         "missions ran with SANDBOX_BACKEND=subprocess and the bwrap tests skipped"
     )

@@ -12,7 +12,6 @@ from missions.models import Mission, Step
 from missions.services import mission_submit
 from reviews.models import ApprovalGate
 from tests.conftest import wait_for
-from tests.sandbox_support import require_bwrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -42,7 +41,6 @@ def test_it_holds_a_step_whose_conftest_turns_failures_into_passes_for_a_human(
 ):
     """Broken code hidden by a planted conftest.py "passes", but the step is flagged, the deploy gate is forced
     (even though the mission asked for none) and says the change alters how tests run, on the page and the queue."""
-    require_bwrap()
     sim.script({"role": "codegen", "match": "Step: core", "times": 1, "reply": {"variant": "tamper_tests"}})
     mission = _submit(pm)
     assert _settled(mission) == Mission.Status.AWAITING_DEPLOY_APPROVAL, mission.failure_reason
