@@ -206,7 +206,15 @@ def _schedule(mission: Mission) -> None:
 def _execution_done(mission: Mission, steps: list[Step]) -> None:
     passed = TestRun.objects.filter(mission=mission).order_by("-id").values_list("passed", flat=True).first()
     summary = f"All {len(steps)} steps succeeded; last test run: {passed or 0} passed."
-    if mission.require_deploy_approval:
+    altered = {s.key: s.test_config_files for s in steps if s.alters_test_config}
+    if altered:
+        # A change to how tests run makes its own test results no evidence: a human must decide, always.
+        files = sorted({f for names in altered.values() for f in names})
+        summary += (
+            f" This change alters how tests run (steps {', '.join(altered)}: {', '.join(files[:8])}), so the test "
+            "results above are not evidence: read those files before approving."
+        )
+    if mission.require_deploy_approval or altered:
         with transaction.atomic():
             if mission_transition(
                 mission=mission,
@@ -219,7 +227,7 @@ def _execution_done(mission: Mission, steps: list[Step]) -> None:
                     mission=mission,
                     kind=ApprovalGate.Kind.DEPLOY,
                     question=f"{summary} Deploy commit {head[:10]} to production?",
-                    data={"sha": head},
+                    data={"sha": head, "alters_test_config": altered},
                 )
     elif mission_transition(
         mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.EXECUTING, reason=summary

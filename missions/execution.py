@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def weak_sandbox_refusal() -> str:
-    """In production, generated code runs only in bwrap unless the operator chose the weaker sandbox explicitly."""
+    """Why generated code must not run here ('' when it may): no usable sandbox, or a weak one not chosen."""
     try:
         isolation = sandbox_isolation()
     except SandboxError as error:
@@ -87,6 +87,11 @@ def step_run(*, step_id: int) -> None:
             + (f" (attempt {step.attempt} of {settings.STEP_MAX_ATTEMPTS})." if step.attempt > 1 else "."),
             data={"step": step.key, "status": Step.Status.RUNNING},
         )
+        refusal = weak_sandbox_refusal()
+        if refusal:  # retrying cannot help: the mission stops here with the reason
+            _step_finish(mission, step, None, refusal, retry=False)
+            transaction.on_commit(lambda: _advance(mission))
+            return
         try:
             outcome, error = _execute(mission, step)
         except BudgetExceeded as exc:
@@ -102,23 +107,34 @@ def step_run(*, step_id: int) -> None:
             logger.exception("step %s crashed", step.key)
             outcome, error = None, f"Internal error: {type(exc).__name__}: {exc}"
         _step_finish(mission, step, outcome, error)
+    transaction.on_commit(lambda: _advance(mission))
+
+
+def _advance(mission: Mission) -> None:
     from missions.tasks import advance_mission
 
-    transaction.on_commit(lambda: advance_mission.delay(mission.pk))
+    advance_mission.delay(mission.pk)
 
 
 def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
-    agent = step.agent
-    if agent is None:
+    if step.agent is None:
         return None, "The step has no agent."
-    refusal = weak_sandbox_refusal()
-    if refusal:
-        return None, refusal
     main = mission_workspace(mission)
     try:
         workspace = _step_clone(main, mission, step)
     except WorkspaceError as exc:
         return None, f"Could not prepare the step's workspace: {exc}"
+    try:
+        return _execute_in(mission, step, main, workspace)
+    finally:
+        # Every attempt's clone goes, failed or not: the work that counts was merged into the mission's repository.
+        shutil.rmtree(workspace.root, ignore_errors=True)
+
+
+def _execute_in(mission: Mission, step: Step, main: Workspace, workspace: Workspace) -> tuple[dict | None, str]:
+    """Let the agent work in its clone; accept, commit and merge only when the step's checks pass."""
+    agent = step.agent
+    base = workspace.head()
     deps = list(step.plan.steps.filter(key__in=step.depends_on))
 
     async def on_test_run(result: PytestResult) -> None:
@@ -156,16 +172,17 @@ def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
         if step.kind == Step.Kind.CODEGEN and not commits:
             return None, "The agent finished without changing any file."
         diff = workspace.diff(commits[-1]) if commits else ""
+        test_config = workspace.test_config_changes(base) if commits else []
         with workspace_lock(main.root):
             main.merge_from(workspace, f"Merge step {step.key}: {step.title}")
     except WorkspaceError as exc:
         return None, f"Could not commit the step's work: {exc}"
-    shutil.rmtree(workspace.root, ignore_errors=True)
     output = {
         "summary": report.final_text[:2000],
         "commit": commits[-1] if commits else "",
         "files": tools.files_written,
         "diff": diff[:20000],
+        "test_config_files": test_config,
     }
     return output, ""
 
@@ -186,12 +203,21 @@ def _step_requeue(step: Step) -> None:
 
 
 def _step_finish(
-    mission: Mission, step: Step, output: dict | None, error: str, *, final_status: str = Step.Status.FAILED
+    mission: Mission,
+    step: Step,
+    output: dict | None,
+    error: str,
+    *,
+    final_status: str = Step.Status.FAILED,
+    retry: bool = True,
 ) -> None:
     """Record success; or schedule a retry with backoff; or fail for good when attempts are used up."""
     from missions.tasks import run_step
 
-    retry = output is None and final_status == Step.Status.FAILED and step.attempt < settings.STEP_MAX_ATTEMPTS
+    retry = (
+        retry and output is None and final_status == Step.Status.FAILED and step.attempt < settings.STEP_MAX_ATTEMPTS
+    )
+    test_config = (output or {}).get("test_config_files", [])
     if output is not None:
         status = Step.Status.SUCCEEDED
     else:
@@ -204,6 +230,8 @@ def _step_finish(
             output=output or {},
             summary=(output or {}).get("summary", ""),
             commit_sha=(output or {}).get("commit", ""),
+            alters_test_config=bool(test_config),
+            test_config_files=test_config,
             error=error,
             finished_at=None if retry else timezone.now(),
             lease_expires_at=None,
@@ -214,7 +242,12 @@ def _step_finish(
                 "step %s attempt %s finished after it was taken over; result dropped", step.key, step.attempt
             )
             return
-        if output is not None:
+        if output is not None and test_config:
+            message = (
+                f"Step {step.key} succeeded, but its change alters how tests run ({', '.join(test_config[:5])}): "
+                "its test results do not count until a human has reviewed it at the deploy gate."
+            )
+        elif output is not None:
             message = f"Step {step.key} succeeded."
         elif retry:
             message = (

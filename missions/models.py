@@ -297,6 +297,10 @@ class Step(models.Model):
     output = models.JSONField(default=dict, blank=True)
     summary = models.TextField(blank=True)
     commit_sha = models.CharField(max_length=40, blank=True)
+    # The change adds or edits test configuration or plugins (conftest.py, pytest.ini, ...): its own test
+    # run cannot vouch for it, so it needs a human decision before deploy.
+    alters_test_config = models.BooleanField(default=False)
+    test_config_files = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 PY = sys.executable
 children: list[subprocess.Popen] = []
 
@@ -138,10 +139,14 @@ def main() -> None:
         env=env,
     )
     model = "simulated model server" if env.get("LLM_SIMULATED") == "1" else env.get("LLM_MODEL", "?")
+    from agents.runtime.sandbox import sandbox_status
+
+    _, sandbox_line = sandbox_status()
     print(
         f"\n[run] Mission Orchestrator: http://127.0.0.1:{port}/\n"
         f"[run] Logins: pm / reviewer / admin, password {env['DEMO_PASSWORD']}\n"
         f"[run] Model: {model} at {env['LLM_BASE_URL']}; Redis: {env['REDIS_URL']}\n"
+        f"[run] {sandbox_line}\n"
         "[run] Ctrl-C stops everything.\n",
         flush=True,
     )

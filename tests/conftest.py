@@ -10,9 +10,11 @@ from agents.seed import seed_agents, seed_model_profile
 from agents.sim.server import SimServer
 from missions.seed import seed_templates
 from missions.selectors import PRODUCT_MANAGERS_GROUP, REVIEWERS_GROUP
+from tests.sandbox_support import fall_back_without_bwrap
 from tests.system import missing_packages_line
 
 PASSWORD = "correct horse battery staple"
+SANDBOX_NOTE = fall_back_without_bwrap()
 
 
 @pytest.fixture
@@ -112,3 +114,5 @@ def pytest_terminal_summary(terminalreporter):
     line = missing_packages_line(reasons)
     if line:
         terminalreporter.write_line(line, yellow=True, bold=True)
+    if SANDBOX_NOTE:
+        terminalreporter.write_line(SANDBOX_NOTE, yellow=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -36,6 +37,22 @@ SAFE_GIT_CONFIG = (
     "tag.gpgSign=false",
     "diff.external=",
 )
+
+# Files that change how pytest collects, runs or reports tests: a change to them makes test results
+# unreliable as evidence, so the step is flagged for a human (see Workspace.test_config_changes).
+TEST_CONFIG_NAMES = frozenset(
+    {"conftest.py", "pytest.ini", ".pytest.ini", "sitecustomize.py", "usercustomize.py", "pytest.py", "pluggy.py"}
+)
+TEST_CONFIG_DIRS = frozenset({"_pytest", "pytest", "pluggy"})  # would shadow the real pytest on sys.path
+TEST_CONFIG_SECTIONS = {
+    "tox.ini": ("[pytest]",),
+    "setup.cfg": ("[tool:pytest]", "pytest11"),
+    "pyproject.toml": ("[tool.pytest", "pytest11"),
+    "setup.py": ("pytest11",),
+}
+TEST_CONFIG_CODE = re.compile(r"\bpytest_plugins\b|(?<!\w)_pytest\b|\bpluggy\b")  # plugins, pytest internals
+SCAN_LIMIT_BYTES = 1_000_000
+MAX_LISTED = 5
 
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,120}$")
@@ -156,12 +173,53 @@ class Workspace:
 
     # ------------------------------------------------------------------- git
     def commit(self, message: str) -> str | None:
-        """Stage everything and commit; None when the tree is unchanged."""
+        """Stage everything and commit; None when the tree is unchanged.
+
+        Refuses device files, FIFOs and sockets and symlinks that point outside the repository,
+        and strips setuid/setgid bits first (git would not record them, but the file stays on disk).
+        """
+        self._check_tree()
         self._git("add", "-A")
         if not self._git("status", "--porcelain", "--untracked-files=no").strip():
             return None
         self._git("commit", "-q", "--no-verify", "-m", sanitize_message(message))
         return self.head()
+
+    def _check_tree(self) -> None:
+        """Refuse what must not be committed, naming it; strip setuid/setgid bits."""
+        root = self.root.resolve()
+        refused: list[str] = []
+        for path, info in _walk_worktree(root):
+            rel = path.relative_to(root).as_posix()
+            mode = info.st_mode
+            if stat.S_ISLNK(mode):
+                target = os.readlink(path)
+                inside = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+                if os.path.isabs(target) or inside == ".." or inside.startswith("../"):
+                    refused.append(f"{rel} is a symlink pointing outside the repository ({target})")
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
+                refused.append(f"{rel} is {kind}")
+            elif mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
+        if refused:
+            more = f" (and {len(refused) - MAX_LISTED} more)" if len(refused) > MAX_LISTED else ""
+            listed = "; ".join(refused[:MAX_LISTED])
+            raise WorkspaceError(f"Refused to commit: {listed}{more}. Remove or replace them, then commit again.")
+
+    def test_config_changes(self, since: str) -> list[str]:
+        """Files changed between ``since`` and HEAD that can change how pytest runs or reports tests."""
+        out = self._git("diff", "--name-only", "--no-renames", "-z", _checked_sha(since), "HEAD", "--")
+        changed = sorted(name for name in out.split("\0") if name)
+        return [path for path in changed if _alters_tests(path, (self._blob(since, path), self._blob("HEAD", path)))]
+
+    def _blob(self, rev: str, path: str) -> str:
+        """A file's text at a revision ('' when absent or too large to scan)."""
+        try:
+            data = self._git_bytes("cat-file", "blob", f"{rev}:{path}")
+        except WorkspaceError:
+            return ""
+        return data[:SCAN_LIMIT_BYTES].decode("utf-8", errors="replace")
 
     def head(self) -> str:
         """Full sha of the current commit."""
@@ -282,6 +340,33 @@ class Workspace:
             err = (proc.stderr or proc.stdout).decode("utf-8", errors="replace").strip()
             raise WorkspaceError(f"git {args[0]} failed: {err or f'exit {proc.returncode}'}")
         return proc.stdout
+
+
+def _walk_worktree(root: Path):
+    """Every entry below root except .git, never following symlinks."""
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        for entry in os.scandir(current):
+            if current == root and entry.name == ".git":
+                continue
+            info = entry.stat(follow_symlinks=False)
+            yield Path(entry.path), info
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(Path(entry.path))
+
+
+def _alters_tests(path: str, texts: tuple[str, ...]) -> bool:
+    """Whether a changed file (its text before and after) can alter how pytest runs."""
+    parts = PurePosixPath(path).parts
+    name = parts[-1]
+    if name in TEST_CONFIG_NAMES or name.endswith(".pth") or parts[0] in TEST_CONFIG_DIRS:
+        return True
+    if name in TEST_CONFIG_SECTIONS:
+        return any(marker in text for marker in TEST_CONFIG_SECTIONS[name] for text in texts)
+    if name.endswith(".py"):
+        return any(TEST_CONFIG_CODE.search(text) for text in texts)
+    return False
 
 
 def _checked_parts(path: str) -> tuple[str, ...]:

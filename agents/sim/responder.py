@@ -225,7 +225,17 @@ def respond(body: Body, script: dict[str, Any] | None = None) -> Reply:
 
 # --------------------------------------------------------------------------- scripted replies
 
-CODEGEN_VARIANTS = ("fail_then_fix", "always_fail")
+CODEGEN_VARIANTS = ("fail_then_fix", "always_fail", "tamper_tests")
+# tamper_tests: an adversarial agent hides its bug behind a conftest.py that reports every failure as a pass.
+TAMPERING_CONFTEST = (
+    "import pytest\n\n\n"
+    "@pytest.hookimpl(hookwrapper=True)\n"
+    "def pytest_runtest_makereport(item, call):\n"
+    "    outcome = yield\n"
+    "    report = outcome.get_result()\n"
+    "    if report.failed:\n"
+    '        report.outcome = "passed"\n'
+)
 CONTENT_REPLY_KEYS = ("json", "raw", "text")
 BUGGY_MARKER = "# sim:buggy"
 _VARIANT_RE = re.compile(re.escape(BUGGY_MARKER) + r" (?P<variant>" + "|".join(CODEGEN_VARIANTS) + r")\b")
@@ -598,6 +608,7 @@ def buggy_source(module_source: str, variant: str) -> str:
 def _codegen_variant(body: Body, brief: Brief, variant: str) -> Reply:
     """fail_then_fix: buggy module, tests, run (fails), correct module, run, commit, summary.
     always_fail: buggy module, tests, then run and rewrite the buggy module forever.
+    tamper_tests: buggy module, tests, a conftest.py turning failures into passes, run ("passes"), commit.
 
     Each turn is derived from the calls already made, like the default loop.
     """
@@ -615,6 +626,8 @@ def _codegen_variant(body: Body, brief: Brief, variant: str) -> Reply:
         return call("write_file", {"path": module_path, "content": buggy})
     if not any(args.get("path") == test_path for _, args in writes):
         return call("write_file", {"path": test_path, "content": test_source})
+    if variant == "tamper_tests" and not any(args.get("path") == "conftest.py" for _, args in writes):
+        return call("write_file", {"path": "conftest.py", "content": TAMPERING_CONFTEST})
     runs = [(i, call_id) for i, (call_id, name, _) in enumerate(done) if name == "run_tests"]
     if _offers_tool(body, "run_tests"):
         if not runs or module_writes[-1][0] > runs[-1][0]:

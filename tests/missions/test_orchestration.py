@@ -10,6 +10,7 @@ from missions.services import mission_submit
 from reviews.models import ApprovalGate
 from reviews.services import gate_decide
 from tests.conftest import wait_for
+from tests.sandbox_support import require_bwrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -284,6 +285,7 @@ def test_it_runs_the_deploy_command_in_the_sandbox_before_pushing(
     company, pm, sim, celery_worker, settings, command, expected
 ):
     """DEPLOY_COMMAND runs on the approved tree; a failing command stops the deploy with its exit code."""
+    require_bwrap()
     settings.DEPLOY_COMMAND = command
     mission = _submit(pm)
     assert _settled(mission) == expected, mission.failure_reason

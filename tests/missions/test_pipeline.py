@@ -12,6 +12,7 @@ from missions.services import mission_submit
 from reviews.models import ApprovalGate
 from reviews.services import GateError, gate_decide
 from tests.conftest import wait_for
+from tests.sandbox_support import require_bwrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +35,7 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(
     Every model call is in the ledger with the server's own usage; tests really ran in bwrap;
     the approved commit is in the production repository under the mission's tag; the archive holds the code.
     """
+    require_bwrap()
     template = MissionTemplate.objects.get(slug="api_endpoint")
     mission = mission_submit(
         requester=pm,
