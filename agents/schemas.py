@@ -7,6 +7,7 @@ step that does not exist is dropped with a note for the validation cycle.
 """
 
 import re
+import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -16,10 +17,11 @@ STEP_KEY_MAX = 40
 
 
 def normalise_step_key(value: Any) -> Any:
-    """Lowercase, runs of other characters to one underscore, a letter first: "Step 1" -> "step_1"."""
+    """ASCII lowercase, runs of other characters to one underscore, a letter first: "Step 1" -> "step_1"."""
     if not isinstance(value, str):
         return value
-    key = re.sub(r"[^a-z0-9]+", "_", value.strip().lower()).strip("_")
+    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()  # "é" -> "e"
+    key = re.sub(r"[^a-z0-9]+", "_", ascii_text.strip().lower()).strip("_")
     if key[:1].isdigit():
         key = f"step_{key}"
     return key[:STEP_KEY_MAX].rstrip("_")
