@@ -35,6 +35,7 @@ class ModelProfileAdmin(admin.ModelAdmin):
     list_filter = ["provider", "is_default", "supports_tools", "supports_json_schema"]
     search_fields = ["name", "model_name", "base_url"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    exclude = ["probe_result"]  # shown as the table below; only a check (or a refusal at run time) writes it
     readonly_fields = ["probed_at", "check_result"]
     actions = ["check_model"]
 

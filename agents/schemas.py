@@ -16,12 +16,16 @@ STEP_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 STEP_KEY_MAX = 40
 
 
+def _slug(value: str, separator: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()  # "é" -> "e"
+    return re.sub(r"[^a-z0-9]+", separator, ascii_text.lower()).strip(separator)
+
+
 def normalise_step_key(value: Any) -> Any:
     """ASCII lowercase, runs of other characters to one underscore, a letter first: "Step 1" -> "step_1"."""
     if not isinstance(value, str):
         return value
-    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()  # "é" -> "e"
-    key = re.sub(r"[^a-z0-9]+", "_", ascii_text.strip().lower()).strip("_")
+    key = _slug(value, "_")
     if key[:1].isdigit():
         key = f"step_{key}"
     return key[:STEP_KEY_MAX].rstrip("_")
@@ -160,3 +164,9 @@ class SpecialistDesign(BaseModel):
     role: str = Field(min_length=1, max_length=60)
     system_prompt: str = Field(min_length=20, max_length=4000)
     tools: list[str] = Field(max_length=10)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def normalise_name(cls, value: Any) -> Any:
+        """ "Security Auditor" -> "security-auditor"; the pattern still decides what is acceptable."""
+        return _slug(value, "-") if isinstance(value, str) else value

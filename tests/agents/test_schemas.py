@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from agents.schemas import PlanDraft, PlanReview, PlanStepDraft, PlanVote
+from agents.schemas import PlanDraft, PlanReview, PlanStepDraft, PlanVote, SpecialistDesign
 
 
 def _step(key="core", depends_on=(), **fields) -> dict:
@@ -93,3 +93,16 @@ def test_it_trims_and_folds_case_in_enum_values(model, field, given, expected):
 def test_it_still_refuses_enum_values_that_mean_something_else(given):
     with pytest.raises(ValidationError):
         PlanVote.model_validate({"stance": given, "rationale": "Fine.", "amendments": []})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("accessibility-expert", "accessibility-expert"),
+        (" Security Auditor ", "security-auditor"),
+        ("ML_Ops", "ml-ops"),
+    ],
+)
+def test_it_normalises_a_specialist_name(given, expected):
+    design = {"name": given, "title": "T", "role": "r", "system_prompt": "You review things carefully.", "tools": []}
+    assert SpecialistDesign.model_validate(design).name == expected

@@ -122,3 +122,47 @@ def test_it_accepts_a_plan_with_odd_keys_case_and_an_unknown_dependency(company,
     assert validation.outcome == DecisionCycle.Outcome.APPROVED
     assert "Noted: Step step_2 depended on setup, which is no other step of the plan" in validation.summary
     assert [c["role"] for c in sim.calls()].count("plan_draft") == 1  # accepted as it was, no repair request
+
+
+ONE_STEP_PLAN = {
+    "summary": "One tested step.",
+    "steps": [
+        {
+            "key": "core",
+            "title": "Core module",
+            "kind": "codegen",
+            "role": "developer",
+            "instructions": "Write the module with tests.",
+            "depends_on": [],
+            "acceptance": ["tests pass"],
+            "estimated_tokens": 1000,
+        }
+    ],
+}
+
+
+def test_it_falls_back_to_the_schema_in_the_prompt_when_json_mode_is_refused_too(company, pm, sim, celery_worker):
+    """A server without any response_format: two downgrades (schema, then JSON mode), each once, and the mission
+    completes with the schema in the prompt only. (The sim answers those requests as chat, so they are scripted.)"""
+    sim.set_capabilities(json_schema=False, json_object=False)
+    vote = {"stance": "approve", "rationale": "Fine.", "amendments": []}
+    sim.script(
+        {"role": "chat", "match": "matching the schema PlanDraft", "times": 1, "reply": {"json": ONE_STEP_PLAN}},
+        {"role": "chat", "match": "matching the schema PlanVote", "times": 4, "reply": {"json": vote}},
+        {
+            "role": "chat",
+            "match": "matching the schema PlanReview",
+            "times": 1,
+            "reply": {"json": {"verdict": "approve", "findings": []}},
+        },
+    )
+    mission = _submit(pm)
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    profile = ModelProfile.objects.get(pk=company.pk)
+    assert profile.structured_mode == "prompt"
+    assert sorted(e.data["downgrade"] for e in mission.events.filter(data__has_key="downgrade")) == [
+        "json_mode",
+        "json_schema",
+    ]
+    assert [c["status"] for c in sim.calls()][:3] == [400, 400, 200]
+    assert not sim.state.script_rules()  # every structured answer came from the prompt-only requests
