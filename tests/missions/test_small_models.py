@@ -1,6 +1,7 @@
 """Small local models: a server that refuses a capability downgrades the profile once instead of failing the mission,
 and harmless deviations in the model's answers are accepted."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -102,10 +103,10 @@ PLAN_WITH_DEVIATIONS = {
 
 
 def test_it_accepts_a_plan_with_odd_keys_case_and_an_unknown_dependency(company, pm, sim, celery_worker):
-    """Keys are normalised, the kind is folded, and the dependency on no step is dropped with a note in the
-    validation cycle; votes with stray case and spaces count. The mission completes without a repair round."""
+    """The plan comes in a Markdown code fence; keys are normalised, the kind is folded, and the dependency on no step
+    is dropped with a note in the validation cycle; votes with stray case and spaces count. No repair round."""
     sim.script(
-        {"role": "plan_draft", "times": 1, "reply": {"json": PLAN_WITH_DEVIATIONS}},
+        {"role": "plan_draft", "times": 1, "reply": {"raw": f"```json\n{json.dumps(PLAN_WITH_DEVIATIONS)}\n```"}},
         {
             "role": "plan_vote",
             "times": 4,
