@@ -78,7 +78,7 @@ def probe_endpoint(profile: ModelProfile) -> dict:
 
 
 def _client(profile: ModelProfile, base_url: str) -> openai.OpenAI:
-    common = {"api_key": profile.api_key(), "timeout": settings.LLM_TIMEOUT_S, "max_retries": 0}
+    common = {"api_key": profile.api_key(), "timeout": settings.MODEL_CHECK_TIMEOUT_S, "max_retries": 0}
     if profile.provider == ModelProfile.Provider.AZURE_OPENAI:
         return openai.AzureOpenAI(
             azure_endpoint=base_url,

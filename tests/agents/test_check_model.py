@@ -1,6 +1,7 @@
 """Check model: probe a profile's endpoint with tiny requests and store what it accepts (CLI and admin)."""
 
 import json
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -103,3 +104,14 @@ def test_it_checks_a_model_from_the_admin_and_shows_the_result(admin_client, pro
     page = admin_client.get(reverse("admin:agents_modelprofile_change", args=[profile.pk])).content.decode()
     assert "Last model check" in page
     assert "<th>JSON schema (response_format json_schema)</th><td>refused</td>" in page
+
+
+def test_it_gives_up_on_a_silent_server_after_the_check_timeout(profile, sim, settings):
+    """A server that never answers costs one MODEL_CHECK_TIMEOUT_S, not a model call's timeout per probe."""
+    settings.MODEL_CHECK_TIMEOUT_S = 1
+    sim.add_faults({"kind": "timeout", "seconds": 10})
+    started = time.monotonic()
+    with pytest.raises(CommandError, match="Plain completion failed: failed: APITimeoutError"):
+        _check("default")
+    assert time.monotonic() - started < 5
+    assert len(sim.calls()) == 1  # nothing else is tried once plain completion failed
