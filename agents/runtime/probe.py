@@ -144,7 +144,7 @@ def _attempt(found: dict[str, Finding], name: str, call: Callable, secret: str):
     try:
         return call()
     except openai.APIStatusError as error:
-        found[name] = Finding(False, _redact(f"refused: HTTP {error.status_code}: {_error_message(error)}", secret))
+        found[name] = Finding(False, _redact(f"HTTP {error.status_code}: {_error_message(error)}", secret))
     except (openai.APIError, ValueError) as error:  # connection refused, timeout, a body that is not JSON
         found[name] = Finding(False, _redact(f"failed: {type(error).__name__}: {error}", secret))
     return None

@@ -51,7 +51,7 @@ def test_it_records_what_a_llama_cpp_like_server_refuses(profile, sim):
     found = result["capabilities"]
     assert result["profile"] == "default"
     assert {name for name, f in found.items() if not f["ok"]} == {"json_schema", "stream_usage"}
-    assert found["json_schema"]["detail"] == f"refused: HTTP 400: {LLAMA_JSON_SCHEMA_REFUSAL}"
+    assert found["json_schema"]["detail"] == f"HTTP 400: {LLAMA_JSON_SCHEMA_REFUSAL}"
     assert found["stream_usage"]["detail"] == "the stream ended without a usage chunk"
     profile.refresh_from_db()
     assert (profile.supports_json_schema, profile.supports_json_mode, profile.supports_tools) == (False, True, True)
@@ -97,7 +97,7 @@ def test_it_checks_a_model_from_the_admin_and_shows_the_result(admin_client, pro
         follow=True,
     )
     text = response.content.decode()
-    assert "Default: works, but refused json_schema: refused: HTTP 400" in text  # the admin capitalises it
+    assert "Default: works, but refused json_schema: HTTP 400" in text  # the admin capitalises it
     assert "Structured answers use json_mode." in text
     profile.refresh_from_db()
     assert profile.supports_json_schema is False and profile.probed_at is not None
