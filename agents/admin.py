@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
+from django.utils.html import format_html, format_html_join
 
 from agents.models import AgentMessage, AgentSpec, LLMCall, ModelProfile
+from agents.runtime.probe import CAPABILITIES
+from agents.services import model_profile_check
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,6 +35,39 @@ class ModelProfileAdmin(admin.ModelAdmin):
     list_filter = ["provider", "is_default", "supports_tools", "supports_json_schema"]
     search_fields = ["name", "model_name", "base_url"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    exclude = ["probe_result"]  # shown as the table below; only a check (or a refusal at run time) writes it
+    readonly_fields = ["probed_at", "check_result"]
+    actions = ["check_model"]
+
+    @admin.display(description="Last model check")
+    def check_result(self, obj: ModelProfile) -> str:
+        found = (obj.probe_result or {}).get("capabilities") or {}
+        if not found:
+            return "Not checked yet: select the profile in the list and run the “Check model” action."
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            (
+                (label, "ok" if found[name]["ok"] else "refused", found[name]["detail"])
+                for name, label in CAPABILITIES.items()
+                if name in found
+            ),
+        )
+        return format_html("<table>{}</table>", rows)
+
+    @admin.action(description="Check model: probe the endpoint and store its capabilities")
+    def check_model(self, request, queryset):
+        for profile in queryset:
+            found = model_profile_check(profile=profile)["capabilities"]
+            refused = [name for name in CAPABILITIES if not found[name]["ok"]]
+            if not found["plain"]["ok"]:
+                level, text = messages.ERROR, f"{profile.name}: plain completion failed: {found['plain']['detail']}"
+            elif refused:
+                details = "; ".join(f"{name}: {found[name]['detail']}" for name in refused)
+                level, text = messages.WARNING, f"{profile.name}: works, but refused {details}."
+            else:
+                level, text = messages.SUCCESS, f"{profile.name}: every capability works."
+            self.message_user(request, f"{text} Structured answers use {profile.structured_mode}.", level)
 
 
 @admin.register(AgentSpec)

@@ -38,9 +38,16 @@ class ModelProfile(models.Model):
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.60"))
     supports_tools = models.BooleanField(default=True)
     supports_json_schema = models.BooleanField(default=True)
+    supports_json_mode = models.BooleanField(
+        default=True, help_text="Accepts response_format json_object (used when JSON schema is not supported)."
+    )
     context_window = models.PositiveIntegerField(default=128_000)
     max_output_tokens = models.PositiveIntegerField(default=2048)
     is_default = models.BooleanField(default=False)
+    probe_result = models.JSONField(
+        default=dict, blank=True, help_text="What the last model check (or a refusal at run time) found."
+    )
+    probed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -59,6 +66,13 @@ class ModelProfile(models.Model):
         if not re.match(API_KEY_ENV_PATTERN, self.api_key_env):
             return self.NO_KEY  # a name edited past the validator is never read
         return os.environ.get(self.api_key_env, "") or self.NO_KEY
+
+    @property
+    def structured_mode(self) -> str:
+        """How a structured answer is asked for: json_schema, else json_mode, else the schema in the prompt only."""
+        if self.supports_json_schema:
+            return "json_schema"
+        return "json_mode" if self.supports_json_mode else "prompt"
 
     @property
     def is_simulated(self) -> bool:

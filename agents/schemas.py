@@ -1,10 +1,41 @@
-"""The shapes we ask models to answer in. Model output is untrusted: it is parsed into these and nothing else."""
+"""The shapes we ask models to answer in. Model output is untrusted: it is parsed into these and nothing else.
 
-from typing import Literal
+Harmless deviations are accepted rather than sent back: step keys are
+normalised to the key pattern ("Step 1" -> "step_1"), enum values are
+trimmed and case-folded ("Approve " -> "approve"), and a dependency on a
+step that does not exist is dropped with a note for the validation cycle.
+"""
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import re
+import unicodedata
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 STEP_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+STEP_KEY_MAX = 40
+
+
+def _slug(value: str, separator: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()  # "é" -> "e"
+    return re.sub(r"[^a-z0-9]+", separator, ascii_text.lower()).strip(separator)
+
+
+def normalise_step_key(value: Any) -> Any:
+    """ASCII lowercase, runs of other characters to one underscore, a letter first: "Step 1" -> "step_1"."""
+    if not isinstance(value, str):
+        return value
+    key = _slug(value, "_")
+    if key[:1].isdigit():
+        key = f"step_{key}"
+    return key[:STEP_KEY_MAX].rstrip("_")
+
+
+def fold_enum(value: Any) -> Any:
+    """ " Approve" -> "approve", "Request-Changes" -> "request_changes"; anything else is left to validation."""
+    if not isinstance(value, str):
+        return value
+    return re.sub(r"[\s-]+", "_", value.strip()).lower()
 
 
 class PlanStepDraft(BaseModel):
@@ -19,6 +50,24 @@ class PlanStepDraft(BaseModel):
     acceptance: list[str] = Field(max_length=20)
     estimated_tokens: int = Field(ge=0, le=1_000_000)
 
+    @field_validator("key", mode="before")
+    @classmethod
+    def normalise_key(cls, value: Any) -> Any:
+        return normalise_step_key(value)
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def fold_kind(cls, value: Any) -> Any:
+        return fold_enum(value)
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def normalise_dependencies(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        names = [normalise_step_key(name) for name in value]
+        return list(dict.fromkeys(names))  # the same dependency twice is once
+
     @field_validator("role")
     @classmethod
     def normalise_role(cls, value: str) -> str:
@@ -30,19 +79,52 @@ class PlanDraft(BaseModel):
 
     summary: str = Field(min_length=1, max_length=4000)
     steps: list[PlanStepDraft] = Field(min_length=1, max_length=12)
+    # What was changed to accept the answer; the validation cycle reports it. Not part of the schema.
+    _notes: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def deduplicate_keys(cls, value: Any) -> Any:
+        """Two steps whose keys normalise alike become key and key_2; dependencies mean the first of them."""
+        if not isinstance(value, list) or not all(isinstance(step, dict) for step in value):
+            return value
+        steps, taken = [], set()
+        for step in value:
+            key = base = normalise_step_key(step.get("key"))
+            if isinstance(key, str) and key:
+                number = 1
+                while key in taken:
+                    number += 1
+                    suffix = f"_{number}"
+                    key = base[: STEP_KEY_MAX - len(suffix)] + suffix
+                taken.add(key)
+            steps.append({**step, "key": key})
+        return steps
 
     @model_validator(mode="after")
     def check_graph(self) -> "PlanDraft":
         keys = [s.key for s in self.steps]
         if len(set(keys)) != len(keys):
             raise ValueError("step keys must be unique")
+        for step in self.steps:  # a name that is no other step's key can only be dropped
+            unknown = [d for d in step.depends_on if d not in keys or d == step.key]
+            if unknown:
+                step.depends_on = [d for d in step.depends_on if d not in unknown]
+                self._notes.append(
+                    f"Step {step.key} depended on {', '.join(unknown)}, which is no other step of the plan: "
+                    "the dependency was dropped."
+                )
         known: set[str] = set()
         for step in self.steps:  # dependencies must come earlier: this also rules out cycles
-            unknown = [d for d in step.depends_on if d not in known]
-            if unknown:
-                raise ValueError(f"step {step.key!r} depends on {unknown}, which are not earlier steps")
+            later = [d for d in step.depends_on if d not in known]
+            if later:
+                raise ValueError(f"step {step.key!r} depends on {later}, which are not earlier steps")
             known.add(step.key)
         return self
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self._notes)
 
 
 class PlanVote(BaseModel):
@@ -52,6 +134,11 @@ class PlanVote(BaseModel):
     rationale: str = Field(min_length=1, max_length=4000)
     amendments: list[str] = Field(max_length=20)
 
+    @field_validator("stance", mode="before")
+    @classmethod
+    def fold_stance(cls, value: Any) -> Any:
+        return fold_enum(value)
+
 
 class PlanReview(BaseModel):
     """The validator agent's verdict on a plan; findings go back to the C-suite."""
@@ -60,6 +147,11 @@ class PlanReview(BaseModel):
 
     verdict: Literal["approve", "reject"]
     findings: list[str] = Field(max_length=20)
+
+    @field_validator("verdict", mode="before")
+    @classmethod
+    def fold_verdict(cls, value: Any) -> Any:
+        return fold_enum(value)
 
 
 class SpecialistDesign(BaseModel):
@@ -72,3 +164,9 @@ class SpecialistDesign(BaseModel):
     role: str = Field(min_length=1, max_length=60)
     system_prompt: str = Field(min_length=20, max_length=4000)
     tools: list[str] = Field(max_length=10)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def normalise_name(cls, value: Any) -> Any:
+        """ "Security Auditor" -> "security-auditor"; the pattern still decides what is acceptable."""
+        return _slug(value, "-") if isinstance(value, str) else value

@@ -7,7 +7,16 @@ from django.utils import timezone
 
 from agents.errors import BudgetExceeded, MissionStopped
 from agents.models import AgentMessage, LLMCall, ModelProfile
-from missions.models import Mission
+from agents.runtime.probe import CAPABILITIES, probe_endpoint
+from missions.events import event_record
+from missions.models import Event, Mission
+
+# A capability a server may refuse at run time, the profile flag that records it, and what happens next.
+DOWNGRADES = {
+    "json_schema": ("supports_json_schema", "later calls use JSON mode with the schema in the prompt"),
+    "json_mode": ("supports_json_mode", "later calls only put the schema in the prompt"),
+    "tools": ("supports_tools", "execution agents cannot work without tools (llama.cpp's server needs --jinja)"),
+}
 
 
 def llm_call_reserve(
@@ -158,3 +167,54 @@ def agent_message_record(
         content=content[:20000],
         data=data or {},
     )
+
+
+def model_profile_check(*, profile: ModelProfile) -> dict:
+    """Probe the endpoint and store what it accepts; returns the probe result.
+
+    The capability flags change only when plain completion worked: an
+    unreachable server says nothing about what it would accept.
+    """
+    result = probe_endpoint(profile)
+    found = result["capabilities"]
+    profile.probe_result = result
+    profile.probed_at = timezone.now()
+    fields = ["probe_result", "probed_at"]
+    if found["plain"]["ok"]:
+        for capability, (field, _) in DOWNGRADES.items():
+            setattr(profile, field, found[capability]["ok"])
+            fields.append(field)
+    profile.save(update_fields=fields)
+    return result
+
+
+def model_profile_downgrade(*, profile: ModelProfile, capability: str, reason: str, mission_id: int) -> bool:
+    """Record that the endpoint refused ``capability`` at run time; True for the call that changed the profile.
+
+    1. Lock the profile row; if the flag is already off, another call got here first: change nothing.
+    2. Turn the flag off and note the refusal in ``probe_result``, so the admin shows it.
+    3. Tell the mission in an event (only once, from the call that made the change).
+    The in-memory ``profile`` is updated either way, so its next call uses the lower mode.
+    """
+    field, instead = DOWNGRADES[capability]
+    setattr(profile, field, False)
+    with transaction.atomic():
+        row = ModelProfile.objects.select_for_update().get(pk=profile.pk)
+        if not getattr(row, field):
+            return False
+        setattr(row, field, False)
+        found = dict(row.probe_result or {})
+        found["capabilities"] = {
+            **found.get("capabilities", {}),
+            capability: {"ok": False, "detail": f"refused at run time: {reason[:300]}"},
+        }
+        row.probe_result = found
+        row.save(update_fields=[field, "probe_result"])
+        mission = Mission.objects.get(pk=mission_id)
+        event_record(
+            mission=mission,
+            kind=Event.Kind.ERROR,
+            message=f"Model profile {profile.name} refused {CAPABILITIES[capability]}; {instead}. ({reason[:200]})",
+            data={"profile": profile.name, "downgrade": capability},
+        )
+    return True

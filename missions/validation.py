@@ -57,7 +57,11 @@ def plan_findings(mission: Mission, draft: PlanDraft) -> list[str]:
 
 
 def validate_plan(mission: Mission, draft: PlanDraft) -> list[str]:
-    """Run the checks and the validator agent in a validation cycle; return every finding."""
+    """Run the checks and the validator agent in a validation cycle; return every finding.
+
+    What was changed to accept the draft (e.g. a dependency on no step, dropped) is noted in the
+    cycle's summary but sends nothing back: the plan as stored is sound without it.
+    """
     cycle = cycle_open(mission, DecisionCycle.Kind.VALIDATION, "Validating the plan.")
     findings = plan_findings(mission, draft)
     validator = AgentSpec.objects.filter(role="validator", is_active=True).select_related("model_profile").first()
@@ -72,8 +76,10 @@ def validate_plan(mission: Mission, draft: PlanDraft) -> list[str]:
         )
         if review.verdict == "reject":
             findings += review.findings or ["The validator rejected the plan without saying why."]
+    noted = " Noted: " + " ".join(draft.notes) if draft.notes else ""
     if findings:
-        cycle_close(cycle, DecisionCycle.Outcome.REJECTED, "Findings: " + " ".join(findings))
+        cycle_close(cycle, DecisionCycle.Outcome.REJECTED, "Findings: " + " ".join(findings) + noted)
     else:
-        cycle_close(cycle, DecisionCycle.Outcome.APPROVED, "The plan passed every check and the validator's review.")
+        summary = "The plan passed every check and the validator's review."
+        cycle_close(cycle, DecisionCycle.Outcome.APPROVED, summary + noted)
     return findings

@@ -155,6 +155,8 @@ LLM_MODEL = env_str("LLM_MODEL", "sim-1")
 LLM_SIMULATED = env_bool("LLM_SIMULATED", not LLM_BASE_URL)
 LLM_TIMEOUT_S = env_int("LLM_TIMEOUT_S", 60, minimum=1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
+# Each of the six tiny requests of a model check (admin action, manage.py check_model) waits at most this long.
+MODEL_CHECK_TIMEOUT_S = env_int("MODEL_CHECK_TIMEOUT_S", 30, minimum=1)
 # LLM_API_KEY is read from the environment at call time (by name, from the
 # model profile) and never stored in settings, the database or a page.
 

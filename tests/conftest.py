@@ -66,6 +66,7 @@ def sim(sim_server, settings):
     sim_server.state.clear_calls()
     sim_server.state.clear_faults()
     sim_server.state.clear_script()
+    sim_server.state.reset_capabilities()
     settings.LLM_BASE_URL = sim_server.base_url
     settings.LLM_SIMULATED = True
     settings.LLM_MAX_RETRIES = 0

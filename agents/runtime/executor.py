@@ -10,8 +10,8 @@ from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import TextMessage, ToolCallExecutionEvent, ToolCallRequestEvent, ToolCallSummaryMessage
 
 from agents.models import ModelProfile
-from agents.runtime.clients import model_client_for
-from agents.runtime.metering import CallContext, MeteredChatCompletionClient
+from agents.runtime.metering import CallContext
+from agents.runtime.structured import fallback_client_for
 from agents.runtime.tools import StepTools
 
 # on_message(kind, content, data) records a transcript entry.
@@ -46,7 +46,7 @@ async def run_tool_agent(
     Each tool call and result is recorded as it happens, so the mission page
     shows the work live.
     """
-    client = MeteredChatCompletionClient(model_client_for(profile), profile=profile, context=context)
+    client = fallback_client_for(profile, context)  # a server refusing tools says so in one clear error
     agent = AssistantAgent(
         name=agent_name(name),
         model_client=client,

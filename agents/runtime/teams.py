@@ -18,7 +18,7 @@ from agents.models import ModelProfile
 from agents.runtime.clients import model_client_for
 from agents.runtime.executor import agent_name
 from agents.runtime.metering import CallContext, MeteredChatCompletionClient
-from agents.runtime.structured import ask_structured
+from agents.runtime.structured import ask_structured, fallback_client_for
 from agents.schemas import PlanVote
 
 MODES = ("broadcast", "sequential", "round_robin", "selector")
@@ -60,9 +60,7 @@ async def collect_votes(*, mode: str, voters: list[Voter], brief: str, round_no:
 
 
 async def _team_votes(mode: str, voters: list[Voter], brief: str) -> dict[str, PlanVote]:
-    clients = [
-        MeteredChatCompletionClient(model_client_for(v.profile), profile=v.profile, context=v.context) for v in voters
-    ]
+    clients = [fallback_client_for(v.profile, v.context) for v in voters]
     by_name = {agent_name(v.key): v.key for v in voters}
     agents = [
         AssistantAgent(

@@ -18,6 +18,11 @@ case-sensitive substring, optional) occurs in the messages' text answers it;
 ``{"variant": "fail_then_fix" | "always_fail"}``. Codegen rules are only
 considered on a conversation's first request (no tool messages yet); the
 variant then carries through the conversation via a marker in the code.
+
+Capabilities (``POST /_sim/capabilities`` with e.g. ``{"json_schema": false}``,
+``DELETE`` to restore them all) make the sim refuse what a smaller server
+refuses: ``LLAMA_CPP_CAPABILITIES`` behaves like llama.cpp's server (no
+``response_format`` json_schema, no usage in streams).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ MODELS_BODY = {
 }
 FAULT_KINDS = ("429", "500", "timeout", "malformed", "bad_tool_args")
 MALFORMED_BODY = b'{"id": "chatcmpl-sim-broken", "choices": [ this is not json'
+# What the sim accepts; a test switches some off to play a smaller server.
+CAPABILITIES = ("json_schema", "json_object", "tools", "usage", "stream_usage")
+LLAMA_CPP_CAPABILITIES = {"json_schema": False, "stream_usage": False}
 _WORDS_PER_CHUNK = 3
 _ARGS_PER_CHUNK = 48
 
@@ -90,6 +98,24 @@ class SimState:
         self._faults: deque[dict[str, Any]] = deque()
         self._rules: list[dict[str, Any]] = []
         self._calls: list[dict[str, Any]] = []
+        self._capabilities = dict.fromkeys(CAPABILITIES, True)
+
+    def set_capabilities(self, changes: Any) -> None:
+        """Switch capabilities on or off, e.g. ``{"json_schema": False}``; unknown names are refused."""
+        if not isinstance(changes, dict) or not all(
+            name in CAPABILITIES and isinstance(on, bool) for name, on in changes.items()
+        ):
+            raise BadRequest(f"capabilities must map names in {list(CAPABILITIES)} to true/false: {changes!r}")
+        with self._lock:
+            self._capabilities.update(changes)
+
+    def capabilities(self) -> dict[str, bool]:
+        with self._lock:
+            return dict(self._capabilities)
+
+    def reset_capabilities(self) -> None:
+        with self._lock:
+            self._capabilities = dict.fromkeys(CAPABILITIES, True)
 
     def next_n(self) -> int:
         with self._lock:
@@ -201,6 +227,19 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
 def error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
     """OpenAI-style error envelope."""
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def capability_refusal(body: dict[str, Any], capabilities: dict[str, bool]) -> tuple[int, dict[str, Any]] | None:
+    """The error a server without some capability answers, in llama.cpp's words and error shape."""
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind in ("json_schema", "json_object") and not capabilities[kind]:
+        allowed = " or ".join(f'"{k}"' for k in ("text", "json_object") if k == "text" or capabilities[k])
+        message = f"response_format type must be one of {allowed}, but got: {kind}"
+        return 400, {"error": {"code": 400, "message": message, "type": "invalid_request_error"}}
+    if body.get("tools") and not capabilities["tools"]:
+        return 500, {"error": {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"}}
+    return None
 
 
 def completion_json(c: Completion) -> dict[str, Any]:
@@ -345,6 +384,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send_json(200, {"faults": self.server.state.pending_faults()})
         elif path == "/_sim/script":
             self._send_json(200, {"rules": self.server.state.script_rules()})
+        elif path == "/_sim/capabilities":
+            self._send_json(200, {"capabilities": self.server.state.capabilities()})
         else:
             self._not_found()
 
@@ -357,6 +398,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self._post_faults(raw)
         elif path == "/_sim/script":
             self._post_script(raw)
+        elif path == "/_sim/capabilities":
+            self._post_capabilities(raw)
         else:
             self._not_found()
 
@@ -370,6 +413,9 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send_json(200, {"ok": True})
         elif path == "/_sim/script":
             self.server.state.clear_script()
+            self._send_json(200, {"ok": True})
+        elif path == "/_sim/capabilities":
+            self.server.state.reset_capabilities()
             self._send_json(200, {"ok": True})
         else:
             self._not_found()
@@ -397,6 +443,14 @@ class SimHandler(BaseHTTPRequestHandler):
             return
         self._send_json(200, {"ok": True, "count": len(self.server.state.script_rules())})
 
+    def _post_capabilities(self, raw: bytes) -> None:
+        try:
+            self.server.state.set_capabilities(json.loads(raw or b"{}"))
+        except ValueError as exc:
+            self._send_json(400, error_body(str(exc), "invalid_request_error"))
+            return
+        self._send_json(200, {"ok": True, "capabilities": self.server.state.capabilities()})
+
     # ------------------------------------------------------------------ chat completions
 
     def _chat_completions(self, raw: bytes) -> None:
@@ -422,6 +476,12 @@ class SimHandler(BaseHTTPRequestHandler):
         role = responder.detect_role(body)
         model = str(body.get("model") or MODEL_ID)
         stream = bool(body.get("stream"))
+        capabilities = state.capabilities()
+        refusal = capability_refusal(body, capabilities)
+        if refusal is not None:
+            self._log(n, model, role, refusal[0], stream, None, None)
+            self._send_json(refusal[0], refusal[1], {"x-request-id": request_id})
+            return
         fault = state.pop_fault()
         kind = str(fault["kind"]) if fault else None
         if kind in ("429", "500", "timeout", "malformed"):
@@ -437,9 +497,12 @@ class SimHandler(BaseHTTPRequestHandler):
         self._log(n, model, reply.role, 200, stream, completion.usage, kind, scripted=rule is not None)
         if stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._send_stream(completion, include_usage)
+            self._send_stream(completion, include_usage and capabilities["stream_usage"])
         else:
-            self._send_json(200, completion_json(completion), {"x-request-id": request_id})
+            answer = completion_json(completion)
+            if not capabilities["usage"]:
+                del answer["usage"]
+            self._send_json(200, answer, {"x-request-id": request_id})
 
     def _apply_fault(self, fault: dict[str, Any], n: int, model: str, role: str, stream: bool) -> None:
         kind = str(fault["kind"])
@@ -605,3 +668,7 @@ class SimServer:
     def script(self, *rules: dict[str, Any]) -> None:
         """Append script rules, same as ``POST /_sim/script``."""
         self.state.add_rules(list(rules))
+
+    def set_capabilities(self, **changes: bool) -> None:
+        """Switch capabilities on or off, same as ``POST /_sim/capabilities``."""
+        self.state.set_capabilities(changes)

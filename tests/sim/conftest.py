@@ -23,8 +23,8 @@ def module_sim() -> Iterator[SimServer]:
 
 @pytest.fixture
 def sim(module_sim: SimServer) -> SimServer:
-    """The module's server with no queued faults, no script rules and an empty call log (via the HTTP API)."""
-    for path in ("/_sim/faults", "/_sim/script", "/_sim/calls"):
+    """The module's server with no faults, no script rules, an empty call log and every capability (via HTTP)."""
+    for path in ("/_sim/faults", "/_sim/script", "/_sim/calls", "/_sim/capabilities"):
         assert http(module_sim, "DELETE", path) == (200, {"ok": True}), path
     return module_sim
 
