@@ -5,7 +5,7 @@ from agents.models import AgentMessage, AgentSpec, LLMCall, ModelProfile
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger and logs are append-only: visible to admins, never edited by hand."""
+    """Records of what happened (ledger, logs, votes, test runs, reviews, plans) are visible, never edited by hand."""
 
     def has_add_permission(self, request):
         return False
