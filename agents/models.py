@@ -1,16 +1,36 @@
 import os
 import re
 from decimal import Decimal
+from fnmatch import fnmatchcase
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 
 MILLION = Decimal(1_000_000)
-# Only variables that look like model keys: a profile must not be able to send SECRET_KEY or
-# DATABASE_URL to an endpoint its editor controls.
-API_KEY_ENV_PATTERN = r"^(?!(DJANGO_)?SECRET_KEY$)[A-Z][A-Z0-9_]*(_API_KEY|_KEY|_TOKEN)$"
-API_KEY_ENV_MESSAGE = "Name an environment variable ending in _API_KEY, _KEY or _TOKEN (not SECRET_KEY)."
+ENV_NAME_PATTERN = r"^(?!(DJANGO_)?SECRET_KEY$)[A-Z][A-Z0-9_]*$"
+
+
+def api_key_env_allowed(name: str) -> bool:
+    """Whether a profile may send the variable ``name`` as its bearer token.
+
+    Only names (or ``*`` patterns) listed in LLM_KEY_ENV_ALLOWED: whoever edits a
+    profile also chooses its URL, so any other variable (AWS_SECRET_ACCESS_KEY,
+    GITHUB_TOKEN, SECRET_KEY) would be sent to a server of their choice.
+    """
+    if not re.match(ENV_NAME_PATTERN, name or ""):
+        return False
+    return any(fnmatchcase(name, pattern) for pattern in settings.LLM_KEY_ENV_ALLOWED)
+
+
+def validate_api_key_env(name: str) -> None:
+    if not api_key_env_allowed(name):
+        allowed = ", ".join(settings.LLM_KEY_ENV_ALLOWED) or "(none)"
+        raise ValidationError(
+            "%(name)s is not an allowed key variable; allowed (LLM_KEY_ENV_ALLOWED): %(allowed)s.",
+            code="key_env_not_allowed",
+            params={"name": name, "allowed": allowed},
+        )
 
 
 class ModelProfile(models.Model):
@@ -30,8 +50,9 @@ class ModelProfile(models.Model):
     api_key_env = models.CharField(
         max_length=60,
         default="LLM_API_KEY",
-        validators=[RegexValidator(API_KEY_ENV_PATTERN, API_KEY_ENV_MESSAGE)],
-        help_text="Name of the environment variable holding the key, e.g. LLM_API_KEY or OPENAI_API_KEY.",
+        validators=[validate_api_key_env],
+        help_text="Name of the environment variable holding the key, e.g. LLM_API_KEY or OPENAI_API_KEY; "
+        "only names allowed by the LLM_KEY_ENV_ALLOWED setting.",
     )
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.15"))
     price_cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.075"))
@@ -56,8 +77,8 @@ class ModelProfile(models.Model):
 
     def api_key(self) -> str:
         """Read the key from the environment at call time; a local server may need none."""
-        if not re.match(API_KEY_ENV_PATTERN, self.api_key_env):
-            return self.NO_KEY  # a name edited past the validator is never read
+        if not api_key_env_allowed(self.api_key_env):
+            return self.NO_KEY  # a name saved past the validator is never read
         return os.environ.get(self.api_key_env, "") or self.NO_KEY
 
     @property

@@ -157,6 +157,10 @@ LLM_TIMEOUT_S = env_int("LLM_TIMEOUT_S", 60, minimum=1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
 # LLM_API_KEY is read from the environment at call time (by name, from the
 # model profile) and never stored in settings, the database or a page.
+# The only variables a profile may name as its key (names, or patterns with *): its editor also picks the URL.
+LLM_KEY_ENV_ALLOWED = env_list(
+    "LLM_KEY_ENV_ALLOWED", ["*_LLM_API_KEY", "LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"]
+)
 
 # --- Execution.
 WORKSPACES_DIR = DATA_DIR / "workspaces"
