@@ -5,7 +5,9 @@ which ``manage.py check --deploy`` is clean: it requires SECRET_KEY and
 ALLOWED_HOSTS and forces DEBUG off.
 """
 
+import os
 import secrets
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -23,8 +25,40 @@ from orchestrator_site.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _owner_only(path: Path, mode: int) -> None:
+    """Take group and world access away from ``path``: it holds sessions, password hashes, keys and code."""
+    try:
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except PermissionError:
+        warnings.warn(f"Cannot restrict {path} to mode {mode:o}: it belongs to another user.", stacklevel=2)
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _owner_only(path, 0o700)
+    return path
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if missing (SQLite gives its -wal and -shm files the same mode)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    _owner_only(path, 0o600)
+
+
+def _private_sqlite(path: Path) -> None:
+    """The database file (sessions, password hashes) and its WAL files are the owner's alone."""
+    if not path.is_absolute() or not path.parent.is_dir():
+        return  # ":memory:", or a directory SQLite will complain about itself
+    _private_file(path)
+    for sidecar in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if sidecar.exists():
+            _owner_only(sidecar, 0o600)
+
+
+DATA_DIR = _private_dir(Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve())
 
 PRODUCTION = env_bool("PRODUCTION", False)
 DEBUG = False if PRODUCTION else env_bool("DEBUG", False)
@@ -41,8 +75,9 @@ def _secret_key() -> str:
         raise ImproperlyConfigured("SECRET_KEY is required when PRODUCTION=1.")
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
+        _private_file(key_file)  # 0600 before the key is in it
         key_file.write_text(secrets.token_urlsafe(64))
-        key_file.chmod(0o600)
+    _owner_only(key_file, 0o600)
     return key_file.read_text().strip()
 
 
@@ -119,6 +154,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    _private_sqlite(Path(DATABASES["default"]["NAME"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, worker heartbeat.
@@ -163,8 +199,8 @@ LLM_KEY_ENV_ALLOWED = env_list(
 )
 
 # --- Execution.
-WORKSPACES_DIR = DATA_DIR / "workspaces"
-ARTIFACTS_DIR = DATA_DIR / "artifacts"
+WORKSPACES_DIR = _private_dir(DATA_DIR / "workspaces")
+ARTIFACTS_DIR = _private_dir(DATA_DIR / "artifacts")
 # Where approved work is pushed: a git URL, or a local path that becomes a bare repository.
 DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 # Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").
