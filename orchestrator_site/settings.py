@@ -8,6 +8,7 @@ ALLOWED_HOSTS and forces DEBUG off.
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -104,6 +105,7 @@ INSTALLED_APPS = [
     "missions",
     "agents",
     "reviews",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +118,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "orchestrator_site.urls"
@@ -221,6 +224,21 @@ STALLED_AFTER_S = env_int("STALLED_AFTER_S", 300, minimum=30)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "missions:list"
 LOGOUT_REDIRECT_URL = "login"
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins, the account and, separately, the
+# address they came from are locked for LOGIN_COOLOFF_MINUTES; an admin unlocks early under Axes > Access attempts.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+# Each counted on its own: one account tried from many addresses, and many accounts tried from one address.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_CALLABLE = "orchestrator_site.lockout.lockout_response"  # a page, not a bare 429 string
+# A successful login does not clear earlier failures: with per-address counting it would let anyone with an
+# account wipe the failures their address ran up against someone else's. They expire with the cool-off.
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failed login, kept for the admin (Axes > Access failures)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -268,5 +286,6 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "autogen_core": {"level": "WARNING"},
         "autogen_agentchat": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # a version banner on every start; lockouts still log from "axes"
     },
 }

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
@@ -63,6 +64,11 @@ def records(company, pm):
             message=AgentMessage.objects.create(mission=mission, source="cto", content="Hello"),
             knowledge=KnowledgeEntry.objects.create(mission=mission, kind="lesson", title="Lesson", body="Learned"),
         )
+    # Axes' login records (written directly: a real login costs a full password hash per test).
+    seen = {"username": "pm", "ip_address": "127.0.0.1", "user_agent": "test", "path_info": "/login/"}
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
+    AccessFailureLog.objects.create(**seen)
+    AccessLog.objects.create(**seen)
     return rows
 
 
