@@ -6,6 +6,8 @@ from fnmatch import fnmatchcase
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 MILLION = Decimal(1_000_000)
 ENV_NAME_PATTERN = r"^(?!(DJANGO_)?SECRET_KEY$)[A-Z][A-Z0-9_]*$"
@@ -97,6 +99,21 @@ class ModelProfile(models.Model):
         return total.quantize(Decimal("0.000001"))
 
 
+class AgentSpecQuerySet(models.QuerySet):
+    def usable_for(self, mission) -> "AgentSpecQuerySet":
+        """Agents ``mission`` may be staffed with: standard ones, promoted specialists and its requester's own.
+
+        A specialist is designed from one mission's text, which may carry injected
+        instructions, so it serves only its owner's missions until an admin has read
+        its prompt and promoted it. This is the one place that decides reuse: when
+        projects exist, a project's specialists are one more ``| Q(...)`` here.
+        """
+        usable = Q(is_dynamic=False) | Q(reviewed_for_reuse=True)
+        if mission.requester_id is not None:
+            usable |= Q(owner_id=mission.requester_id)
+        return self.filter(usable)
+
+
 class AgentSpec(models.Model):
     """An agent the company can staff: the C-suite, the validator, standard roles and dynamic specialists."""
 
@@ -112,13 +129,36 @@ class AgentSpec(models.Model):
     created_by_mission = models.ForeignKey(
         "missions.Mission", null=True, blank=True, on_delete=models.SET_NULL, related_name="created_agents"
     )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="specialists",
+        help_text="A dynamic specialist serves only its owner's missions until it is promoted for reuse.",
+    )
+    reviewed_for_reuse = models.BooleanField(
+        default=False, help_text="An admin read its prompt and tools and lets every mission use it."
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AgentSpecQuerySet.as_manager()
 
     class Meta:
         ordering = ["-is_c_suite", "name"]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.name})"
+
+    def promote_for_reuse(self, *, by) -> None:
+        """Let every mission use this agent (after someone read its prompt); a no-op if it already may."""
+        if not self.reviewed_for_reuse:
+            self.reviewed_for_reuse, self.reviewed_by, self.reviewed_at = True, by, timezone.now()
+            self.save(update_fields=["reviewed_for_reuse", "reviewed_by", "reviewed_at"])
 
 
 class LLMCall(models.Model):
