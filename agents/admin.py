@@ -51,7 +51,7 @@ class AgentSpecAdmin(admin.ModelAdmin):
     list_filter = ["is_c_suite", "is_dynamic", "reviewed_for_reuse", "is_active", "role"]
     search_fields = ["name", "title", "role", "system_prompt"]
     readonly_fields = ["owner", "created_by_mission", "reviewed_for_reuse", "reviewed_by", "reviewed_at"]
-    actions = ["promote_for_reuse"]
+    actions = ["promote_for_reuse", "withdraw_from_reuse"]
 
     @admin.action(description="Promote for reuse (I have read their prompts and tools)", permissions=["change"])
     def promote_for_reuse(self, request, queryset):
@@ -60,6 +60,14 @@ class AgentSpecAdmin(admin.ModelAdmin):
             agent.promote_for_reuse(by=request.user)
             promoted += 1
         self.message_user(request, f"{promoted} agent(s) promoted: every mission may now use them.", messages.SUCCESS)
+
+    @admin.action(description="Withdraw from reuse (back to their owners' missions only)", permissions=["change"])
+    def withdraw_from_reuse(self, request, queryset):
+        withdrawn = 0
+        for agent in queryset.filter(reviewed_for_reuse=True):
+            agent.withdraw_from_reuse()
+            withdrawn += 1
+        self.message_user(request, f"{withdrawn} agent(s) withdrawn from reuse.", messages.SUCCESS)
 
     # Which mission designed a specialist names that mission (its title is a page of someone's work):
     # only someone who may view missions in the admin sees it.

@@ -160,6 +160,11 @@ class AgentSpec(models.Model):
             self.reviewed_for_reuse, self.reviewed_by, self.reviewed_at = True, by, timezone.now()
             self.save(update_fields=["reviewed_for_reuse", "reviewed_by", "reviewed_at"])
 
+    def withdraw_from_reuse(self) -> None:
+        """Back to serving only its owner's missions (steps already staffed with it keep it)."""
+        self.reviewed_for_reuse, self.reviewed_by, self.reviewed_at = False, None, None
+        self.save(update_fields=["reviewed_for_reuse", "reviewed_by", "reviewed_at"])
+
 
 class LLMCall(models.Model):
     """One model call in the cost ledger. Written before the call, settled after."""

@@ -86,6 +86,14 @@ def test_it_reuses_a_promoted_specialist_for_everyone(falcon, other_pm, sim, adm
     assert step.agent == falcon
     assert _designs(sim) == 1
 
+    admin_client.post(
+        reverse("admin:agents_agentspec_changelist"),
+        {"action": "withdraw_from_reuse", "_selected_action": [falcon.pk]},
+    )
+    falcon.refresh_from_db()
+    assert not falcon.reviewed_for_reuse
+    assert _staffed(other_pm, "Third mission").agent.owner == other_pm  # withdrawn: not offered again
+
 
 def test_it_filters_specialists_by_review_in_the_admin(falcon, admin_client):
     """The agent changelist offers a "reviewed for reuse" filter, and it finds the unreviewed specialist."""
