@@ -8,7 +8,7 @@ from agents.services import model_profile_check
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger and logs are append-only: visible to admins, never edited by hand."""
+    """Records of what happened (ledger, logs, votes, test runs, reviews, plans) are visible, never edited by hand."""
 
     def has_add_permission(self, request):
         return False
@@ -80,11 +80,43 @@ class AgentSpecAdmin(admin.ModelAdmin):
         "is_c_suite",
         "is_dynamic",
         "is_active",
+        "owner",
+        "reviewed_for_reuse",
         "created_by_mission",
     ]
-    list_filter = ["is_c_suite", "is_dynamic", "is_active", "role"]
+    list_filter = ["is_c_suite", "is_dynamic", "reviewed_for_reuse", "is_active", "role"]
     search_fields = ["name", "title", "role", "system_prompt"]
-    raw_id_fields = ["created_by_mission"]
+    readonly_fields = ["owner", "created_by_mission", "reviewed_for_reuse", "reviewed_by", "reviewed_at"]
+    actions = ["promote_for_reuse", "withdraw_from_reuse"]
+
+    @admin.action(description="Promote for reuse (I have read their prompts and tools)", permissions=["change"])
+    def promote_for_reuse(self, request, queryset):
+        promoted = 0
+        for agent in queryset.filter(reviewed_for_reuse=False):
+            agent.promote_for_reuse(by=request.user)
+            promoted += 1
+        self.message_user(request, f"{promoted} agent(s) promoted: every mission may now use them.", messages.SUCCESS)
+
+    @admin.action(description="Withdraw from reuse (back to their owners' missions only)", permissions=["change"])
+    def withdraw_from_reuse(self, request, queryset):
+        withdrawn = 0
+        for agent in queryset.filter(reviewed_for_reuse=True):
+            agent.withdraw_from_reuse()
+            withdrawn += 1
+        self.message_user(request, f"{withdrawn} agent(s) withdrawn from reuse.", messages.SUCCESS)
+
+    # Which mission designed a specialist names that mission (its title is a page of someone's work):
+    # only someone who may view missions in the admin sees it.
+    def _may_see_missions(self, request) -> bool:
+        return request.user.has_perm("missions.view_mission")
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if self._may_see_missions(request) else [f for f in shown if f != "created_by_mission"]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if self._may_see_missions(request) else [f for f in fields if f != "created_by_mission"]
 
 
 @admin.register(LLMCall)

@@ -1,16 +1,38 @@
 import os
 import re
 from decimal import Decimal
+from fnmatch import fnmatchcase
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 MILLION = Decimal(1_000_000)
-# Only variables that look like model keys: a profile must not be able to send SECRET_KEY or
-# DATABASE_URL to an endpoint its editor controls.
-API_KEY_ENV_PATTERN = r"^(?!(DJANGO_)?SECRET_KEY$)[A-Z][A-Z0-9_]*(_API_KEY|_KEY|_TOKEN)$"
-API_KEY_ENV_MESSAGE = "Name an environment variable ending in _API_KEY, _KEY or _TOKEN (not SECRET_KEY)."
+ENV_NAME_PATTERN = r"^(?!(DJANGO_)?SECRET_KEY$)[A-Z][A-Z0-9_]*$"
+
+
+def api_key_env_allowed(name: str) -> bool:
+    """Whether a profile may send the variable ``name`` as its bearer token.
+
+    Only names (or ``*`` patterns) listed in LLM_KEY_ENV_ALLOWED: whoever edits a
+    profile also chooses its URL, so any other variable (AWS_SECRET_ACCESS_KEY,
+    GITHUB_TOKEN, SECRET_KEY) would be sent to a server of their choice.
+    """
+    if not re.match(ENV_NAME_PATTERN, name or ""):
+        return False
+    return any(fnmatchcase(name, pattern) for pattern in settings.LLM_KEY_ENV_ALLOWED)
+
+
+def validate_api_key_env(name: str) -> None:
+    if not api_key_env_allowed(name):
+        allowed = ", ".join(settings.LLM_KEY_ENV_ALLOWED) or "(none)"
+        raise ValidationError(
+            "%(name)s is not an allowed key variable; allowed (LLM_KEY_ENV_ALLOWED): %(allowed)s.",
+            code="key_env_not_allowed",
+            params={"name": name, "allowed": allowed},
+        )
 
 
 class ModelProfile(models.Model):
@@ -30,8 +52,9 @@ class ModelProfile(models.Model):
     api_key_env = models.CharField(
         max_length=60,
         default="LLM_API_KEY",
-        validators=[RegexValidator(API_KEY_ENV_PATTERN, API_KEY_ENV_MESSAGE)],
-        help_text="Name of the environment variable holding the key, e.g. LLM_API_KEY or OPENAI_API_KEY.",
+        validators=[validate_api_key_env],
+        help_text="Name of the environment variable holding the key, e.g. LLM_API_KEY or OPENAI_API_KEY; "
+        "only names allowed by the LLM_KEY_ENV_ALLOWED setting.",
     )
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.15"))
     price_cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0.075"))
@@ -63,8 +86,8 @@ class ModelProfile(models.Model):
 
     def api_key(self) -> str:
         """Read the key from the environment at call time; a local server may need none."""
-        if not re.match(API_KEY_ENV_PATTERN, self.api_key_env):
-            return self.NO_KEY  # a name edited past the validator is never read
+        if not api_key_env_allowed(self.api_key_env):
+            return self.NO_KEY  # a name saved past the validator is never read
         return os.environ.get(self.api_key_env, "") or self.NO_KEY
 
     @property
@@ -90,6 +113,21 @@ class ModelProfile(models.Model):
         return total.quantize(Decimal("0.000001"))
 
 
+class AgentSpecQuerySet(models.QuerySet):
+    def usable_for(self, mission) -> "AgentSpecQuerySet":
+        """Agents ``mission`` may be staffed with: standard ones, promoted specialists and its requester's own.
+
+        A specialist is designed from one mission's text, which may carry injected
+        instructions, so it serves only its owner's missions until an admin has read
+        its prompt and promoted it. This is the one place that decides reuse: when
+        projects exist, a project's specialists are one more ``| Q(...)`` here.
+        """
+        usable = Q(is_dynamic=False) | Q(reviewed_for_reuse=True)
+        if mission.requester_id is not None:
+            usable |= Q(owner_id=mission.requester_id)
+        return self.filter(usable)
+
+
 class AgentSpec(models.Model):
     """An agent the company can staff: the C-suite, the validator, standard roles and dynamic specialists."""
 
@@ -105,13 +143,41 @@ class AgentSpec(models.Model):
     created_by_mission = models.ForeignKey(
         "missions.Mission", null=True, blank=True, on_delete=models.SET_NULL, related_name="created_agents"
     )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="specialists",
+        help_text="A dynamic specialist serves only its owner's missions until it is promoted for reuse.",
+    )
+    reviewed_for_reuse = models.BooleanField(
+        default=False, help_text="An admin read its prompt and tools and lets every mission use it."
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AgentSpecQuerySet.as_manager()
 
     class Meta:
         ordering = ["-is_c_suite", "name"]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.name})"
+
+    def promote_for_reuse(self, *, by) -> None:
+        """Let every mission use this agent (after someone read its prompt); a no-op if it already may."""
+        if not self.reviewed_for_reuse:
+            self.reviewed_for_reuse, self.reviewed_by, self.reviewed_at = True, by, timezone.now()
+            self.save(update_fields=["reviewed_for_reuse", "reviewed_by", "reviewed_at"])
+
+    def withdraw_from_reuse(self) -> None:
+        """Back to serving only its owner's missions (steps already staffed with it keep it)."""
+        self.reviewed_for_reuse, self.reviewed_by, self.reviewed_at = False, None, None
+        self.save(update_fields=["reviewed_for_reuse", "reviewed_by", "reviewed_at"])
 
 
 class LLMCall(models.Model):

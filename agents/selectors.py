@@ -11,11 +11,12 @@ def c_suite_agents() -> list[AgentSpec]:
     return sorted(agents, key=lambda a: (order.get(a.role, 99), a.name))
 
 
-def agent_for_role(role: str) -> AgentSpec | None:
-    """The active agent that covers ``role``: a standard one before a dynamic specialist."""
+def agent_for_role(role: str, *, mission) -> AgentSpec | None:
+    """The active agent ``mission`` may use for ``role``: standard first, then promoted, then the requester's own."""
     return (
-        AgentSpec.objects.filter(role=role, is_active=True, is_c_suite=False)
-        .order_by("is_dynamic", "pk")
+        AgentSpec.objects.usable_for(mission)
+        .filter(role=role, is_active=True, is_c_suite=False)
+        .order_by("is_dynamic", "-reviewed_for_reuse", "pk")
         .select_related("model_profile")
         .first()
     )

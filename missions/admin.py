@@ -18,6 +18,15 @@ class StepInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Mission)
 class MissionAdmin(admin.ModelAdmin):
@@ -53,28 +62,28 @@ class MissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(DecisionCycle)
-class DecisionCycleAdmin(admin.ModelAdmin):
+class DecisionCycleAdmin(ReadOnlyAdmin):
     list_display = ["mission", "number", "kind", "rounds", "outcome", "started_at"]
     list_filter = ["kind", "outcome"]
     search_fields = ["mission__title", "summary"]
 
 
 @admin.register(Vote)
-class VoteAdmin(admin.ModelAdmin):
+class VoteAdmin(ReadOnlyAdmin):
     list_display = ["cycle", "round", "agent", "stance", "created_at"]
     list_filter = ["stance", "agent"]
     search_fields = ["rationale", "cycle__mission__title"]
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(ReadOnlyAdmin):
     list_display = ["mission", "version", "created_at"]
     search_fields = ["mission__title", "summary"]
     inlines = [StepInline]
 
 
 @admin.register(Step)
-class StepAdmin(admin.ModelAdmin):
+class StepAdmin(ReadOnlyAdmin):
     list_display = ["key", "title", "plan", "kind", "role", "agent", "status", "attempt", "finished_at"]
     list_filter = ["status", "kind", "role"]
     search_fields = ["key", "title", "plan__mission__title"]
@@ -88,7 +97,7 @@ class EventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TestRun)
-class TestRunAdmin(admin.ModelAdmin):
+class TestRunAdmin(ReadOnlyAdmin):
     list_display = ["mission", "step", "passed", "failed", "errors", "isolation", "duration_s", "created_at"]
     list_filter = ["isolation", "timed_out"]
     search_fields = ["mission__title", "log"]

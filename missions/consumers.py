@@ -4,6 +4,10 @@ A page connects with the last ``seq`` it has rendered ({"type": "resume",
 "after": N}); the consumer replays every later event from the database, then
 forwards new ones as they are announced on the group. Anything lost on the
 channel layer is recovered on the next resume, so nothing is missed.
+
+Access is checked again before every batch it sends, against the session and
+the user as they are now: a socket whose user logged out, changed password or
+lost the role that let them see the mission is closed instead of updated.
 """
 
 import json
@@ -15,27 +19,38 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from missions import selectors
-from missions.models import Mission
-from orchestrator_site.websocket import user_group
+from orchestrator_site.websocket import session_user, user_group
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 4096
+CLOSE_SIGNED_OUT = 4401
+CLOSE_NOT_VISIBLE = 4404
 LIVE_PARTIALS = ("mission-status", "mission-gates", "mission-steps", "mission-tests", "mission-votes", "transcript")
 
 
+class AccessRevoked(Exception):
+    """The socket's user may no longer see the mission; ``code`` is the close code to send."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
 class MissionConsumer(AsyncWebsocketConsumer):
+    closed_with = None
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_SIGNED_OUT)
             return
         try:
             self.mission = await database_sync_to_async(selectors.mission_for_user)(
                 user, self.scope["url_route"]["kwargs"]["code"]
             )
         except Http404:
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NOT_VISIBLE)
             return
         self.groups_joined = [self.mission.group_name, user_group(user.pk)]
         self.sent_seq = None  # unknown until the page says where it is
@@ -49,7 +64,7 @@ class MissionConsumer(AsyncWebsocketConsumer):
 
     async def session_ended(self, message):
         """The user logged out somewhere: this socket must stop showing the mission."""
-        await self.close(code=4401)
+        await self._close_for(CLOSE_SIGNED_OUT)
 
     async def receive(self, text_data=None, bytes_data=None):
         """The only frame a page sends is a resume; anything else is logged and ignored."""
@@ -71,17 +86,34 @@ class MissionConsumer(AsyncWebsocketConsumer):
             await self._send_new_events()
 
     async def _send_new_events(self):
-        html, last = await database_sync_to_async(self._render_since)(self.sent_seq)
+        if self.closed_with is not None:
+            return  # announcements still queued for a socket already closed
+        try:
+            html, last = await database_sync_to_async(self._render_since)(self.sent_seq)
+        except AccessRevoked as revoked:
+            await self._close_for(revoked.code)
+            return
         if html:
             self.sent_seq = last
             await self.send(text_data=html)
 
+    async def _close_for(self, code: int):
+        if self.closed_with is None:
+            self.closed_with = code
+            await self.close(code=code)
+
     def _render_since(self, after: int) -> tuple[str, int]:
-        mission = Mission.objects.get(pk=self.mission.pk)  # fresh status, budget and spend
+        """The batch of events after ``after``, rendered for the user as they are now (access re-checked)."""
+        user = session_user(self.scope)
+        if user is None:
+            raise AccessRevoked(CLOSE_SIGNED_OUT)
+        try:
+            mission = selectors.mission_for_user(user, self.mission.code)  # fresh status, budget and spend
+        except Http404:
+            raise AccessRevoked(CLOSE_NOT_VISIBLE) from None
         events = selectors.mission_events(mission, after=after)
         if not events:
             return "", after
-        user = self.scope["user"]
         context = {
             **selectors.mission_detail(mission),
             "new_events": events,

@@ -39,7 +39,7 @@ def knowledge_record_retrospective(mission: Mission) -> list[KnowledgeEntry]:
             _entry(mission, "lesson", f"Step {step.key} of “{mission.title}” took {step.attempt} attempts", why)
         )
     for agent in mission.created_agents.all():
-        body = f"Created {agent.title} ({agent.name}) for role {agent.role}; reused by later missions needing it."
+        body = f"Created {agent.title} ({agent.name}) for role {agent.role}; reused by this requester's later missions."
         entries.append(_entry(mission, "decision", f"Specialist for role {agent.role}", body))
     return KnowledgeEntry.objects.bulk_create(entries)
 

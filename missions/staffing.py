@@ -17,7 +17,7 @@ def staff_plan(mission: Mission, plan: Plan) -> None:
     """Assign an active agent to each step, creating specialists where no agent covers the role."""
     cycle = None
     for step in plan.steps.all():
-        agent = agent_for_role(step.role)
+        agent = agent_for_role(step.role, mission=mission)
         if agent is None:
             cycle = cycle or cycle_open(mission, DecisionCycle.Kind.STAFFING, "Staffing: designing specialists.")
             agent = design_specialist(mission, step, cycle)
@@ -42,7 +42,10 @@ def _agent_manager() -> AgentSpec:
 
 
 def design_specialist(mission: Mission, step: Step, cycle: DecisionCycle) -> AgentSpec:
-    """Have a model design an agent for ``step.role`` and save it for this and later missions.
+    """Have a model design an agent for ``step.role`` and save it for this requester's missions.
+
+    It is the requester's own (``owner``) until an admin reviews its prompt and
+    promotes it for reuse by everyone: it was written from this mission's text.
 
     Only the fields of SpecialistDesign are taken: the tools are cut to the
     allow-list, the role is the one the plan asked for, and the model profile
@@ -59,7 +62,7 @@ def design_specialist(mission: Mission, step: Step, cycle: DecisionCycle) -> Age
     tools = [tool for tool in design.tools if tool in TOOL_NAMES]
     dropped = sorted(set(design.tools) - set(TOOL_NAMES))
     with transaction.atomic():
-        existing = agent_for_role(step.role)  # another worker may have created it meanwhile
+        existing = agent_for_role(step.role, mission=mission)  # another worker may have created it meanwhile
         if existing is not None:
             return existing
         agent = AgentSpec.objects.create(
@@ -71,6 +74,7 @@ def design_specialist(mission: Mission, step: Step, cycle: DecisionCycle) -> Age
             model_profile=mission.model_profile,
             is_dynamic=True,
             created_by_mission=mission,
+            owner=mission.requester,
         )
         note = f" Refused tools outside the allow-list: {', '.join(dropped)}." if dropped else ""
         event_record(

@@ -17,15 +17,18 @@ if settings.SERVE_STATIC:
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from missions.routing import websocket_urlpatterns  # noqa: E402
-from orchestrator_site.websocket import SameOriginValidator  # noqa: E402
+from orchestrator_site.websocket import SameOriginValidator, UnroutedSocket  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            SameOriginValidator(
+                AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, re_path(r"", UnroutedSocket.as_asgi())]))
+            )
         ),
     }
 )

@@ -5,7 +5,10 @@ which ``manage.py check --deploy`` is clean: it requires SECRET_KEY and
 ALLOWED_HOSTS and forces DEBUG off.
 """
 
+import os
 import secrets
+import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -23,8 +26,40 @@ from orchestrator_site.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _owner_only(path: Path, mode: int) -> None:
+    """Take group and world access away from ``path``: it holds sessions, password hashes, keys and code."""
+    try:
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except PermissionError:
+        warnings.warn(f"Cannot restrict {path} to mode {mode:o}: it belongs to another user.", stacklevel=2)
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _owner_only(path, 0o700)
+    return path
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if missing (SQLite gives its -wal and -shm files the same mode)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    _owner_only(path, 0o600)
+
+
+def _private_sqlite(path: Path) -> None:
+    """The database file (sessions, password hashes) and its WAL files are the owner's alone."""
+    if not path.is_absolute() or not path.parent.is_dir():
+        return  # ":memory:", or a directory SQLite will complain about itself
+    _private_file(path)
+    for sidecar in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if sidecar.exists():
+            _owner_only(sidecar, 0o600)
+
+
+DATA_DIR = _private_dir(Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve())
 
 PRODUCTION = env_bool("PRODUCTION", False)
 DEBUG = False if PRODUCTION else env_bool("DEBUG", False)
@@ -41,8 +76,9 @@ def _secret_key() -> str:
         raise ImproperlyConfigured("SECRET_KEY is required when PRODUCTION=1.")
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
+        _private_file(key_file)  # 0600 before the key is in it
         key_file.write_text(secrets.token_urlsafe(64))
-        key_file.chmod(0o600)
+    _owner_only(key_file, 0o600)
     return key_file.read_text().strip()
 
 
@@ -69,6 +105,7 @@ INSTALLED_APPS = [
     "missions",
     "agents",
     "reviews",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +118,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "orchestrator_site.urls"
@@ -119,6 +157,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    _private_sqlite(Path(DATABASES["default"]["NAME"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, worker heartbeat.
@@ -159,10 +198,14 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
 MODEL_CHECK_TIMEOUT_S = env_int("MODEL_CHECK_TIMEOUT_S", 30, minimum=1)
 # LLM_API_KEY is read from the environment at call time (by name, from the
 # model profile) and never stored in settings, the database or a page.
+# The only variables a profile may name as its key (names, or patterns with *): its editor also picks the URL.
+LLM_KEY_ENV_ALLOWED = env_list(
+    "LLM_KEY_ENV_ALLOWED", ["*_LLM_API_KEY", "LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"]
+)
 
 # --- Execution.
-WORKSPACES_DIR = DATA_DIR / "workspaces"
-ARTIFACTS_DIR = DATA_DIR / "artifacts"
+WORKSPACES_DIR = _private_dir(DATA_DIR / "workspaces")
+ARTIFACTS_DIR = _private_dir(DATA_DIR / "artifacts")
 # Where approved work is pushed: a git URL, or a local path that becomes a bare repository.
 DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 # Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").
@@ -183,6 +226,21 @@ STALLED_AFTER_S = env_int("STALLED_AFTER_S", 300, minimum=30)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "missions:list"
 LOGOUT_REDIRECT_URL = "login"
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins, the account and, separately, the
+# address they came from are locked for LOGIN_COOLOFF_MINUTES; an admin unlocks early under Axes > Access attempts.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+# Each counted on its own: one account tried from many addresses, and many accounts tried from one address.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_CALLABLE = "orchestrator_site.lockout.lockout_response"  # a page, not a bare 429 string
+# A successful login does not clear earlier failures: with per-address counting it would let anyone with an
+# account wipe the failures their address ran up against someone else's. They expire with the cool-off.
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failed login, kept for the admin (Axes > Access failures)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -234,5 +292,6 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "autogen_core": {"level": "WARNING"},
         "autogen_agentchat": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # a version banner on every start; lockouts still log from "axes"
     },
 }

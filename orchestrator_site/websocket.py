@@ -1,8 +1,14 @@
 """Websocket guards beyond Channels' host check."""
 
+from importlib import import_module
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.contrib.auth import get_user
+from django.contrib.auth.models import AbstractBaseUser
 
 
 class SameOriginValidator:
@@ -51,3 +57,26 @@ def _host_key(host: bytes, origin: bytes) -> tuple[str, int] | None:
 def user_group(user_id: int) -> str:
     """Every socket of a user joins this group, so logging out closes them all."""
     return f"user_{user_id}"
+
+
+def session_user(scope) -> AbstractBaseUser | None:
+    """The user the socket's session belongs to now, read afresh from the session store.
+
+    None once the session was logged out or flushed, the password changed (the
+    session's auth hash no longer matches, exactly as Django checks it on every
+    HTTP request) or the account was deactivated. The scope's own session and
+    user were loaded once, at connect, and would never notice.
+    """
+    session_key = getattr(scope.get("session"), "session_key", None)
+    if not session_key:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    user = get_user(SimpleNamespace(session=store))
+    return user if user.is_authenticated else None
+
+
+class UnroutedSocket(AsyncWebsocketConsumer):
+    """Any websocket path nobody serves is refused with a close, not a 500 from the router."""
+
+    async def connect(self):
+        await self.close(code=4404)

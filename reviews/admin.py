@@ -5,7 +5,7 @@ from reviews.models import ApprovalGate, PeerReview
 
 
 @admin.register(PeerReview)
-class PeerReviewAdmin(admin.ModelAdmin):
+class PeerReviewAdmin(ReadOnlyAdmin):
     list_display = ["mission", "step", "reviewer", "round", "verdict", "score", "created_at"]
     list_filter = ["verdict", "reviewer"]
     search_fields = ["mission__title", "comments"]

@@ -17,6 +17,16 @@ PASSWORD = "correct horse battery staple"
 SANDBOX_NOTE = fall_back_without_bwrap()
 
 
+def password_logs_in(username: str, password: str) -> bool:
+    """Log in through the login form, as a person (and Axes' throttling, which needs the request) would."""
+    from django.contrib.auth import SESSION_KEY
+    from django.test import Client
+
+    client = Client()
+    client.post("/login/", {"username": username, "password": password})
+    return SESSION_KEY in client.session
+
+
 @pytest.fixture
 def company(db):
     """The seeded company: default model profile, C-suite and roster agents, the eight templates."""

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +22,8 @@ from missions.models import (
 )
 from reviews.models import ApprovalGate, PeerReview
 
-READ_ONLY = [Event, LLMCall, AgentMessage, ApprovalGate]  # gates are decided in the queue, not the admin
+# Every record of what happened; gates are decided in the queue, not the admin.
+READ_ONLY = [Event, LLMCall, AgentMessage, ApprovalGate, Vote, TestRun, PeerReview, DecisionCycle, Plan, Step]
 
 
 def _url(model, view: str, *args) -> str:
@@ -62,6 +64,11 @@ def records(company, pm):
             message=AgentMessage.objects.create(mission=mission, source="cto", content="Hello"),
             knowledge=KnowledgeEntry.objects.create(mission=mission, kind="lesson", title="Lesson", body="Learned"),
         )
+    # Axes' login records (written directly: a real login costs a full password hash per test).
+    seen = {"username": "pm", "ip_address": "127.0.0.1", "user_agent": "test", "path_info": "/login/"}
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
+    AccessFailureLog.objects.create(**seen)
+    AccessLog.objects.create(**seen)
     return rows
 
 
@@ -103,7 +110,7 @@ def test_it_shows_rows_in_the_mission_changelist(admin_client, records):
 
 @pytest.mark.parametrize("model", READ_ONLY, ids=[model._meta.label for model in READ_ONLY])
 def test_it_keeps_the_ledger_and_logs_read_only(admin_client, records, model):
-    """Events, LLM calls and transcript messages cannot be added, changed or deleted, even by a superuser."""
+    """Records of what happened cannot be added, changed or deleted in the admin, even by a superuser."""
     changelist = admin_client.get(_url(model, "changelist"))
     assert changelist.status_code == 200
     assert changelist.context["has_add_permission"] is False
@@ -117,6 +124,22 @@ def test_it_keeps_the_ledger_and_logs_read_only(admin_client, records, model):
     view = admin_client.get(_url(model, "change", obj.pk))
     assert view.status_code == 200
     assert view.context["has_change_permission"] is False
+
+
+@pytest.mark.parametrize("model", READ_ONLY, ids=[model._meta.label for model in READ_ONLY])
+def test_it_refuses_edits_to_records_of_what_happened(admin_client, records, model):
+    """A staff superuser's add, change and delete posts are refused (403) and change nothing."""
+    obj = model.objects.first()
+    before = {field.attname: getattr(obj, field.attname) for field in model._meta.concrete_fields}
+    form = {name: "" if value is None else str(value) for name, value in before.items() if name != "id"}
+    assert admin_client.post(_url(model, "add"), form).status_code == 403
+    assert admin_client.post(_url(model, "change", obj.pk), form).status_code == 403
+    assert admin_client.post(_url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403
+    bulk_delete = {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    admin_client.post(_url(model, "changelist"), bulk_delete)
+    obj.refresh_from_db()
+    assert {field.attname: getattr(obj, field.attname) for field in model._meta.concrete_fields} == before
+    assert model.objects.filter(pk=obj.pk).exists()
 
 
 def test_it_lets_admins_add_templates(admin_client, records):

@@ -269,3 +269,33 @@ def test_it_keeps_a_generated_secret_key_in_development(tmp_path):
     assert runs[0].stdout.strip() == runs[1].stdout.strip() == key_file.read_text().strip()
     assert len(key_file.read_text().strip()) >= 50
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["fresh", "existing-world-readable"])
+def test_it_keeps_the_data_dir_and_database_private(tmp_path, existing):
+    """DATA_DIR, its workspaces and artifacts are 0700; the SQLite file, its WAL files and the secret key 0600.
+
+    An installation from before this rule (0755 directory, 0644 database) is tightened at start-up.
+    """
+    data_dir = tmp_path / "data"
+    database = data_dir / "orchestrator.sqlite3"
+    if existing:
+        data_dir.mkdir(mode=0o755)
+        data_dir.chmod(0o755)
+        database.write_bytes(b"")
+        database.chmod(0o644)
+    env = _production_env(PRODUCTION=None, SECRET_KEY=None, DATA_DIR=str(data_dir), DATABASE_URL=None)
+    result = _manage("migrate", "-v", "0", env=env)
+    assert result.returncode == 0, result.stderr
+    assert _mode(data_dir) == 0o700
+    assert _mode(data_dir / "workspaces") == 0o700
+    assert _mode(data_dir / "artifacts") == 0o700
+    assert _mode(data_dir / "secret_key") == 0o600
+    assert database.stat().st_size > 0  # the migrated database, not a stray empty file
+    assert _mode(database) == 0o600
+    sidecars = [path for path in data_dir.iterdir() if path.name.startswith(database.name + "-")]
+    assert all(_mode(path) == 0o600 for path in sidecars), {path.name: oct(_mode(path)) for path in sidecars}

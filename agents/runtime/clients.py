@@ -7,7 +7,7 @@ from autogen_ext.models.openai import AzureOpenAIChatCompletionClient, OpenAICha
 from django.conf import settings
 
 from agents.errors import ModelUnavailable
-from agents.models import ModelProfile
+from agents.models import ModelProfile, api_key_env_allowed
 
 
 def model_info_for(profile: ModelProfile) -> ModelInfo:
@@ -27,6 +27,12 @@ def model_client_for(profile: ModelProfile) -> ChatCompletionClient:
         raise ModelUnavailable(
             "No model server is configured: set LLM_BASE_URL (or the profile's base URL), "
             "or start the bundled simulated server with `make run`."
+        )
+    if not api_key_env_allowed(profile.api_key_env):
+        # Checked again here: a row written past the admin (a shell, a fixture) must not send that variable either.
+        raise ModelUnavailable(
+            f"Model profile {profile.name} names {profile.api_key_env} as its key variable, which "
+            "LLM_KEY_ENV_ALLOWED does not allow; the variable was not read. Change the profile or the setting."
         )
     common = {
         "model_info": model_info_for(profile),

@@ -8,11 +8,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
-from django.test import Client
 
 from agents.models import AgentSpec, ModelProfile
 from missions.models import Event, Mission, MissionTemplate
 from missions.selectors import PRODUCT_MANAGERS_GROUP, REVIEWERS_GROUP
+from tests.conftest import password_logs_in
 
 
 def _run(*args, **options) -> str:
@@ -75,7 +75,7 @@ def test_it_uses_demo_password(db, monkeypatch):
     assert password not in out
     assert "Created user pm with password (DEMO_PASSWORD)" in out
     for username in ("pm", "reviewer", "admin"):
-        assert Client().login(username=username, password=password), username
+        assert password_logs_in(username, password), username
 
 
 def test_it_prints_generated_passwords_that_work(db, monkeypatch):
@@ -86,7 +86,7 @@ def test_it_prints_generated_passwords_that_work(db, monkeypatch):
     assert set(passwords) == {"pm", "reviewer", "admin"}
     assert len(set(passwords.values())) == 3
     for username, password in passwords.items():
-        assert Client().login(username=username, password=password), username
+        assert password_logs_in(username, password), username
 
 
 def test_it_keeps_existing_passwords(db, monkeypatch):
@@ -95,8 +95,8 @@ def test_it_keeps_existing_passwords(db, monkeypatch):
     _run("seed_demo")
     monkeypatch.setenv("DEMO_PASSWORD", "a second different password")
     _run("seed_demo")
-    assert Client().login(username="pm", password="the first password of all")
-    assert not Client().login(username="pm", password="a second different password")
+    assert password_logs_in("pm", "the first password of all")
+    assert not password_logs_in("pm", "a second different password")
 
 
 # --- submit_mission -------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.test import Client
 
 from missions.events import event_record
 from missions.models import Event, Mission
+from missions.selectors import REVIEWERS_GROUP
 from orchestrator_site.asgi import application
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -136,3 +138,69 @@ async def test_it_closes_the_socket_when_the_user_logs_out(pm):
     await sync_to_async(client.post)("/logout/")
     closed = await communicator.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def _resumed(mission: Mission, user) -> WebsocketCommunicator:
+    """A connected socket of ``user`` that has seen every event so far."""
+    communicator, connected, _ = await _connect(mission, [ORIGIN, HOST, await sync_to_async(_cookie_for)(user)])
+    assert connected
+    await communicator.send_json_to({"type": "resume", "after": mission.last_event_seq})
+    assert await communicator.receive_nothing(timeout=0.3)
+    return communicator
+
+
+def _leave_reviewers(user) -> None:
+    user.groups.remove(Group.objects.get(name=REVIEWERS_GROUP))
+
+
+def _change_password(user) -> None:
+    user.set_password("a brand new password 2")
+    user.save()
+
+
+def _deactivate(user) -> None:
+    user.is_active = False
+    user.save()
+
+
+@pytest.mark.parametrize(
+    ("viewer", "revoke", "code"),
+    [
+        ("reviewer", _leave_reviewers, 4404),
+        ("pm", _change_password, 4401),
+        ("pm", _deactivate, 4401),
+    ],
+    ids=["reviewer-role-removed", "password-changed", "account-deactivated"],
+)
+async def test_it_closes_the_socket_when_access_is_lost(pm, reviewer, viewer, revoke, code):
+    """After losing the reviewer role, changing password or being deactivated, the next batch closes the socket."""
+    mission = await sync_to_async(_mission)(pm)
+    mission = await sync_to_async(Mission.objects.get)(pk=mission.pk)
+    user = {"pm": pm, "reviewer": reviewer}[viewer]
+    communicator = await _resumed(mission, user)
+    await sync_to_async(revoke)(user)
+    await sync_to_async(event_record)(mission=mission, kind=Event.Kind.STATUS, message="confidential next update")
+    output = await communicator.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": code}
+
+
+async def test_it_keeps_sending_while_access_holds(pm, reviewer):
+    """The per-batch check does not disturb a user who still may see the mission."""
+    mission = await sync_to_async(_mission)(pm)
+    mission = await sync_to_async(Mission.objects.get)(pk=mission.pk)
+    communicator = await _resumed(mission, reviewer)
+    for n in (1, 2):
+        await sync_to_async(event_record)(mission=mission, kind=Event.Kind.STATUS, message=f"still visible {n}")
+        assert f"still visible {n}" in await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/nowhere/", "/", "/ws/missions/not-a-uuid/", "/ws/missions/"])
+async def test_it_closes_unrouted_sockets_cleanly(pm, path):
+    """A websocket path nobody serves is refused with a close code, not an exception (HTTP 500)."""
+    communicator = WebsocketCommunicator(
+        application, path, headers=[ORIGIN, HOST, await sync_to_async(_cookie_for)(pm)]
+    )
+    connected, code = await communicator.connect(timeout=5)
+    assert not connected
+    assert code == 4404
