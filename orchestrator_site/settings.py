@@ -155,6 +155,10 @@ LLM_MODEL = env_str("LLM_MODEL", "sim-1")
 LLM_SIMULATED = env_bool("LLM_SIMULATED", not LLM_BASE_URL)
 LLM_TIMEOUT_S = env_int("LLM_TIMEOUT_S", 60, minimum=1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
+# One model call (retries and the whole stream included) is abandoned after this long; a reservation still
+# pending after LLM_RESERVATION_STALE_S belongs to a call whose worker died, and the reaper releases it.
+LLM_CALL_DEADLINE_S = env_int("LLM_CALL_DEADLINE_S", 600, minimum=1)
+LLM_RESERVATION_STALE_S = env_int("LLM_RESERVATION_STALE_S", LLM_CALL_DEADLINE_S + 60, minimum=LLM_CALL_DEADLINE_S + 1)
 # LLM_API_KEY is read from the environment at call time (by name, from the
 # model profile) and never stored in settings, the database or a page.
 
