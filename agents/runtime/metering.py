@@ -85,7 +85,8 @@ class OutputMeter:
     """Counts what a streamed answer delivers and says when the server has sent more than ``limit`` tokens.
 
     ``tokens_at_least`` is a lower bound (a chunk that carries output carries at least one token, and so does
-    every pre-token piece), so an honest server that stops at max_tokens is never cut off;
+    every pre-token piece), so an honest server that stops at max_tokens is never cut off; the margin past the
+    limit allows for tokenizers the pieces fit less well (billing stays capped at the limit all the same);
     ``output_bytes`` is an upper bound, billed when the server reports no usage.
     """
 
@@ -115,7 +116,7 @@ class OutputMeter:
             pieces = _PIECE.findall(self._tail + text)
             self.pieces += max(len(pieces) - 1, 0)
             self._tail = pieces[-1] if pieces else ""
-        if self.tokens_at_least > self.limit:
+        if self.tokens_at_least > self.limit + self.limit // 8 + 8:
             self.cut_off = True
         return self.cut_off
 

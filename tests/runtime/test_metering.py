@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from autogen_core.models import SystemMessage, UserMessage
 from pydantic import BaseModel
 
-from agents.errors import ModelOutputError
+from agents.errors import ModelOutputError, ModelUnavailable
 from agents.models import LLMCall, ModelProfile
 from agents.runtime.clients import model_client_for
 from agents.runtime.metering import CallContext, MeteredChatCompletionClient
@@ -163,3 +163,14 @@ def test_it_still_replays_a_paid_answer_from_the_ledger(profile, mission, sim):
     assert len(sim.calls()) == 1
     statuses = sorted(c.status for c in _ledger(mission))
     assert statuses == [LLMCall.Status.CACHE_HIT, LLMCall.Status.OK]
+
+
+def test_it_gives_up_on_a_call_at_its_wall_clock_deadline(profile, mission, sim, settings):
+    """A call that takes longer than LLM_CALL_DEADLINE_S fails with that reason and releases its reservation, so a
+    reservation still pending after LLM_RESERVATION_STALE_S can only belong to a dead worker."""
+    settings.LLM_CALL_DEADLINE_S = 1
+    sim.add_faults({"kind": "timeout", "seconds": 5})
+    with pytest.raises(ModelUnavailable, match="LLM_CALL_DEADLINE_S=1s"):
+        _create(profile, mission)
+    (call,) = _ledger(mission)
+    assert call.status == LLMCall.Status.ERROR and call.cost_usd == 0
