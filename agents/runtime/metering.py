@@ -247,7 +247,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             args["max_completion_tokens"] = min(args["max_completion_tokens"], call.max_output_tokens)
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + settings.LLM_CALL_DEADLINE_S
-        result = None
+        result = stream = None
         try:
             token = OUTPUT_METER.set(meter)
             try:
@@ -275,6 +275,9 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             result = CreateResult(finish_reason="length", content="", usage=RequestUsage(0, 0), cached=False)
         except BaseException as exc:
             raise await self._fail(call, exc, started) from exc
+        finally:
+            if stream is not None:
+                await stream.aclose()  # hangs up at once, also after a timeout
         yield await self._settle(
             call, result, meter, started, structured=bool(json_output) or "response_format" in args
         )
