@@ -230,7 +230,8 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         3. Send the reservation's output bound as max_tokens and ask for a usage chunk; read the answer through an
            OutputMeter, which stops reading once the server has sent more than max_tokens.
         4. Settle: the ledger bills the reported usage capped by the reservation (``llm_call_settle``). A cut-off
-           answer that cannot be used (a tool call or JSON cut mid-way) is billed and raised as ModelOutputError.
+           answer that cannot be used (a tool call or JSON cut mid-way) is billed and raised as ModelOutputError;
+           so is the part of an answer that arrived before the call failed (the server bills it too).
         """
         fingerprint = request_fingerprint(
             self._context, self._profile.resolved_model_name(), messages, tools, json_output, extra_create_args
@@ -274,6 +275,9 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             # The structured-output stream refuses an answer the server cut at max_tokens.
             result = CreateResult(finish_reason="length", content="", usage=RequestUsage(0, 0), cached=False)
         except BaseException as exc:
+            if meter.output_bytes:  # part of an answer came before the failure: the server made (and bills) it
+                await self._settle_partial(call, meter, exc, started)
+                raise _as_run_error(exc, self._profile.api_key()) from exc
             raise await self._fail(call, exc, started) from exc
         finally:
             if stream is not None:
@@ -310,6 +314,19 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         billed = RequestUsage(prompt_tokens=settled.prompt_tokens, completion_tokens=settled.completion_tokens)
         return result.model_copy(
             update={"usage": billed, "finish_reason": "length" if truncated else result.finish_reason}
+        )
+
+    async def _settle_partial(self, call, meter: OutputMeter, exc: BaseException, started: float) -> None:
+        """Bill a call that failed mid-answer for what arrived (within the reservation), with the error."""
+        usage = meter.usage
+        await sync_to_async(services.llm_call_settle)(
+            call=call,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            output_bytes=meter.output_bytes,
+            cut_off=meter.cut_off,
+            latency_ms=_elapsed_ms(started),
+            error=_redact(f"{type(exc).__name__}: {exc}", self._profile.api_key()) or type(exc).__name__,
         )
 
     async def close(self) -> None:

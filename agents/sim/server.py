@@ -23,8 +23,9 @@ The sim honours ``max_tokens`` / ``max_completion_tokens`` like a real server:
 a longer answer is cut and finishes with ``"length"``. Two faults model servers
 that cannot be trusted with a budget: ``ignore_max_tokens`` sends the whole
 answer whatever the limit, and ``overreport_usage`` (``"factor"``, default 10)
-reports that many times the real usage. Every fault applies to ``"times"``
-requests in a row (default 1).
+reports that many times the real usage. ``drop_stream`` hangs up halfway
+through a streamed answer (a non-streamed one is answered normally). Every
+fault applies to ``"times"`` requests in a row (default 1).
 """
 
 from __future__ import annotations
@@ -48,7 +49,16 @@ MODELS_BODY = {
     "object": "list",
     "data": [{"id": MODEL_ID, "object": "model", "owned_by": "mission-orchestrator"}],
 }
-FAULT_KINDS = ("429", "500", "timeout", "malformed", "bad_tool_args", "ignore_max_tokens", "overreport_usage")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "timeout",
+    "malformed",
+    "bad_tool_args",
+    "ignore_max_tokens",
+    "overreport_usage",
+    "drop_stream",
+)
 MALFORMED_BODY = b'{"id": "chatcmpl-sim-broken", "choices": [ this is not json'
 _WORDS_PER_CHUNK = 3
 _ARGS_PER_CHUNK = 48
@@ -487,7 +497,7 @@ class SimHandler(BaseHTTPRequestHandler):
         state.mark(n, max_tokens=limit, finish_reason=reply.finish_reason)
         if stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._send_stream(completion, include_usage)
+            self._send_stream(completion, include_usage, drop=kind == "drop_stream")
         else:
             self._send_json(200, completion_json(completion), {"x-request-id": request_id})
 
@@ -523,8 +533,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self.server.pause(float(fault.get("seconds", 30)))
             self.close_connection = True
 
-    def _send_stream(self, completion: Completion, include_usage: bool) -> None:
-        """SSE over chunked transfer encoding so keep-alive connections survive."""
+    def _send_stream(self, completion: Completion, include_usage: bool, drop: bool = False) -> None:
+        """SSE over chunked transfer encoding so keep-alive connections survive; ``drop`` hangs up halfway."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -532,12 +542,17 @@ class SimHandler(BaseHTTPRequestHandler):
         self.send_header("x-request-id", f"sim-{completion.n}")
         self.end_headers()
         events = [f"data: {json.dumps(c)}\n\n" for c in stream_chunks(completion, include_usage)]
+        events.append("data: [DONE]\n\n")
+        if drop:
+            events = events[: len(events) // 2]
+            self.close_connection = True
         try:
-            for event in [*events, "data: [DONE]\n\n"]:
+            for event in events:
                 data = event.encode()
                 self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
+            if not drop:
+                self.wfile.write(b"0\r\n\r\n")
         except ConnectionError:
             # The client stopped reading (e.g. it cut a runaway answer off): note it, as a real server would stop.
             self.server.state.mark(completion.n, aborted=True)

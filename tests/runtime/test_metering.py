@@ -174,3 +174,16 @@ def test_it_gives_up_on_a_call_at_its_wall_clock_deadline(profile, mission, sim,
         _create(profile, mission)
     (call,) = _ledger(mission)
     assert call.status == LLMCall.Status.ERROR and call.cost_usd == 0
+
+
+def test_it_bills_the_part_of_an_answer_that_came_before_the_server_hung_up(profile, mission, sim):
+    """A stream that breaks halfway fails the call with the reason, but what arrived is billed (the server made it,
+    and bills it), within the reservation."""
+    sim.script({"role": "chat", "reply": {"text": "word " * 40}})
+    sim.add_faults({"kind": "drop_stream"})
+    with pytest.raises(ModelUnavailable, match="The model call failed"):
+        _create(profile, mission)
+    (call,) = _ledger(mission)
+    assert call.status == LLMCall.Status.ERROR and call.error and call.response is None
+    assert Decimal(0) < call.cost_usd <= call.reserved_usd
+    assert 0 < call.completion_tokens <= 64 and call.prompt_tokens == call.prompt_token_bound

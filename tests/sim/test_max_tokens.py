@@ -131,3 +131,15 @@ def test_a_bad_max_tokens_is_a_400(client: openai.OpenAI) -> None:
     """max_tokens must be a positive integer, as OpenAI says."""
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
         client.chat.completions.create(model="sim-1", messages=user("hello"), max_tokens=0)
+
+
+def test_the_drop_stream_fault_hangs_up_halfway(sim: SimServer, client: openai.OpenAI) -> None:
+    """A streamed answer stops halfway without its end: the client gets part of it, then a connection error."""
+    script(sim, {"role": "chat", "reply": {"text": "word " * 40}})
+    queue_faults(sim, {"kind": "drop_stream"})
+    received = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in client.chat.completions.create(model="sim-1", messages=user("talk"), stream=True):
+            received.append(chunk.choices[0].delta.content or "")
+    assert 0 < len("".join(received)) < len("word " * 40)
+    assert client.chat.completions.create(model="sim-1", messages=user("again")).choices[0].finish_reason == "stop"
