@@ -131,9 +131,10 @@ class LLMCallAdmin(ReadOnlyAdmin):
         "prompt_tokens",
         "completion_tokens",
         "cost_usd",
+        "overrun",
         "latency_ms",
     ]
-    list_filter = ["status", "purpose", "model_name"]
+    list_filter = ["status", "overrun", "purpose", "model_name"]
     search_fields = ["mission__title", "mission__code", "purpose", "provider_request_id"]
     date_hierarchy = "created_at"
 

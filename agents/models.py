@@ -200,6 +200,15 @@ class LLMCall(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
+    # The reservation's bounds: the prompt size bound and the output bound sent as max_tokens.
+    prompt_token_bound = models.PositiveIntegerField(default=0)
+    max_output_tokens = models.PositiveIntegerField(default=0)
+    # What the server said it used; the billed tokens above never exceed the bounds.
+    reported_prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reported_completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    overrun = models.BooleanField(
+        default=False, help_text="The server reported or sent more than the reservation; billed at the bound."
+    )
     reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     latency_ms = models.PositiveIntegerField(default=0)

@@ -1,7 +1,9 @@
 """Writes for the cost ledger and the transcript."""
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,7 +39,8 @@ def llm_call_reserve(
     1. Lock the mission row, so concurrent steps reserve one after another.
     2. Refuse when the mission has stopped (this is how a cancel reaches a running step).
     3. Refuse when the upper-bound cost does not fit what is left of the budget.
-    4. Add the bound to ``reserved_usd`` and write a pending LLMCall.
+    4. Add the bound to ``reserved_usd`` and write a pending LLMCall that keeps the bounds: the call must send
+       ``max_output_tokens`` as its max_tokens, and it is never billed above them (``llm_call_settle``).
     """
     estimate = profile.cost_usd(prompt_tokens=prompt_token_bound, completion_tokens=max_output_tokens)
     with transaction.atomic():
@@ -60,6 +63,8 @@ def llm_call_reserve(
             model_name=model_name,
             purpose=purpose,
             reserved_usd=estimate,
+            prompt_token_bound=prompt_token_bound,
+            max_output_tokens=max_output_tokens,
             fingerprint=fingerprint,
         )
 
@@ -104,25 +109,85 @@ def llm_call_record_cache_hit(
 def llm_call_settle(
     *,
     call: LLMCall,
-    prompt_tokens: int,
-    completion_tokens: int,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
     cached_tokens: int = 0,
+    output_bytes: int = 0,
+    cut_off: bool = False,
     latency_ms: int,
     response: dict | None = None,
+    error: str = "",
 ) -> LLMCall:
-    """Record the real usage and cost (and the answer, for replay), and release the reservation."""
+    """Bill the call at its truthful usage, never above its reservation, and release the reservation.
+
+    1. Usage the server reported (``prompt_tokens``/``completion_tokens``) is billed up to the reservation's
+       bounds: the prompt bound and the max_tokens the call sent.
+    2. Without a report (None: the client cut the answer off, or the server sends no usage) the prompt is billed
+       at its bound and the answer at the UTF-8 size of what arrived (a token covers at least one byte), capped.
+    3. A report above a bound, or an answer cut off because the server ignored max_tokens (``cut_off``), is an
+       overrun: flagged on the row with the reported numbers, and told on the mission's timeline.
+    A call closed with an ``error`` (an unusable, cut-off answer) is still billed, but never replayed.
+    """
+    prompt_bound, output_bound = call.prompt_token_bound, call.max_output_tokens
+    reported = prompt_tokens is not None and completion_tokens is not None
+    if reported:
+        billed_prompt, billed_completion = min(prompt_tokens, prompt_bound), min(completion_tokens, output_bound)
+        overrun = cut_off or prompt_tokens > prompt_bound or completion_tokens > output_bound
+    else:
+        billed_prompt, billed_completion = prompt_bound, min(output_bytes, output_bound)
+        overrun = cut_off
+    billed_cached = min(cached_tokens, billed_prompt)
     cost = call.model_profile.cost_usd(
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens
+        prompt_tokens=billed_prompt, completion_tokens=billed_completion, cached_tokens=billed_cached
     )
-    return _close(
-        call,
-        status=LLMCall.Status.OK,
-        cost=cost,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cached_tokens=cached_tokens,
-        latency_ms=latency_ms,
-        response=response,
+    with transaction.atomic():
+        closed = _close(
+            call,
+            status=LLMCall.Status.ERROR if error else LLMCall.Status.OK,
+            cost=min(cost, call.reserved_usd),
+            prompt_tokens=billed_prompt,
+            completion_tokens=billed_completion,
+            cached_tokens=billed_cached,
+            reported_prompt_tokens=prompt_tokens,
+            reported_completion_tokens=completion_tokens,
+            overrun=overrun,
+            latency_ms=latency_ms,
+            response=None if error else response,
+            error=error[:2000],
+        )
+        if overrun:
+            _overrun_record(closed, reported=reported, output_bytes=output_bytes, cut_off=cut_off)
+    return closed
+
+
+def _overrun_record(call: LLMCall, *, reported: bool, output_bytes: int, cut_off: bool) -> None:
+    if cut_off:
+        what = (
+            f"ignored max_tokens={call.max_output_tokens} and kept sending; the answer was cut off "
+            f"after {output_bytes} bytes"
+        )
+    else:
+        what = (
+            f"reported {call.reported_prompt_tokens} prompt and {call.reported_completion_tokens} completion tokens "
+            f"for a call reserved for at most {call.prompt_token_bound} and {call.max_output_tokens}"
+        )
+    event_record(
+        mission=call.mission,
+        kind=Event.Kind.COST,
+        message=f"Budget overrun stopped: the model server {what}. Billed ${call.cost_usd} "
+        f"({call.prompt_tokens} prompt + {call.completion_tokens} completion tokens, within the reservation) "
+        f"for {call.purpose}.",
+        data={
+            "llm_call": call.pk,
+            "overrun": True,
+            "cut_off": cut_off,
+            "reported": reported,
+            "reported_prompt_tokens": call.reported_prompt_tokens,
+            "reported_completion_tokens": call.reported_completion_tokens,
+            "billed_prompt_tokens": call.prompt_tokens,
+            "billed_completion_tokens": call.completion_tokens,
+            "cost_usd": str(call.cost_usd),
+        },
     )
 
 
@@ -131,12 +196,50 @@ def llm_call_fail(*, call: LLMCall, error: str, latency_ms: int) -> LLMCall:
     return _close(call, status=LLMCall.Status.ERROR, cost=Decimal(0), error=error[:2000], latency_ms=latency_ms)
 
 
+def llm_call_release_stale(*, older_than_s: int | None = None) -> int:
+    """Release the reservations of calls whose worker died mid-call (a reaper step); returns how many.
+
+    A call still pending after ``LLM_RESERVATION_STALE_S`` cannot be running any more: the metering wrapper
+    gives up on every call after ``LLM_CALL_DEADLINE_S``, which is shorter. Its reservation goes back to the
+    mission at no cost (what the provider billed, if anything, is unknown), the row is closed as an error and
+    the mission's timeline says so.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.LLM_RESERVATION_STALE_S if older_than_s is None else older_than_s)
+    released = 0
+    for call in LLMCall.objects.filter(status=LLMCall.Status.PENDING, created_at__lt=cutoff).select_related("mission"):
+        with transaction.atomic():
+            mission = Mission.objects.select_for_update().get(pk=call.mission_id)
+            # Under the mission lock, as every close is: a call that settled meanwhile is left alone.
+            if not LLMCall.objects.filter(pk=call.pk, status=LLMCall.Status.PENDING).update(
+                status=LLMCall.Status.ERROR,
+                error="Abandoned: its worker stopped before the call finished; the reservation was released.",
+                finished_at=now,
+            ):
+                continue
+            mission.reserved_usd = max(mission.reserved_usd - call.reserved_usd, Decimal(0))
+            mission.save(update_fields=["reserved_usd", "updated_at"])
+            event_record(
+                mission=mission,
+                kind=Event.Kind.COST,
+                message=f"Released the ${call.reserved_usd} reserved for a {call.purpose} call whose worker stopped "
+                "before it finished.",
+                data={"llm_call": call.pk, "released_usd": str(call.reserved_usd)},
+            )
+            released += 1
+    return released
+
+
 def _close(call: LLMCall, *, status: str, cost: Decimal, **fields) -> LLMCall:
     with transaction.atomic():
         mission = Mission.objects.select_for_update().get(pk=call.mission_id)
-        mission.reserved_usd = max(mission.reserved_usd - call.reserved_usd, Decimal(0))
+        # The reaper may have released the reservation of a call it took for dead; never release it twice.
+        held = LLMCall.objects.filter(pk=call.pk, status=LLMCall.Status.PENDING).exists()
+        if held:
+            mission.reserved_usd = max(mission.reserved_usd - call.reserved_usd, Decimal(0))
         mission.spent_usd += cost
         mission.save(update_fields=["reserved_usd", "spent_usd", "updated_at"])
+        call.mission = mission
         call.status = status
         call.cost_usd = cost
         call.finished_at = timezone.now()

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from agents.errors import AgentRunError, BudgetExceeded
 from agents.schemas import PlanDraft
+from agents.services import llm_call_release_stale
 from missions.consult import mission_workspace
 from missions.deliberation import deliberate
 from missions.deployment import mission_deploy
@@ -249,6 +250,7 @@ def reap_stalled() -> dict[str, int]:
     3. A mission stuck in planning or validation goes back to queued: planning starts over.
     A step whose worker was lost STEP_MAX_ATTEMPTS times fails instead of looping forever.
     4. A deploy that started but never finished is cleared so it can run again (pushing the same commit is a no-op).
+    5. A model call's budget reservation held past LLM_RESERVATION_STALE_S (its worker died mid-call) is released.
     """
     from missions.tasks import advance_mission
 
@@ -292,4 +294,5 @@ def reap_stalled() -> dict[str, int]:
     ).update(deploy_started_at=None)
     for mission_id in to_advance:
         advance_mission.delay(mission_id)
+    llm_call_release_stale()
     return {"steps_requeued": len(expired), "missions_advanced": len(to_advance)}

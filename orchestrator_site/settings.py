@@ -196,6 +196,10 @@ LLM_TIMEOUT_S = env_int("LLM_TIMEOUT_S", 60, minimum=1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
 # Each of the six tiny requests of a model check (admin action, manage.py check_model) waits at most this long.
 MODEL_CHECK_TIMEOUT_S = env_int("MODEL_CHECK_TIMEOUT_S", 30, minimum=1)
+# One model call (retries and the whole stream included) is abandoned after this long; a reservation still
+# pending after LLM_RESERVATION_STALE_S belongs to a call whose worker died, and the reaper releases it.
+LLM_CALL_DEADLINE_S = env_int("LLM_CALL_DEADLINE_S", 600, minimum=1)
+LLM_RESERVATION_STALE_S = env_int("LLM_RESERVATION_STALE_S", LLM_CALL_DEADLINE_S + 60, minimum=LLM_CALL_DEADLINE_S + 1)
 # LLM_API_KEY is read from the environment at call time (by name, from the
 # model profile) and never stored in settings, the database or a page.
 # The only variables a profile may name as its key (names, or patterns with *): its editor also picks the URL.

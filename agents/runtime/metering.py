@@ -2,26 +2,39 @@
 
 Before a call it reserves an upper bound of its cost against the mission's
 budget; afterwards it writes the real usage into the ledger and releases the
-reservation. Token counts are bounded without tiktoken (which downloads its
-encodings at run time): a byte-level BPE token covers at least one byte, so
-the UTF-8 size of the serialized messages bounds the prompt tokens.
+reservation. The reservation is a hard bound: the call sends its output bound
+as ``max_tokens``, the answer is read as a stream and reading stops once the
+server has sent more than that (``OutputMeter``), and the ledger never bills
+more than the reservation, whatever usage the server reports.
+
+Token counts are bounded without tiktoken (which downloads its encodings at
+run time): a byte-level BPE token covers at least one byte, so UTF-8 size is an
+upper bound (used for the prompt, and for an answer with no usage report); and
+every token is at least one streamed chunk's worth or one pre-token piece
+(``_PIECE``), a lower bound that says when a server has run past max_tokens.
 """
 
+import asyncio
+import contextvars
 import hashlib
 import json
+import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
-from autogen_core import CancellationToken
+from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelInfo, RequestUsage
 from autogen_core.tools import Tool, ToolSchema
+from django.conf import settings
+from openai import LengthFinishReasonError
+from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel
 
 from agents import services
-from agents.errors import AgentRunError, ModelUnavailable
+from agents.errors import AgentRunError, ModelOutputError, ModelUnavailable
 from agents.models import ModelProfile
 
 PER_MESSAGE_OVERHEAD = 8
@@ -58,6 +71,68 @@ def request_fingerprint(context: CallContext, model: str, messages, tools, json_
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# A coarsening of the pre-tokenizers of GPT-style BPE tokenizers (tiktoken's cl100k/o200k, Llama 3, Qwen): a word
+# with one leading non-letter and a contraction, up to three digits, a run of symbols, a run of spaces. BPE never
+# merges across pre-tokens, so every piece here is at least one token.
+_PIECE = re.compile(r"(?:[^\r\n\w]|_)?[^\W\d_]+(?:'[a-z]{1,2})?|\d{1,3}| ?(?:[^\s\w]|_)+[\r\n]*|\s+", re.IGNORECASE)
+
+# The meter of the call being made; the bounded clients (agents.runtime.clients) read it when a stream starts.
+OUTPUT_METER: contextvars.ContextVar["OutputMeter | None"] = contextvars.ContextVar("output_meter", default=None)
+
+
+@dataclass
+class OutputMeter:
+    """Counts what a streamed answer delivers and says when the server has sent more than ``limit`` tokens.
+
+    ``tokens_at_least`` is a lower bound (a chunk that carries output carries at least one token, and so does
+    every pre-token piece), so an honest server that stops at max_tokens is never cut off; the margin past the
+    limit allows for tokenizers the pieces fit less well (billing stays capped at the limit all the same);
+    ``output_bytes`` is an upper bound, billed when the server reports no usage.
+    """
+
+    limit: int
+    chunks: int = 0
+    pieces: int = 0
+    output_bytes: int = 0
+    usage: Any = None  # the stream's usage chunk (openai CompletionUsage), if one came
+    cut_off: bool = False
+    fed: bool = False
+    _tail: str = ""
+
+    @property
+    def tokens_at_least(self) -> int:
+        return max(self.chunks, self.pieces + (1 if self._tail else 0))
+
+    def feed(self, chunk: ChatCompletionChunk) -> bool:
+        """Count one chunk; True when the answer has run past the limit and reading must stop."""
+        self.fed = True
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        text = "".join(_delta_texts(chunk))
+        if text:
+            self.chunks += 1
+            self.output_bytes += len(text.encode())
+            # The last piece may continue in the next chunk: count it once it is complete.
+            pieces = _PIECE.findall(self._tail + text)
+            self.pieces += max(len(pieces) - 1, 0)
+            self._tail = pieces[-1] if pieces else ""
+        if self.tokens_at_least > self.limit + self.limit // 8 + 8:
+            self.cut_off = True
+        return self.cut_off
+
+
+def _delta_texts(chunk: ChatCompletionChunk):
+    for choice in chunk.choices:
+        delta = choice.delta
+        yield delta.content or ""
+        reasoning = (delta.model_extra or {}).get("reasoning_content")
+        if isinstance(reasoning, str):
+            yield reasoning
+        for call in delta.tool_calls or ():
+            if call.function is not None:
+                yield (call.function.name or "") + (call.function.arguments or "")
+
+
 def prompt_token_bound(messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema] = ()) -> int:
     size = sum(len(m.model_dump_json().encode()) + PER_MESSAGE_OVERHEAD for m in messages)
     schemas = [t.schema if isinstance(t, Tool) else t for t in tools]
@@ -86,15 +161,6 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             cycle_id=self._context.cycle_id,
             step_id=self._context.step_id,
             agent_id=self._context.agent_id,
-        )
-
-    async def _settle(self, call, usage: RequestUsage, started: float, response: dict | None = None) -> None:
-        await sync_to_async(services.llm_call_settle)(
-            call=call,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            latency_ms=_elapsed_ms(started),
-            response=response,
         )
 
     async def _replay(self, fingerprint: str) -> CreateResult | None:
@@ -131,26 +197,14 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        fingerprint = request_fingerprint(
-            self._context, self._profile.resolved_model_name(), messages, tools, json_output, extra_create_args
-        )
-        replayed = await self._replay(fingerprint)
-        if replayed is not None:
-            return replayed
-        call = await self._reserve(messages, tools, fingerprint)
-        started = time.monotonic()
-        try:
-            result = await self._inner.create(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
-            )
-        except BaseException as exc:
-            raise await self._fail(call, exc, started) from exc
-        await self._settle(call, result.usage, started, response=result.model_dump(mode="json"))
+        """The whole answer at once; it is still read as a stream, so the reservation bounds it."""
+        result = None
+        async for item in self._metered(
+            messages, tools, tool_choice, json_output, extra_create_args, cancellation_token
+        ):
+            if isinstance(item, CreateResult):
+                result = item
+        assert result is not None  # _metered always ends with a CreateResult or raises
         return result
 
     async def create_stream(
@@ -163,24 +217,117 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
-        call = await self._reserve(messages, tools)
+        async for item in self._metered(
+            messages, tools, tool_choice, json_output, extra_create_args, cancellation_token
+        ):
+            yield item
+
+    async def _metered(self, messages, tools, tool_choice, json_output, extra_create_args, cancellation_token):
+        """Replay or reserve, stream the answer within the reservation, settle; yields text, then the CreateResult.
+
+        1. An identical request this mission already paid for is answered from the ledger.
+        2. Reserve the upper bound; BudgetExceeded (the mission pauses) before anything is sent.
+        3. Send the reservation's output bound as max_tokens and ask for a usage chunk; read the answer through an
+           OutputMeter, which stops reading once the server has sent more than max_tokens.
+        4. Settle: the ledger bills the reported usage capped by the reservation (``llm_call_settle``). A cut-off
+           answer that cannot be used (a tool call or JSON cut mid-way) is billed and raised as ModelOutputError;
+           so is the part of an answer that arrived before the call failed (the server bills it too).
+        """
+        fingerprint = request_fingerprint(
+            self._context, self._profile.resolved_model_name(), messages, tools, json_output, extra_create_args
+        )
+        replayed = await self._replay(fingerprint)
+        if replayed is not None:
+            yield replayed
+            return
+        call = await self._reserve(messages, tools, fingerprint)
+        meter = OutputMeter(limit=call.max_output_tokens)
+        args = {**extra_create_args, "stream_options": {"include_usage": True}}
+        args["max_tokens"] = min(args.get("max_tokens") or call.max_output_tokens, call.max_output_tokens)
+        if "max_completion_tokens" in args:
+            args["max_completion_tokens"] = min(args["max_completion_tokens"], call.max_output_tokens)
         started = time.monotonic()
-        # Providers report usage in the last chunk only when asked.
-        args = {"stream_options": {"include_usage": True}, **extra_create_args}
+        deadline = asyncio.get_running_loop().time() + settings.LLM_CALL_DEADLINE_S
+        result = stream = None
         try:
-            async for chunk in self._inner.create_stream(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=args,
-                cancellation_token=cancellation_token,
-            ):
-                if isinstance(chunk, CreateResult):
-                    await self._settle(call, chunk.usage, started)
-                yield chunk
+            token = OUTPUT_METER.set(meter)
+            try:
+                stream = self._inner.create_stream(
+                    messages,
+                    tools=tools,
+                    tool_choice=tool_choice,
+                    json_output=json_output,
+                    extra_create_args=args,
+                    cancellation_token=cancellation_token,
+                )
+                item = await _next(stream, deadline)  # the client takes the meter as its stream starts
+            finally:
+                OUTPUT_METER.reset(token)
+            while item is not None:
+                if isinstance(item, CreateResult):
+                    result = item
+                else:
+                    yield item
+                item = await _next(stream, deadline)
+            if result is None:
+                raise ModelUnavailable("The model call ended without an answer.")
+        except LengthFinishReasonError:
+            # The structured-output stream refuses an answer the server cut at max_tokens.
+            result = CreateResult(finish_reason="length", content="", usage=RequestUsage(0, 0), cached=False)
         except BaseException as exc:
+            if meter.output_bytes:  # part of an answer came before the failure: the server made (and bills) it
+                await self._settle_partial(call, meter, exc, started)
+                raise _as_run_error(exc, self._profile.api_key()) from exc
             raise await self._fail(call, exc, started) from exc
+        finally:
+            if stream is not None:
+                await stream.aclose()  # hangs up at once, also after a timeout
+        yield await self._settle(
+            call, result, meter, started, structured=bool(json_output) or "response_format" in args
+        )
+
+    async def _settle(
+        self, call, result: CreateResult, meter: OutputMeter, started: float, *, structured: bool
+    ) -> CreateResult:
+        """Write the ledger row; returns the answer with the billed usage, or raises for an unusable cut-off one."""
+        usage = meter.usage
+        if not meter.fed:  # a client that does not meter its stream: fall back on what the result says
+            usage = result.usage if (result.usage.prompt_tokens or result.usage.completion_tokens) else None
+            meter.output_bytes = len(_output_text(result).encode())
+        truncated = meter.cut_off or result.finish_reason == "length"
+        unusable = truncated and (isinstance(result.content, list) or structured or not result.content)
+        error = _truncation_message(call.max_output_tokens, meter.cut_off) if unusable else ""
+        details = getattr(usage, "prompt_tokens_details", None)
+        settled = await sync_to_async(services.llm_call_settle)(
+            call=call,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            cached_tokens=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+            output_bytes=meter.output_bytes,
+            cut_off=meter.cut_off,
+            latency_ms=_elapsed_ms(started),
+            response=result.model_dump(mode="json"),
+            error=error,
+        )
+        if unusable:
+            raise ModelOutputError(error)
+        billed = RequestUsage(prompt_tokens=settled.prompt_tokens, completion_tokens=settled.completion_tokens)
+        return result.model_copy(
+            update={"usage": billed, "finish_reason": "length" if truncated else result.finish_reason}
+        )
+
+    async def _settle_partial(self, call, meter: OutputMeter, exc: BaseException, started: float) -> None:
+        """Bill a call that failed mid-answer for what arrived (within the reservation), with the error."""
+        usage = meter.usage
+        await sync_to_async(services.llm_call_settle)(
+            call=call,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            output_bytes=meter.output_bytes,
+            cut_off=meter.cut_off,
+            latency_ms=_elapsed_ms(started),
+            error=_redact(f"{type(exc).__name__}: {exc}", self._profile.api_key()) or type(exc).__name__,
+        )
 
     async def close(self) -> None:
         await self._inner.close()
@@ -204,6 +351,34 @@ class MeteredChatCompletionClient(ChatCompletionClient):
     @property
     def model_info(self) -> ModelInfo:
         return self._inner.model_info
+
+
+async def _next(stream: AsyncGenerator, deadline: float):
+    """The stream's next item (None at its end); TimeoutError once the call's wall-clock deadline passed."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await anext(stream, None)
+    except TimeoutError:
+        raise TimeoutError(f"no complete answer within LLM_CALL_DEADLINE_S={settings.LLM_CALL_DEADLINE_S}s") from None
+
+
+def _output_text(result: CreateResult) -> str:
+    if isinstance(result.content, list):
+        return "".join(c.name + c.arguments for c in result.content if isinstance(c, FunctionCall))
+    return (result.content or "") + (result.thought or "")
+
+
+def _truncation_message(max_tokens: int, cut_off: bool) -> str:
+    if cut_off:
+        return (
+            f"The model server ignored the output limit (max_tokens={max_tokens}) and kept sending; the answer was "
+            "cut off at the limit and cannot be used (a tool call or JSON answer cut mid-way). Only what the "
+            "limit allows was billed."
+        )
+    return (
+        f"The model's answer reached the output limit (max_tokens={max_tokens}) and was cut off mid-way (a tool "
+        "call or JSON answer); raise the model profile's max output tokens."
+    )
 
 
 def _elapsed_ms(started: float) -> int:

@@ -60,10 +60,13 @@ class Reply:
     role: str
     content: str | None = None
     tool_calls: tuple[ToolCall, ...] = field(default_factory=tuple)
+    truncated: bool = False
 
     @property
     def finish_reason(self) -> str:
-        """OpenAI reports "tool_calls" whenever the turn carries calls."""
+        """ "length" for an answer cut at max_tokens, else "tool_calls" whenever the turn carries calls (as OpenAI)."""
+        if self.truncated:
+            return "length"
         return "tool_calls" if self.tool_calls else "stop"
 
 
@@ -133,11 +136,45 @@ def prompt_tokens(body: Body) -> int:
     return total
 
 
+def completion_tokens(reply: Reply) -> int:
+    """ceil(len/4)+1 of the content, or of the canonical tool-call text when the turn carries calls."""
+    output = tool_calls_json(reply.tool_calls) if reply.tool_calls else (reply.content or "")
+    return _quarter(output) + 1
+
+
+def limit_output(reply: Reply, max_tokens: int) -> Reply:
+    """The reply cut to at most ``max_tokens`` completion tokens, as a real server does (finish reason "length").
+
+    Text is cut at the end; tool calls are dropped from the end and the last one kept has its
+    arguments cut mid-JSON - exactly the broken call a client gets from a real truncated answer.
+    """
+    if completion_tokens(reply) <= max_tokens:
+        return reply
+    if not reply.tool_calls:
+        content = (reply.content or "")[: max(max_tokens - 1, 0) * 4]
+        return Reply(role=reply.role, content=content, truncated=True)
+    calls = list(reply.tool_calls)
+    while calls:
+        last = calls.pop()
+        if completion_tokens(_cut_last(reply, calls, last, 0)) <= max_tokens:
+            low, high = 0, len(last.arguments)  # the longest prefix of the arguments that fits
+            while low < high:
+                middle = (low + high + 1) // 2
+                fits = completion_tokens(_cut_last(reply, calls, last, middle)) <= max_tokens
+                low, high = (middle, high) if fits else (low, middle - 1)
+            return _cut_last(reply, calls, last, low)
+    return Reply(role=reply.role, content="", truncated=True)
+
+
+def _cut_last(reply: Reply, kept: list[ToolCall], last: ToolCall, length: int) -> Reply:
+    calls = (*kept, ToolCall(name=last.name, arguments=last.arguments[:length]))
+    return Reply(role=reply.role, content=reply.content, tool_calls=calls, truncated=True)
+
+
 def usage_for(body: Body, reply: Reply) -> dict[str, Any]:
     """Deterministic OpenAI-shaped usage block for a request/reply pair."""
-    output = tool_calls_json(reply.tool_calls) if reply.tool_calls else (reply.content or "")
     prompt = prompt_tokens(body)
-    completion = _quarter(output) + 1
+    completion = completion_tokens(reply)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

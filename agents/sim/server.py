@@ -23,6 +23,14 @@ Capabilities (``POST /_sim/capabilities`` with e.g. ``{"json_schema": false}``,
 ``DELETE`` to restore them all) make the sim refuse what a smaller server
 refuses: ``LLAMA_CPP_CAPABILITIES`` behaves like llama.cpp's server (no
 ``response_format`` json_schema, no usage in streams).
+
+The sim honours ``max_tokens`` / ``max_completion_tokens`` like a real server:
+a longer answer is cut and finishes with ``"length"``. Two faults model servers
+that cannot be trusted with a budget: ``ignore_max_tokens`` sends the whole
+answer whatever the limit, and ``overreport_usage`` (``"factor"``, default 10)
+reports that many times the real usage. ``drop_stream`` hangs up halfway
+through a streamed answer (a non-streamed one is answered normally). Every
+fault applies to ``"times"`` requests in a row (default 1).
 """
 
 from __future__ import annotations
@@ -46,7 +54,16 @@ MODELS_BODY = {
     "object": "list",
     "data": [{"id": MODEL_ID, "object": "model", "owned_by": "mission-orchestrator"}],
 }
-FAULT_KINDS = ("429", "500", "timeout", "malformed", "bad_tool_args")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "timeout",
+    "malformed",
+    "bad_tool_args",
+    "ignore_max_tokens",
+    "overreport_usage",
+    "drop_stream",
+)
 MALFORMED_BODY = b'{"id": "chatcmpl-sim-broken", "choices": [ this is not json'
 # What the sim accepts; a test switches some off to play a smaller server.
 CAPABILITIES = ("json_schema", "json_object", "tools", "usage", "stream_usage")
@@ -129,8 +146,15 @@ class SimState:
             self._faults.extend(dict(f) for f in faults)
 
     def pop_fault(self) -> dict[str, Any] | None:
+        """The fault for this request; one with ``times`` left stays at the head of the queue."""
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            if not self._faults:
+                return None
+            head = self._faults[0]
+            head["times"] = int(head.get("times", 1)) - 1
+            if head["times"] <= 0:
+                self._faults.popleft()
+            return dict(head)
 
     def pending_faults(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -174,6 +198,13 @@ class SimState:
         with self._lock:
             return [dict(c) for c in self._calls]
 
+    def mark(self, n: int, **fields: Any) -> None:
+        """Add facts learnt after the answer went out (e.g. the client hung up mid-stream) to call ``n``."""
+        with self._lock:
+            for call in self._calls:
+                if call["n"] == n:
+                    call.update(fields)
+
     def clear_calls(self) -> None:
         with self._lock:
             self._calls.clear()
@@ -183,6 +214,12 @@ def validate_fault(fault: Any) -> None:
     """Reject unknown fault kinds early so a typo in a test fails loudly."""
     if not isinstance(fault, dict) or str(fault.get("kind")) not in FAULT_KINDS:
         raise BadRequest(f"fault must be an object with kind in {list(FAULT_KINDS)}: {fault!r}")
+    times = fault.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise BadRequest(f"fault times must be a positive integer: {fault!r}")
+    factor = fault.get("factor", 10)
+    if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
+        raise BadRequest(f"fault factor must be a positive number: {fault!r}")
 
 
 def validate_rule(rule: Any) -> dict[str, Any]:
@@ -221,7 +258,23 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise BadRequest("'messages' must be a non-empty array of message objects")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise BadRequest(f"'{name}' must be a positive integer")
     return body
+
+
+def max_output_tokens(body: dict[str, Any]) -> int | None:
+    """The request's output limit (``max_completion_tokens`` wins, as with OpenAI), or None."""
+    return body.get("max_completion_tokens") or body.get("max_tokens")
+
+
+def overreported(usage: dict[str, Any], factor: float) -> dict[str, Any]:
+    """The ``overreport_usage`` fault: a usage block ``factor`` times the truth."""
+    prompt = int(usage["prompt_tokens"] * factor)
+    completion = int(usage["completion_tokens"] * factor)
+    return {**usage, "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
@@ -493,11 +546,18 @@ class SimHandler(BaseHTTPRequestHandler):
         reply = responder.respond(body, rule["reply"] if rule else None)
         if kind == "bad_tool_args":
             reply = break_tool_args(reply)
-        completion = Completion(n, model, int(time.time()), reply, responder.usage_for(body, reply))
+        limit = max_output_tokens(body)
+        if limit is not None and kind != "ignore_max_tokens":
+            reply = responder.limit_output(reply, limit)
+        usage = responder.usage_for(body, reply)
+        if kind == "overreport_usage":
+            usage = overreported(usage, float(fault.get("factor", 10)))
+        completion = Completion(n, model, int(time.time()), reply, usage)
         self._log(n, model, reply.role, 200, stream, completion.usage, kind, scripted=rule is not None)
+        state.mark(n, max_tokens=limit, finish_reason=reply.finish_reason)
         if stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._send_stream(completion, include_usage and capabilities["stream_usage"])
+            self._send_stream(completion, include_usage and capabilities["stream_usage"], drop=kind == "drop_stream")
         else:
             answer = completion_json(completion)
             if not capabilities["usage"]:
@@ -536,8 +596,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self.server.pause(float(fault.get("seconds", 30)))
             self.close_connection = True
 
-    def _send_stream(self, completion: Completion, include_usage: bool) -> None:
-        """SSE over chunked transfer encoding so keep-alive connections survive."""
+    def _send_stream(self, completion: Completion, include_usage: bool, drop: bool = False) -> None:
+        """SSE over chunked transfer encoding so keep-alive connections survive; ``drop`` hangs up halfway."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -545,11 +605,21 @@ class SimHandler(BaseHTTPRequestHandler):
         self.send_header("x-request-id", f"sim-{completion.n}")
         self.end_headers()
         events = [f"data: {json.dumps(c)}\n\n" for c in stream_chunks(completion, include_usage)]
-        for event in [*events, "data: [DONE]\n\n"]:
-            data = event.encode()
-            self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
+        events.append("data: [DONE]\n\n")
+        if drop:
+            events = events[: len(events) // 2]
+            self.close_connection = True
+        try:
+            for event in events:
+                data = event.encode()
+                self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            if not drop:
+                self.wfile.write(b"0\r\n\r\n")
+        except ConnectionError:
+            # The client stopped reading (e.g. it cut a runaway answer off): note it, as a real server would stop.
+            self.server.state.mark(completion.n, aborted=True)
+            self.close_connection = True
 
     def _log(
         self,

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("agents", "0004_call_cache"),
+        ("agents", "0006_specialist_owner_and_review"),
     ]
 
     operations = [
