@@ -124,6 +124,10 @@ class MissionForm(forms.Form):
         filed = {**self.composed, "budget_usd": str(data["budget_usd"]), "template": str(data.get("template") or "")}
         return hashlib.sha256(json.dumps(filed, sort_keys=True).encode()).hexdigest()[:32]
 
+    def can_preview(self) -> bool:
+        """The text and the budget are valid (an unticked budget confirmation does not hide the preview)."""
+        return getattr(self, "composed", None) is not None and "budget_usd" in self.cleaned_data
+
     def preview_is_stale(self) -> bool:
         """A preview was shown, and the mission changed after it."""
         shown = self.cleaned_data.get("previewed", "")

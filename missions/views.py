@@ -50,17 +50,20 @@ def mission_new(request):
     if request.method == "POST" and "pick" not in request.POST:
         form = MissionForm(request.POST, template=template)
         previewing = "preview" in request.POST
-        if form.is_valid() and (previewing or form.preview_is_stale()):
+        valid = form.is_valid()
+        if previewing and form.can_preview() or valid and form.preview_is_stale():
             preview = {**form.composed, "budget_usd": form.cleaned_data["budget_usd"], "digest": form.digest()}
             if not previewing:
                 preview_note = "The mission changed after the preview: check it below and file again."
-        elif form.is_valid():
+        elif valid:
             mission = _submit(request, form)
             if mission is not None:
                 messages.success(request, "Mission filed. The C-suite is on it.")
                 return redirect(mission)
         if previewing and request.htmx:
-            return render(request, "missions/new.html#preview", {"form": form, "preview": preview})
+            # The live preview informs; only a preview asked for with the button binds what is filed,
+            # so a quick click on "File mission" is never refused for a preview still on its way.
+            return render(request, "missions/new.html#preview", {"form": form, "preview": preview, "live": True})
     else:
         # A template pick (htmx or the no-JS "Use template" button) re-renders with its variables.
         form = MissionForm(initial=source.dict() if request.method == "POST" else None, template=template)

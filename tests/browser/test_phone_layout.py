@@ -97,13 +97,16 @@ def test_it_fits_a_phone_and_the_queue_buttons_work(spilling_mission, reviewer, 
 
 
 def test_it_files_a_budget_typed_with_a_decimal_comma_as_typed(company, pm, live_url, browser):
-    """Typing 5,00 in the browser files a $5.00 mission (a number input once turned it into $500.00)."""
+    """Typing 5,00 in the browser previews and files a $5.00 mission (a number input once made it $500.00)."""
     page = _log_in(browser, live_url, "pm")
     page.goto(live_url + "/missions/new/")
     _assert_no_sideways_scroll(page, "the new mission form")
     page.fill("#id_title", "Comma budget")
     page.fill("#id_request", "Check the budget field.")
     page.fill("#id_budget_usd", "5,00")
+    # The live preview (htmx) shows what will be filed while the form is edited.
+    page.wait_for_selector("#preview .preview-request:has-text('Check the budget field.')")
+    assert "Budget $5.00." in page.locator("#preview").inner_text()
     page.click("text=File mission")
     page.wait_for_url("**/missions/*-*/")
     assert "of $5.00 ·" in page.locator("#mission-status").inner_text()

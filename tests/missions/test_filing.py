@@ -12,6 +12,7 @@ from missions.inputs import REQUEST_MAX
 from missions.knowledge import knowledge_brief, knowledge_search
 from missions.models import KnowledgeEntry, Mission, MissionTemplate
 from missions.services import DuplicateMissionError, mission_submit
+from reviews.services import GateError, gate_decide, gate_open
 
 NEW_URL = reverse("missions:new")
 
@@ -229,6 +230,7 @@ def test_it_renders_only_the_preview_fragment_for_htmx(client, company, pm):
     assert response.status_code == 200
     assert body.lstrip().startswith('<section id="preview"') and "<html" not in body
     assert "Build an API for user authentication" in body
+    assert 'name="previewed"' not in body  # the live preview does not bind what is filed
     response = client.post(NEW_URL, _template_post(preview="1", var_resource=""), headers={"HX-Request": "true"})
     assert response.status_code == 200 and "fix the fields marked above first" in response.content.decode()
 
@@ -270,3 +272,26 @@ def test_it_refuses_a_duplicate_from_the_service_and_the_cli(company, pm, other_
         _cli("--title", "T", "--request", "R")
     _cli("--title", "T", "--request", "R", "--allow-duplicate")
     assert Mission.objects.filter(requester=pm).count() == 2
+
+
+def test_it_previews_before_the_budget_is_confirmed(client, company, pm):
+    """A budget waiting for its confirmation does not hide the preview; the confirm box is shown beside it."""
+    client.force_login(pm)
+    response = client.post(NEW_URL, _template_post(budget_usd="75", preview="1"))
+    assert response.context["preview"]["budget_usd"] == Decimal("75.00")
+    assert 'name="confirm_budget"' in response.content.decode()
+    assert not Mission.objects.exists()
+
+
+def test_it_limits_template_variables_and_gate_comments(company, pm, reviewer):
+    """A variable value over 500 characters and a gate comment over 2,000 are refused with their limits."""
+    with pytest.raises(CommandError, match="The value of resource is 501 characters long; the limit is 500."):
+        _cli("--template", "api_endpoint", "--var", "resource=" + "r" * 501)
+    mission = Mission.objects.create(
+        requester=pm, title="T", request="R", budget_usd=Decimal("1"), status=Mission.Status.AWAITING_DEPLOY_APPROVAL
+    )
+    gate = gate_open(mission=mission, kind="deploy", question="Ship?")
+    with pytest.raises(GateError, match="The comment is 2,001 characters long; the limit is 2,000."):
+        gate_decide(gate=gate, by=reviewer, decision="rejected", comment="c" * 2001)
+    gate.refresh_from_db()
+    assert gate.is_pending
