@@ -119,8 +119,9 @@ def _plan(mission: Mission) -> None:
 
 
 def _await_plan_decision(mission: Mission, kind: str, question: str, expected: str = Mission.Status.PLANNING) -> None:
+    waiting = Mission.Status.DEADLOCKED if kind == ApprovalGate.Kind.DEADLOCK else Mission.Status.AWAITING_PLAN_APPROVAL
     with transaction.atomic():
-        if mission_transition(mission=mission, to=Mission.Status.AWAITING_PLAN_APPROVAL, expected=expected):
+        if mission_transition(mission=mission, to=waiting, expected=expected):
             gate_open(mission=mission, kind=kind, question=question)
 
 

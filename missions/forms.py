@@ -1,10 +1,12 @@
-from decimal import Decimal
+import hashlib
+import json
 
 from django import forms
 from django.conf import settings
 
+from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX, VARIABLE_MAX, budget_parse
 from missions.models import Mission, MissionTemplate
-from missions.services import MAX_BUDGET_USD
+from missions.services import budget_needs_confirmation, mission_compose
 
 VAR_PREFIX = "var_"
 
@@ -18,13 +20,26 @@ class MissionForm(forms.Form):
         empty_label="Free text (no template)",
         to_field_name="slug",
     )
-    title = forms.CharField(max_length=200, required=False, help_text="Leave empty to use the template's title.")
-    request = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
-    acceptance_criteria = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    priority = forms.ChoiceField(choices=Mission.Priority.choices, initial=Mission.Priority.NORMAL)
-    budget_usd = forms.DecimalField(
-        label="Budget (USD)", min_value=Decimal("0.01"), max_value=MAX_BUDGET_USD, decimal_places=2, max_digits=10
+    title = forms.CharField(max_length=TITLE_MAX, required=False, help_text="Leave empty to use the template's title.")
+    request = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        required=False,
+        max_length=REQUEST_MAX,
+        help_text=f"At most {REQUEST_MAX:,} characters. With a template, this is added to its request as notes.",
     )
+    acceptance_criteria = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=ACCEPTANCE_MAX
+    )
+    priority = forms.ChoiceField(choices=Mission.Priority.choices, initial=Mission.Priority.NORMAL)
+    # Text, not type=number: a browser's number field reads "5,00" as 500 in some locales.
+    budget_usd = forms.CharField(
+        label="Budget (USD)",
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        help_text="Dollars, e.g. 5 or 5.00 (a decimal comma works too).",
+    )
+    confirm_budget = forms.BooleanField(required=False, label="Yes, I mean this budget")
+    previewed = forms.CharField(required=False, widget=forms.HiddenInput)
 
     consensus_rule = forms.ChoiceField(
         choices=[("", "As the template says (quorum without one)"), *MissionTemplate.ConsensusRule.choices],
@@ -60,24 +75,60 @@ class MissionForm(forms.Form):
                     help_text=var.get("help", ""),
                     required=var.get("required", True),
                     initial=var.get("default", ""),
-                    max_length=500,
+                    max_length=VARIABLE_MAX,
                 )
 
     def variable_fields(self):
         return [self[name] for name in self.fields if name.startswith(VAR_PREFIX)]
+
+    def clean_budget_usd(self):
+        try:
+            return budget_parse(self.cleaned_data["budget_usd"])
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
 
     def clean(self):
         data = super().clean()
         template = data.get("template")
         variables = {name[len(VAR_PREFIX) :]: value for name, value in data.items() if name.startswith(VAR_PREFIX)}
         data["variables"] = variables
+        self.composed = None
+        budget = data.get("budget_usd")
+        self.needs_budget_confirmation = budget is not None and budget_needs_confirmation(budget)
+        if self.needs_budget_confirmation and not data.get("confirm_budget"):
+            self.add_error(
+                "confirm_budget",
+                f"${budget} is above ${settings.BUDGET_CONFIRM_ABOVE_USD}: tick the box to confirm this budget.",
+            )
         if template is None:
             for name in ("title", "request"):
                 if name not in self.errors and not (data.get(name) or "").strip():
                     self.add_error(name, "Required when no template is chosen.")
-        else:
-            try:
-                template.render(variables)
-            except ValueError as error:
-                raise forms.ValidationError(str(error)) from None
+        if any(name in self.errors for name in ("title", "request", "acceptance_criteria")):
+            return data
+        try:
+            self.composed = mission_compose(
+                title=data.get("title", ""),
+                request=data.get("request", ""),
+                acceptance_criteria=data.get("acceptance_criteria", ""),
+                template=template,
+                variables=variables,
+            )
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
         return data
+
+    def digest(self) -> str:
+        """A fingerprint of what would be filed, so filing can check it is what the preview showed."""
+        data = self.cleaned_data
+        filed = {**self.composed, "budget_usd": str(data["budget_usd"]), "template": str(data.get("template") or "")}
+        return hashlib.sha256(json.dumps(filed, sort_keys=True).encode()).hexdigest()[:32]
+
+    def can_preview(self) -> bool:
+        """The text and the budget are valid (an unticked budget confirmation does not hide the preview)."""
+        return getattr(self, "composed", None) is not None and "budget_usd" in self.cleaned_data
+
+    def preview_is_stale(self) -> bool:
+        """A preview was shown, and the mission changed after it."""
+        shown = self.cleaned_data.get("previewed", "")
+        return bool(shown) and shown != self.digest()

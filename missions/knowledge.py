@@ -7,7 +7,12 @@ from django.db.models import Q
 
 from missions.models import DecisionCycle, Event, KnowledgeEntry, Mission, Step
 
-WORD_RE = re.compile(r"[a-z0-9]{4,}")
+# Search words: letters and digits only (nothing a LIKE or tsquery would read as syntax), 4 to 30 long,
+# at most 12 distinct ones, taken from the start of the text. A longer "word" is noise, not a topic,
+# and an unbounded one once made SQLite refuse the query ("LIKE or GLOB pattern too complex").
+WORD_RE = re.compile(r"(?<![a-z0-9])[a-z0-9]{4,30}(?![a-z0-9])")
+MAX_WORDS = 12
+SCAN_CHARS = 20_000
 STOP_WORDS = {"with", "that", "this", "from", "into", "have", "their", "tests", "build", "write", "should"}
 
 
@@ -52,7 +57,7 @@ def knowledge_search(
     text: str, *, exclude_mission: Mission | None = None, requester_id: int | None = None, limit: int = 3
 ) -> list[KnowledgeEntry]:
     """Entries relevant to ``text``: PostgreSQL full-text search, or word matching on SQLite."""
-    words = [w for w in dict.fromkeys(WORD_RE.findall(text.lower())) if w not in STOP_WORDS][:12]
+    words = search_words(text)
     if not words:
         return []
     entries = KnowledgeEntry.objects.all()
@@ -72,6 +77,12 @@ def knowledge_search(
     candidates = list(entries.filter(match)[:200])
     score = {e.pk: sum(w in (e.title + " " + e.body).lower() for w in words) for e in candidates}
     return sorted(candidates, key=lambda e: (-score[e.pk], -e.pk))[:limit]
+
+
+def search_words(text: str) -> list[str]:
+    """The bounded, distinct, plain words of ``text`` that the knowledge search matches on."""
+    found = dict.fromkeys(WORD_RE.findall(text[:SCAN_CHARS].lower()))
+    return [word for word in found if word not in STOP_WORDS][:MAX_WORDS]
 
 
 def knowledge_brief(mission: Mission) -> str:

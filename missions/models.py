@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX
+
 VARIABLE_RE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 
 
@@ -86,6 +88,7 @@ class Mission(models.Model):
         PLANNING = "planning", "Planning"
         VALIDATING = "validating", "Validating"
         AWAITING_PLAN_APPROVAL = "awaiting_plan_approval", "Awaiting plan approval"
+        DEADLOCKED = "deadlocked", "Deadlocked"
         STAFFING = "staffing", "Staffing"
         EXECUTING = "executing", "Executing"
         AWAITING_DEPLOY_APPROVAL = "awaiting_deploy_approval", "Awaiting deploy approval"
@@ -102,12 +105,12 @@ class Mission(models.Model):
         URGENT = "urgent", "Urgent"
 
     FINISHED = {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
-    WAITING = {Status.AWAITING_PLAN_APPROVAL, Status.AWAITING_DEPLOY_APPROVAL, Status.PAUSED_BUDGET}
+    WAITING = {Status.AWAITING_PLAN_APPROVAL, Status.DEADLOCKED, Status.AWAITING_DEPLOY_APPROVAL, Status.PAUSED_BUDGET}
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    title = models.CharField(max_length=200)
-    request = models.TextField()
-    acceptance_criteria = models.TextField(blank=True)
+    title = models.CharField(max_length=TITLE_MAX)
+    request = models.TextField(max_length=REQUEST_MAX)
+    acceptance_criteria = models.TextField(blank=True, max_length=ACCEPTANCE_MAX)
     template = models.ForeignKey(MissionTemplate, null=True, blank=True, on_delete=models.SET_NULL)
     variables = models.JSONField(default=dict, blank=True)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)

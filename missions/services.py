@@ -1,24 +1,99 @@
 """Writes about missions: submission, status transitions, cancellation."""
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from agents.selectors import default_model_profile
 from missions.events import event_record
+from missions.inputs import (
+    ACCEPTANCE_MAX,
+    REQUEST_MAX,
+    TITLE_MAX,
+    VARIABLE_MAX,
+    budget_parse,
+    budget_range_check,
+    text_check,
+)
 from missions.models import Event, Mission, MissionTemplate, Step
 
 logger = logging.getLogger(__name__)
 
-MAX_BUDGET_USD = Decimal("10000")
+# A second identical submission by the same requester within this window is refused
+# (the "back, then file again" duplicate); after it, filing the same text again is deliberate.
+DUPLICATE_WINDOW = timedelta(minutes=10)
+NOTES_HEADING = "Additional notes"
 
 
 class MissionError(Exception):
     """A request about a mission that cannot be carried out; the message is shown to the user."""
+
+
+class DuplicateMissionError(ValueError):
+    """The same requester filed the same mission moments ago; ``mission`` is the one already filed."""
+
+    def __init__(self, mission: Mission):
+        self.mission = mission
+        minutes = int(DUPLICATE_WINDOW.total_seconds() // 60)
+        super().__init__(
+            f"You filed this same mission {timesince(mission.created_at)} ago (“{mission.title}”, "
+            f"{mission.get_absolute_url()}). Identical missions are refused for {minutes} minutes."
+        )
+
+
+def mission_compose(
+    *,
+    title: str,
+    request: str,
+    acceptance_criteria: str = "",
+    template: MissionTemplate | None = None,
+    variables: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The title, request and acceptance text a mission is filed with, as the preview shows them.
+
+    With a template, its variables are substituted; a typed title replaces the
+    template's, while typed request and acceptance text are appended as
+    additional notes, so the template's variables always reach the agents.
+    Raises ``ValueError`` for bad variables or text over its limit.
+    """
+    variables = variables or {}
+    for name, value in variables.items():
+        text_check(f"value of {name}", value, VARIABLE_MAX)
+    title, request, acceptance_criteria = title.strip(), request.strip(), acceptance_criteria.strip()
+    if template is not None:
+        rendered = template.render(variables)  # raises ValueError naming bad variables
+        title = title or rendered["title"].strip()
+        request = _with_notes(rendered["request"].strip(), request)
+        acceptance_criteria = _with_notes(rendered["acceptance_criteria"].strip(), acceptance_criteria)
+    elif variables:
+        raise ValueError("Template variables were given without a template.")
+    if not title or not request:
+        raise ValueError("A mission needs a title and a request.")
+    return {
+        "title": title[:TITLE_MAX],  # a label: cut, since a template's title grows with its variables
+        "request": text_check("request", request, REQUEST_MAX),
+        "acceptance_criteria": text_check("acceptance criteria", acceptance_criteria, ACCEPTANCE_MAX),
+    }
+
+
+def _with_notes(rendered: str, typed: str) -> str:
+    if not typed:
+        return rendered
+    if not rendered:
+        return typed
+    return f"{rendered}\n\n{NOTES_HEADING}:\n{typed}"
+
+
+def budget_needs_confirmation(budget_usd: Decimal) -> bool:
+    return budget_usd > settings.BUDGET_CONFIRM_ABOVE_USD
 
 
 def mission_submit(
@@ -26,7 +101,7 @@ def mission_submit(
     requester: AbstractBaseUser,
     title: str,
     request: str,
-    budget_usd: Decimal,
+    budget_usd: Decimal | str,
     acceptance_criteria: str = "",
     template: MissionTemplate | None = None,
     variables: dict[str, str] | None = None,
@@ -36,32 +111,38 @@ def mission_submit(
     consensus_rule: str = "",
     deadlock_policy: str = "",
     conversation_mode: str = "",
+    budget_confirmed: bool = False,
+    refuse_duplicates: bool = False,
 ) -> Mission:
     """File a mission and start it once the transaction commits.
 
-    With a template, its variables are substituted into the title, request
-    and acceptance text; explicit non-empty arguments win over the template.
+    The text is composed by ``mission_compose``. A budget above
+    BUDGET_CONFIRM_ABOVE_USD needs ``budget_confirmed``. With
+    ``refuse_duplicates`` (the form and the CLI), the same mission filed again
+    by the same requester within DUPLICATE_WINDOW raises ``DuplicateMissionError``.
     """
     variables = variables or {}
-    if template is not None:
-        rendered = template.render(variables)  # raises ValueError naming bad variables
-        title = title.strip() or rendered["title"]
-        request = request.strip() or rendered["request"]
-        acceptance_criteria = acceptance_criteria.strip() or rendered["acceptance_criteria"]
-    elif variables:
-        raise ValueError("Template variables were given without a template.")
-    if not title.strip() or not request.strip():
-        raise ValueError("A mission needs a title and a request.")
-    if not budget_usd.is_finite() or not (Decimal("0.01") <= budget_usd <= MAX_BUDGET_USD):
-        raise ValueError(f"The budget must be between $0.01 and ${MAX_BUDGET_USD}.")
+    text = mission_compose(
+        title=title, request=request, acceptance_criteria=acceptance_criteria, template=template, variables=variables
+    )
+    budget_usd = budget_parse(budget_usd) if isinstance(budget_usd, str) else budget_range_check(budget_usd)
+    if budget_needs_confirmation(budget_usd) and not budget_confirmed:
+        raise ValueError(
+            f"A budget above ${settings.BUDGET_CONFIRM_ABOVE_USD} needs confirmation: "
+            f"confirm that you mean ${budget_usd}."
+        )
 
     profile = default_model_profile()
     with transaction.atomic():
+        if refuse_duplicates:
+            # Lock the requester's row so two identical posts at once cannot both pass the check.
+            get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
+            _refuse_duplicate(requester=requester, template=template, variables=variables, **text)
         mission = Mission.objects.create(
             requester=requester,
-            title=title.strip()[:200],
-            request=request.strip(),
-            acceptance_criteria=acceptance_criteria.strip(),
+            title=text["title"],
+            request=text["request"],
+            acceptance_criteria=text["acceptance_criteria"],
             template=template,
             variables=variables,
             priority=priority,
@@ -86,6 +167,21 @@ def mission_submit(
         # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
         transaction.on_commit(lambda: _start(mission.pk), robust=True)
     return mission
+
+
+def _refuse_duplicate(
+    *, requester: AbstractBaseUser, title: str, request: str, acceptance_criteria: str, template, variables: dict
+) -> None:
+    recent = Mission.objects.filter(
+        requester=requester,
+        title=title,
+        request=request,
+        template=template,
+        created_at__gte=timezone.now() - DUPLICATE_WINDOW,
+    ).order_by("-created_at")
+    for mission in recent:
+        if mission.variables == variables:  # compared here: JSON equality differs between databases
+            raise DuplicateMissionError(mission)
 
 
 def _start(mission_id: int) -> None:
@@ -128,6 +224,11 @@ def mission_transition(
             message=f"{label}." + (f" {reason}" if reason else ""),
             data={"status": to, "from": previous},
         )
+        if to in Mission.FINISHED:
+            from reviews.services import gate_close_open
+
+            ended = f"The mission was {label.lower()}." + (f" {reason}" if reason else "")
+            gate_close_open(mission=mission, reason=ended)
     logger.info("mission %s: %s -> %s", mission.code, previous, to)
     return True
 
@@ -193,7 +294,8 @@ def mission_apply_gate_decision(*, gate) -> None:
         moved = mission_transition(
             mission=mission,
             to=Mission.Status.STAFFING if approved else Mission.Status.QUEUED,
-            expected=Mission.Status.AWAITING_PLAN_APPROVAL,
+            # A deadlock gate opened before the "deadlocked" status existed waits in plan approval.
+            expected=(Mission.Status.AWAITING_PLAN_APPROVAL, Mission.Status.DEADLOCKED),
         )
     elif kind == ApprovalGate.Kind.BUDGET:
         increase = Decimal(gate.data.get("increase_usd", "0"))

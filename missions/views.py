@@ -6,14 +6,16 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.html import format_html
 from django.utils.text import slugify
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from missions import selectors
 from missions.forms import MissionForm
 from missions.models import Mission, MissionTemplate
-from missions.services import MissionError, mission_cancel, mission_submit
+from missions.services import DuplicateMissionError, MissionError, mission_cancel, mission_submit
 
 PAGE_SIZE = 20
 
@@ -39,43 +41,76 @@ def _chosen_template(slug: str | None) -> MissionTemplate | None:
 
 
 def mission_new(request):
+    """File a mission; "Preview" (a button, or htmx as the form changes) shows exactly what would be filed."""
     if not selectors.user_can_file_missions(request.user):
         raise PermissionDenied("Only product managers can file missions.")
     source = request.POST if request.method == "POST" else request.GET
     template = _chosen_template(source.get("template"))
+    preview = preview_note = None
     if request.method == "POST" and "pick" not in request.POST:
         form = MissionForm(request.POST, template=template)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                mission = mission_submit(
-                    requester=request.user,
-                    title=data["title"],
-                    request=data["request"],
-                    acceptance_criteria=data["acceptance_criteria"],
-                    template=data["template"],
-                    variables=data["variables"],
-                    priority=data["priority"],
-                    budget_usd=data["budget_usd"],
-                    require_plan_approval=data["require_plan_approval"],
-                    require_deploy_approval=data["require_deploy_approval"],
-                    consensus_rule=data["consensus_rule"],
-                    conversation_mode=data["conversation_mode"],
-                    deadlock_policy=data["deadlock_policy"],
-                )
-            except ValueError as error:
-                form.add_error(None, str(error))
-            else:
+        previewing = "preview" in request.POST
+        valid = form.is_valid()
+        if previewing and form.can_preview() or valid and form.preview_is_stale():
+            preview = {**form.composed, "budget_usd": form.cleaned_data["budget_usd"], "digest": form.digest()}
+            if not previewing:
+                preview_note = "The mission changed after the preview: check it below and file again."
+        elif valid:
+            mission = _submit(request, form)
+            if mission is not None:
                 messages.success(request, "Mission filed. The C-suite is on it.")
                 return redirect(mission)
+        if previewing and request.htmx:
+            # The live preview informs; only a preview asked for with the button binds what is filed,
+            # so a quick click on "File mission" is never refused for a preview still on its way.
+            return render(request, "missions/new.html#preview", {"form": form, "preview": preview, "live": True})
     else:
         # A template pick (htmx or the no-JS "Use template" button) re-renders with its variables.
         form = MissionForm(initial=source.dict() if request.method == "POST" else None, template=template)
     templates = MissionTemplate.objects.filter(is_active=True)
-    context = {"form": form, "templates": templates, "chosen": template}
+    context = {"form": form, "templates": templates, "chosen": template, "preview": preview}
+    context["preview_note"] = preview_note
     if request.htmx and request.method == "GET":
         return render(request, "missions/new.html#template-fields", context)
     return render(request, "missions/new.html", context, status=400 if form.errors else 200)
+
+
+def _submit(request, form: MissionForm) -> Mission | None:
+    """File the form's mission, or put the service's refusal on the form and return None."""
+    data = form.cleaned_data
+    try:
+        return mission_submit(
+            requester=request.user,
+            title=data["title"],
+            request=data["request"],
+            acceptance_criteria=data["acceptance_criteria"],
+            template=data["template"],
+            variables=data["variables"],
+            priority=data["priority"],
+            budget_usd=data["budget_usd"],
+            budget_confirmed=data["confirm_budget"],
+            refuse_duplicates=True,
+            require_plan_approval=data["require_plan_approval"],
+            require_deploy_approval=data["require_deploy_approval"],
+            consensus_rule=data["consensus_rule"],
+            conversation_mode=data["conversation_mode"],
+            deadlock_policy=data["deadlock_policy"],
+        )
+    except DuplicateMissionError as error:
+        existing = error.mission
+        form.add_error(
+            None,
+            format_html(
+                'You filed this same mission {} ago: <a href="{}">{}</a>. It is not filed twice; '
+                "change the request to file a different one.",
+                timesince(existing.created_at),
+                existing.get_absolute_url(),
+                existing.title,
+            ),
+        )
+    except ValueError as error:
+        form.add_error(None, str(error))
+    return None
 
 
 def mission_detail(request, code):

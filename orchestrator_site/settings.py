@@ -118,8 +118,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "orchestrator_site.errors.MethodNotAllowedPageMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lockout page
 ]
+# A refused form post (missing or stale CSRF token) gets a styled page that says what to do.
+CSRF_FAILURE_VIEW = "orchestrator_site.errors.csrf_failure"
 
 ROOT_URLCONF = "orchestrator_site.urls"
 ASGI_APPLICATION = "orchestrator_site.asgi.application"
@@ -136,6 +139,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "missions.context_processors.roles",
             ],
         },
     }
@@ -223,6 +227,8 @@ STEP_RETRY_BASE_S = env_int("STEP_RETRY_BASE_S", 2, minimum=0)
 STEP_RETRY_MAX_S = env_int("STEP_RETRY_MAX_S", 120, minimum=0)
 STEP_MAX_TOOL_ITERATIONS = env_int("STEP_MAX_TOOL_ITERATIONS", 12, minimum=1, maximum=100)
 DEFAULT_MISSION_BUDGET_USD = env_decimal("DEFAULT_MISSION_BUDGET_USD", "5.00", minimum="0.01", maximum="10000")
+# Filing a mission with a budget above this asks for an explicit confirmation (form checkbox, CLI --confirm-budget).
+BUDGET_CONFIRM_ABOVE_USD = env_decimal("BUDGET_CONFIRM_ABOVE_USD", "50", minimum="0", maximum="10000")
 SANDBOX_BACKEND = env_choice("SANDBOX_BACKEND", "", choices=("", "bwrap", "docker", "subprocess"))
 STALLED_AFTER_S = env_int("STALLED_AFTER_S", 300, minimum=30)
 

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from missions.inputs import GATE_COMMENT_MAX
+
 
 class PeerReview(models.Model):
     """A reviewer agent's verdict on a step (or a plan)."""
@@ -41,6 +43,7 @@ class ApprovalGate(models.Model):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
         REVISION_REQUESTED = "revision_requested", "Revision requested"
+        CLOSED = "closed", "Closed"  # the mission ended before anyone decided; the reason is in `comment`
 
     mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="gates")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -50,7 +53,7 @@ class ApprovalGate(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     decided_at = models.DateTimeField(null=True, blank=True)
-    comment = models.TextField(blank=True)
+    comment = models.TextField(blank=True, max_length=GATE_COMMENT_MAX)
 
     class Meta:
         ordering = ["requested_at", "id"]
@@ -68,3 +71,7 @@ class ApprovalGate(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == self.Status.CLOSED

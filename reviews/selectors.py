@@ -18,7 +18,7 @@ def gate_queue_for_user(user: AbstractBaseUser) -> QuerySet[ApprovalGate]:
 
 def recent_decisions(limit: int = 20) -> QuerySet[ApprovalGate]:
     return (
-        ApprovalGate.objects.exclude(status=ApprovalGate.Status.PENDING)
+        ApprovalGate.objects.exclude(status__in=(ApprovalGate.Status.PENDING, ApprovalGate.Status.CLOSED))
         .select_related("mission", "decided_by")
         .order_by("-decided_at")[:limit]
     )

@@ -93,7 +93,6 @@ def demo_password(data_dir: Path) -> str:
 
 def main() -> None:
     env = dict(os.environ)
-    env.setdefault("DEBUG", "1")
     data_dir = Path(env.setdefault("DATA_DIR", str(ROOT / "data"))).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env.setdefault("DEMO_PASSWORD", demo_password(data_dir))

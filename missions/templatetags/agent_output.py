@@ -7,7 +7,8 @@ from markdown_it import MarkdownIt
 
 register = template.Library()
 
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+# breaks: a single newline is a line break, so a brief written line by line reads as lines.
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("table")
 _ALLOWED_TAGS = {
     "h1",
     "h2",

@@ -1,5 +1,6 @@
 from django import template
 
+from missions.inputs import GATE_COMMENT_MAX
 from reviews.services import DECISIONS, gate_can_decide
 from reviews.views import DECISION_LABELS
 
@@ -15,5 +16,6 @@ def gate_decision_form(context, gate, next_page=""):
         "allowed": user is not None and gate_can_decide(user, gate),
         "choices": [(d, DECISION_LABELS[d]) for d in DECISIONS[gate.kind]],
         "next_page": next_page,
+        "comment_max": GATE_COMMENT_MAX,
         "csrf_token": context.get("csrf_token"),
     }

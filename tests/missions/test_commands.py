@@ -117,11 +117,12 @@ def test_it_keeps_existing_passwords(db, monkeypatch):
         ),
         (
             ["--requester", "pm", "--title", "T", "--request", "R", "--budget", "lots"],
-            "--budget must be a number, got 'lots'.",
+            "--budget: Enter the budget as a number of dollars, e.g. 5 or 5.00, not “lots”.",
         ),
         (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "0"], "The budget must be between"),
         (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "-1"], "The budget must be between"),
-        (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "1e9"], "The budget must be between"),
+        (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "1e9"], "--budget: Enter the budget as"),
+        (["--requester", "pm", "--title", "T", "--request", "R", "--budget", "99999"], "The budget must be between"),
         (["--requester", "pm", "--title", "T"], "A mission needs a title and a request."),
         (["--requester", "pm", "--template", "api_endpoint"], "Template variables missing: resource."),
         (

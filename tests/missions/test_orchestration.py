@@ -75,7 +75,7 @@ def test_it_opens_a_deadlock_gate_that_a_reviewer_can_resolve(company, pm, revie
     settings.DELIBERATION_MAX_ROUNDS = 2
     sim.script({"role": "plan_vote", "match": "Chief Financial Officer", "times": 2, "reply": {"json": OBJECTION}})
     mission = _submit(pm, consensus_rule="unanimous")
-    assert _settled(mission) == Mission.Status.AWAITING_PLAN_APPROVAL, mission.failure_reason
+    assert _settled(mission) == Mission.Status.DEADLOCKED, mission.failure_reason
     cycle = DecisionCycle.objects.get(mission=mission, kind=DecisionCycle.Kind.PLANNING)
     assert (cycle.outcome, cycle.rounds) == (DecisionCycle.Outcome.DEADLOCK, 2)
     gate = ApprovalGate.objects.get(mission=mission, kind=ApprovalGate.Kind.DEADLOCK)

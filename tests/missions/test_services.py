@@ -59,8 +59,8 @@ def test_it_renders_a_template_and_takes_its_consensus_rule(company, pm):
     assert mission.variables == {"component": "the login form"}
 
 
-def test_it_prefers_explicit_text_over_the_template(company, pm):
-    """Non-empty title, request and acceptance given explicitly win over the template's."""
+def test_it_prefers_an_explicit_title_and_appends_typed_text_to_the_template(company, pm):
+    """A typed title wins over the template's; typed request and acceptance text follow the template's as notes."""
     template = MissionTemplate.objects.get(slug="documentation")
     mission = _submit(
         pm,
@@ -70,7 +70,10 @@ def test_it_prefers_explicit_text_over_the_template(company, pm):
         template=template,
         variables={"component": "x"},
     )
-    assert (mission.title, mission.request, mission.acceptance_criteria) == ("Docs!", "Write them.", "Readable.")
+    rendered = template.render({"component": "x"})
+    assert mission.title == "Docs!"
+    assert mission.request == rendered["request"] + "\n\nAdditional notes:\nWrite them."
+    assert mission.acceptance_criteria == rendered["acceptance_criteria"] + "\n\nAdditional notes:\nReadable."
 
 
 @pytest.mark.parametrize(
@@ -116,7 +119,7 @@ def test_it_names_bad_template_variables(company, pm):
 def test_it_keeps_the_boundary_budgets(company, pm):
     """$0.01 and $10000 are both allowed."""
     assert _submit(pm, budget_usd=Decimal("0.01")).budget_usd == Decimal("0.01")
-    assert _submit(pm, budget_usd=Decimal("10000")).budget_usd == Decimal("10000")
+    assert _submit(pm, budget_usd=Decimal("10000"), budget_confirmed=True).budget_usd == Decimal("10000")
 
 
 def test_it_registers_the_start_on_commit(company, pm, django_capture_on_commit_callbacks, monkeypatch):

@@ -76,7 +76,8 @@ def test_it_fails_the_mission_when_a_gate_is_rejected(pm, reviewer):
         (ApprovalGate.Kind.DEPLOY, Mission.Status.AWAITING_DEPLOY_APPROVAL, "approved", Mission.Status.DEPLOYING),
         (ApprovalGate.Kind.PLAN, Mission.Status.AWAITING_PLAN_APPROVAL, "approved", Mission.Status.STAFFING),
         (ApprovalGate.Kind.PLAN, Mission.Status.AWAITING_PLAN_APPROVAL, "revision_requested", Mission.Status.QUEUED),
-        (ApprovalGate.Kind.DEADLOCK, Mission.Status.AWAITING_PLAN_APPROVAL, "approved", Mission.Status.STAFFING),
+        (ApprovalGate.Kind.DEADLOCK, Mission.Status.DEADLOCKED, "approved", Mission.Status.STAFFING),
+        (ApprovalGate.Kind.DEADLOCK, Mission.Status.DEADLOCKED, "revision_requested", Mission.Status.QUEUED),
     ],
 )
 def test_it_moves_the_mission_on_and_restarts_the_engine(

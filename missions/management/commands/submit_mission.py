@@ -1,14 +1,14 @@
 import json
 import time
-from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX, budget_parse
 from missions.models import Mission, MissionTemplate
 from missions.selectors import mission_steps, user_can_file_missions
-from missions.services import mission_submit
+from missions.services import DuplicateMissionError, budget_needs_confirmation, mission_submit
 
 
 def _variables(pairs: list[str]) -> dict[str, str]:
@@ -57,12 +57,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--requester", required=True, help="Username of the product manager filing it.")
-        parser.add_argument("--title", default="")
-        parser.add_argument("--request", default="")
-        parser.add_argument("--acceptance", default="")
+        parser.add_argument("--title", default="", help=f"At most {TITLE_MAX} characters.")
+        parser.add_argument(
+            "--request",
+            default="",
+            help=f"At most {REQUEST_MAX:,} characters; with --template, added to its request as notes.",
+        )
+        parser.add_argument("--acceptance", default="", help=f"At most {ACCEPTANCE_MAX:,} characters.")
         parser.add_argument("--template", help="Template slug.")
         parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
-        parser.add_argument("--budget", default=settings.DEFAULT_MISSION_BUDGET_USD)
+        parser.add_argument("--budget", default=str(settings.DEFAULT_MISSION_BUDGET_USD), help="Dollars, e.g. 5.00.")
+        parser.add_argument(
+            "--confirm-budget",
+            action="store_true",
+            help="Required for a budget above BUDGET_CONFIRM_ABOVE_USD.",
+        )
         parser.add_argument("--priority", default=Mission.Priority.NORMAL, choices=Mission.Priority.values)
         parser.add_argument("--consensus", choices=MissionTemplate.ConsensusRule.values, default="")
         parser.add_argument("--mode", choices=MissionTemplate.ConversationMode.values, default="")
@@ -70,6 +79,11 @@ class Command(BaseCommand):
         parser.add_argument("--plan-approval", action="store_true", help="A reviewer approves the plan first.")
         parser.add_argument(
             "--no-deploy-approval", action="store_true", help="Deploy without asking a reviewer (default: ask)."
+        )
+        parser.add_argument(
+            "--allow-duplicate",
+            action="store_true",
+            help="File it even if you filed the same mission in the last 10 minutes.",
         )
         parser.add_argument("--wait", action="store_true", help="Block until finished or waiting on a gate.")
         parser.add_argument("--timeout", type=float, default=600, help="Seconds to wait at most (with --wait).")
@@ -90,11 +104,13 @@ class Command(BaseCommand):
                 slugs = ", ".join(MissionTemplate.objects.values_list("slug", flat=True))
                 raise CommandError(f"No template {options['template']!r}. Known: {slugs}.")
         try:
-            budget = Decimal(options["budget"])
-        except InvalidOperation:
-            raise CommandError(f"--budget must be a number, got {options['budget']!r}.") from None
-        if not budget.is_finite():
-            raise CommandError(f"--budget must be a number, got {options['budget']!r}.")
+            budget = budget_parse(str(options["budget"]))
+        except ValueError as error:
+            raise CommandError(f"--budget: {error}") from None
+        if budget_needs_confirmation(budget) and not options["confirm_budget"]:
+            raise CommandError(
+                f"--budget {budget} is above ${settings.BUDGET_CONFIRM_ABOVE_USD}: add --confirm-budget if you mean it."
+            )
         try:
             mission = mission_submit(
                 requester=requester,
@@ -104,6 +120,8 @@ class Command(BaseCommand):
                 template=template,
                 variables=_variables(options["var"]),
                 budget_usd=budget,
+                budget_confirmed=options["confirm_budget"],
+                refuse_duplicates=not options["allow_duplicate"],
                 priority=options["priority"],
                 require_plan_approval=options["plan_approval"],
                 require_deploy_approval=not options["no_deploy_approval"],
@@ -111,6 +129,8 @@ class Command(BaseCommand):
                 conversation_mode=options["mode"],
                 deadlock_policy=options["deadlock"],
             )
+        except DuplicateMissionError as error:
+            raise CommandError(f"{error} Add --allow-duplicate to file it again.") from None
         except ValueError as error:
             raise CommandError(str(error)) from None
         if options["wait"]:
