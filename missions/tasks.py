@@ -2,11 +2,11 @@
 
 import time
 
-import redis
 from celery import shared_task
 from django.conf import settings
 
 from missions import engine, execution
+from orchestrator_site.redis_clients import redis_command_client
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -29,5 +29,5 @@ def reap_stalled() -> dict[str, int]:
 @shared_task(ignore_result=True)
 def record_heartbeat() -> None:
     """Beat schedules this; the worker running it proves both are alive (read by /healthz)."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.set(settings.HEARTBEAT_KEY, str(time.time()), ex=settings.HEARTBEAT_MAX_AGE_S * 2)
+    with redis_command_client() as client:
+        client.set(settings.HEARTBEAT_KEY, str(time.time()), ex=settings.HEARTBEAT_MAX_AGE_S * 2)
