@@ -11,11 +11,11 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from agents.errors import AgentRunError, BudgetExceeded, MissionStopped
+from agents.errors import AgentRunError, BudgetExceeded, MissionStopped, database_error_is_transient
 from agents.models import AgentMessage, AgentSpec
 from agents.runtime.executor import run_tool_agent
 from agents.runtime.metering import CallContext
@@ -25,6 +25,7 @@ from agents.runtime.workspace import Workspace, WorkspaceError
 from agents.services import agent_message_record
 from missions import briefs
 from missions.consult import mission_workspace
+from missions.engine import connection_reset
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
 from missions.services import mission_pause_for_budget
@@ -77,6 +78,19 @@ def step_run(*, step_id: int) -> None:
     )
     if not claimed:
         return
+    try:
+        _step_work(step_id)
+    except Exception as exc:
+        if not database_error_is_transient(exc):
+            raise
+        # Not the step's fault: give the claim and the attempt back; the task runs again (tasks.py).
+        logger.warning("step %s: database connection lost (%s); retrying", step_id, exc)
+        connection_reset()
+        _step_release(step_id, now)
+        raise
+
+
+def _step_work(step_id: int) -> None:
     step = Step.objects.select_related("plan__mission__model_profile", "agent__model_profile").get(pk=step_id)
     mission = step.plan.mission
     with mission_logging(mission.code):
@@ -99,6 +113,8 @@ def step_run(*, step_id: int) -> None:
         except AgentRunError as exc:
             outcome, error = None, str(exc)
         except Exception as exc:
+            if database_error_is_transient(exc):
+                raise
             logger.exception("step %s crashed", step.key)
             outcome, error = None, f"Internal error: {type(exc).__name__}: {exc}"
         _step_finish(mission, step, outcome, error)
@@ -183,6 +199,19 @@ def _step_requeue(step: Step) -> None:
     Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
         status=Step.Status.PENDING, lease_expires_at=None, error="", attempt=F("attempt") - 1
     )  # not the step's fault: the attempt is given back
+
+
+def _step_release(step_id: int, claimed_at) -> None:
+    """Undo this run's claim: pending again, the attempt given back, so the retry replays the same brief.
+
+    When the database is still away this fails too; then the lease runs out and the reaper does it.
+    """
+    try:
+        Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, started_at=claimed_at).update(
+            status=Step.Status.PENDING, lease_expires_at=None, attempt=F("attempt") - 1
+        )
+    except DatabaseError:
+        logger.warning("step %s: could not release the claim yet; the reaper will", step_id, exc_info=True)
 
 
 def _step_finish(

@@ -4,19 +4,29 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from missions import engine, execution
 from orchestrator_site.redis_clients import redis_command_client
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+# The engine re-raises only a dropped or refused database connection (see database_error_is_transient),
+# after giving back what it claimed: run the task again, backing off up to a minute (about 5 minutes in all).
+RETRY_ON_DATABASE_ERRORS = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
-@shared_task(**TASK_OPTIONS)
+@shared_task(**TASK_OPTIONS, **RETRY_ON_DATABASE_ERRORS)
 def advance_mission(mission_id: int) -> None:
     engine.mission_advance(mission_id=mission_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@shared_task(**TASK_OPTIONS, **RETRY_ON_DATABASE_ERRORS)
 def run_step(step_id: int) -> None:
     execution.step_run(step_id=step_id)
 
