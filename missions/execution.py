@@ -7,11 +7,13 @@ STEP_MAX_ATTEMPTS; each retry's brief says why the last one failed.
 import logging
 import random
 import shutil
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -79,7 +81,8 @@ def step_run(*, step_id: int) -> None:
     if not claimed:
         return
     try:
-        _step_work(step_id)
+        with _lease_kept(step_id, now):
+            _step_work(step_id)
     except Exception as exc:
         if not database_error_is_transient(exc):
             raise
@@ -199,6 +202,41 @@ def _step_requeue(step: Step) -> None:
     Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
         status=Step.Status.PENDING, lease_expires_at=None, error="", attempt=F("attempt") - 1
     )  # not the step's fault: the attempt is given back
+
+
+@contextmanager
+def _lease_kept(step_id: int, claimed_at):
+    """Renew the step's lease every third of STEP_LEASE_S for as long as this worker runs it.
+
+    A model call or a test run can be silent for longer than a short lease; this renewal says
+    the worker is alive, not that the step progressed. It dies with the worker, so a killed
+    worker's step is reaped within STEP_LEASE_S (plus the reaper's period).
+    """
+    stop = threading.Event()
+
+    def keep() -> None:
+        try:
+            while not stop.wait(settings.STEP_LEASE_S / 3):
+                try:
+                    renewed = Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, started_at=claimed_at).update(
+                        lease_expires_at=timezone.now() + timedelta(seconds=settings.STEP_LEASE_S)
+                    )
+                except DatabaseError:
+                    logger.warning("step %s: could not renew the lease; trying again", step_id, exc_info=True)
+                    connection_reset()
+                    continue
+                if not renewed:  # finished, released or taken over: nothing left to keep
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    keeper = threading.Thread(target=keep, name=f"step-{step_id}-lease", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=10)
 
 
 def _step_release(step_id: int, claimed_at) -> None:

@@ -196,7 +196,10 @@ DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 # Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").
 DEPLOY_COMMAND = env_str("DEPLOY_COMMAND", "")
 SANDBOX_TIMEOUT_S = env_int("SANDBOX_TIMEOUT_S", 120, minimum=1)
-STEP_LEASE_S = env_int("STEP_LEASE_S", 900, minimum=5)
+# A running step's lease: its worker renews it every third of this while alive, so a killed worker's
+# step is retried after about this long (and the reaper runs every third of it, at most every minute).
+STEP_LEASE_S = env_int("STEP_LEASE_S", 90, minimum=5)
+CELERY_BEAT_SCHEDULE["reap-stalled-work"]["schedule"] = float(min(60, max(5, STEP_LEASE_S // 3)))
 DELIBERATION_MAX_ROUNDS = env_int("DELIBERATION_MAX_ROUNDS", 3, minimum=1, maximum=10)
 VALIDATION_MAX_ATTEMPTS = env_int("VALIDATION_MAX_ATTEMPTS", 2, minimum=0, maximum=10)
 STEP_MAX_ATTEMPTS = env_int("STEP_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
