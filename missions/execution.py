@@ -60,7 +60,8 @@ def step_run(*, step_id: int) -> None:
     """Run one step with its agent, then hand control back to the mission.
 
     1. Claim the step (pending → running, with a lease) while the mission executes; lost claim → stop.
-    2. Let the agent work with its tools; every tool call is recorded as it happens.
+    2. Let the agent work with its tools, renewing the lease while this worker lives; every tool call
+       is recorded as it happens. A dropped database connection gives the claim back and retries the task.
     3. Accept the step only when its checks pass: for code, tests ran green and the work is committed.
        Otherwise retry later (backoff), or fail it when attempts are used up.
     4. Ask the mission to advance (start the next steps, retry, or finish).

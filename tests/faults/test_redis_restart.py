@@ -36,19 +36,29 @@ def private_redis(tmp_path, settings):
 
     with RedisServer(tmp_path) as server:
         previous = app.conf.broker_url
-        app.close()  # drop pooled connections to the shared broker
-        app.conf.broker_url = server.url
+        _broker_use(app, server.url)
         settings.REDIS_URL = server.url
         try:
             yield server
         finally:
-            app.close()
-            app.conf.broker_url = previous
+            _broker_use(app, previous)
+
+
+def _broker_use(app, url: str) -> None:
+    """Point the app's publishing at another broker, dropping the pooled connections to the old one.
+
+    (``app.close()`` would also deregister the app; Celery itself resets these two after a fork.)
+    """
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.broker_url = url
 
 
 @pytest.fixture
 def slow_sim(settings):
-    with SimServer(latency_ms=250) as server:
+    with SimServer(latency_ms=100) as server:
         settings.LLM_BASE_URL = server.base_url
         yield server
 
