@@ -45,12 +45,11 @@ def private_redis(tmp_path, settings):
 
 
 def _broker_use(app, url: str) -> None:
-    """Point the app's publishing at another broker, dropping the pooled connections to the old one.
+    """Point the app's publishing at another broker: forget its pools, so they are looked up for the new URL.
 
+    The pools themselves stay open in kombu's registry, keyed by URL, for when the old broker is used again.
     (``app.close()`` would also deregister the app; Celery itself resets these two after a fork.)
     """
-    if app._pool is not None:
-        app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
     app.conf.broker_url = url
