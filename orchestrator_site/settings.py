@@ -137,7 +137,8 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             # An idle socket's receive is a BZPOPMIN of up to 5 s (channels_redis' brpop_timeout), repeated:
-            # a read timeout below that tears the socket down (redis-py 8's default did, every ~6 s).
+            # a read timeout below that tears the socket down ("Timeout reading from ...", every ~6 s under
+            # redis-py 8.1).
             # 15 s still notices a server that vanished without closing the connection.
             "hosts": [{"address": REDIS_URL, "socket_timeout": 15, **REDIS_CONNECTION_OPTIONS}],
             "prefix": env_str("CHANNELS_PREFIX", "mo"),
