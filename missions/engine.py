@@ -6,15 +6,16 @@ their own modules (deliberation, validation, staffing, execution,
 deployment); this one decides what comes next.
 """
 
+import contextlib
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from agents.errors import AgentRunError, BudgetExceeded
+from agents.errors import AgentRunError, BudgetExceeded, database_error_is_transient
 from agents.schemas import PlanDraft
 from agents.services import llm_call_release_stale
 from missions.consult import mission_workspace
@@ -62,8 +63,44 @@ def mission_advance(*, mission_id: int) -> None:
         except AgentRunError as error:
             mission_fail(mission=mission, reason=str(error))
         except Exception as error:
+            if database_error_is_transient(error):
+                # Not the mission's fault: give back what this run claimed; the task runs again (tasks.py).
+                logger.warning("advance: database connection lost (%s); retrying", error)
+                connection_reset()
+                _release_claims(mission_id)
+                raise
             logger.exception("advance failed")
             mission_fail(mission=mission, reason=f"Internal error while advancing: {type(error).__name__}: {error}")
+
+
+def connection_reset() -> None:
+    """Drop a broken database connection; the next query opens a new one."""
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+def _release_claims(mission_id: int) -> None:
+    """Undo the claim of the phase that was cut short, so the retried task can claim it again.
+
+    The same as the reaper does for a stalled mission, without waiting STALLED_AFTER_S. When the
+    database is still away this fails too; then the reaper does it later.
+    """
+    try:
+        mission = Mission.objects.get(pk=mission_id)
+        if mission.status in (Mission.Status.PLANNING, Mission.Status.VALIDATING):
+            mission_transition(
+                mission=mission,
+                to=Mission.Status.QUEUED,
+                expected=(Mission.Status.PLANNING, Mission.Status.VALIDATING),
+                reason="The database connection dropped during planning; planning starts again.",
+            )
+        elif mission.status == Mission.Status.STAFFING:
+            Plan.objects.filter(mission=mission).update(staffed_at=None)
+        elif mission.status == Mission.Status.DEPLOYING:
+            Mission.objects.filter(pk=mission_id, deployed_at__isnull=True).update(deploy_started_at=None)
+    except DatabaseError:
+        logger.warning("advance: could not release mission %s yet; the reaper will", mission_id, exc_info=True)
+        connection_reset()
 
 
 # --- Planning and validation ---------------------------------------------------------------------------

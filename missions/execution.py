@@ -7,15 +7,17 @@ STEP_MAX_ATTEMPTS; each retry's brief says why the last one failed.
 import logging
 import random
 import shutil
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from agents.errors import AgentRunError, BudgetExceeded, MissionStopped
+from agents.errors import AgentRunError, BudgetExceeded, MissionStopped, database_error_is_transient
 from agents.models import AgentMessage, AgentSpec
 from agents.runtime.executor import run_tool_agent
 from agents.runtime.metering import CallContext
@@ -25,6 +27,7 @@ from agents.runtime.workspace import Workspace, WorkspaceError
 from agents.services import agent_message_record
 from missions import briefs
 from missions.consult import mission_workspace
+from missions.engine import connection_reset
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
 from missions.services import mission_pause_for_budget
@@ -57,7 +60,8 @@ def step_run(*, step_id: int) -> None:
     """Run one step with its agent, then hand control back to the mission.
 
     1. Claim the step (pending → running, with a lease) while the mission executes; lost claim → stop.
-    2. Let the agent work with its tools; every tool call is recorded as it happens.
+    2. Let the agent work with its tools, renewing the lease while this worker lives; every tool call
+       is recorded as it happens. A dropped database connection gives the claim back and retries the task.
     3. Accept the step only when its checks pass: for code, tests ran green and the work is committed.
        Otherwise retry later (backoff), or fail it when attempts are used up.
     4. Ask the mission to advance (start the next steps, retry, or finish).
@@ -77,6 +81,20 @@ def step_run(*, step_id: int) -> None:
     )
     if not claimed:
         return
+    try:
+        with _lease_kept(step_id, now):
+            _step_work(step_id)
+    except Exception as exc:
+        if not database_error_is_transient(exc):
+            raise
+        # Not the step's fault: give the claim and the attempt back; the task runs again (tasks.py).
+        logger.warning("step %s: database connection lost (%s); retrying", step_id, exc)
+        connection_reset()
+        _step_release(step_id, now)
+        raise
+
+
+def _step_work(step_id: int) -> None:
     step = Step.objects.select_related("plan__mission__model_profile", "agent__model_profile").get(pk=step_id)
     mission = step.plan.mission
     with mission_logging(mission.code):
@@ -104,6 +122,8 @@ def step_run(*, step_id: int) -> None:
         except AgentRunError as exc:
             outcome, error = None, str(exc)
         except Exception as exc:
+            if database_error_is_transient(exc):
+                raise
             logger.exception("step %s crashed", step.key)
             outcome, error = None, f"Internal error: {type(exc).__name__}: {exc}"
         _step_finish(mission, step, outcome, error)
@@ -200,6 +220,54 @@ def _step_requeue(step: Step) -> None:
     Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
         status=Step.Status.PENDING, lease_expires_at=None, error="", attempt=F("attempt") - 1
     )  # not the step's fault: the attempt is given back
+
+
+@contextmanager
+def _lease_kept(step_id: int, claimed_at):
+    """Renew the step's lease every third of STEP_LEASE_S for as long as this worker runs it.
+
+    A model call or a test run can be silent for longer than a short lease; this renewal says
+    the worker is alive, not that the step progressed. It dies with the worker, so a killed
+    worker's step is reaped within STEP_LEASE_S (plus the reaper's period).
+    """
+    stop = threading.Event()
+
+    def keep() -> None:
+        try:
+            while not stop.wait(settings.STEP_LEASE_S / 3):
+                try:
+                    renewed = Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, started_at=claimed_at).update(
+                        lease_expires_at=timezone.now() + timedelta(seconds=settings.STEP_LEASE_S)
+                    )
+                except DatabaseError:
+                    logger.warning("step %s: could not renew the lease; trying again", step_id, exc_info=True)
+                    connection_reset()
+                    continue
+                if not renewed:  # finished, released or taken over: nothing left to keep
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    keeper = threading.Thread(target=keep, name=f"step-{step_id}-lease", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=10)
+
+
+def _step_release(step_id: int, claimed_at) -> None:
+    """Undo this run's claim: pending again, the attempt given back, so the retry replays the same brief.
+
+    When the database is still away this fails too; then the lease runs out and the reaper does it.
+    """
+    try:
+        Step.objects.filter(pk=step_id, status=Step.Status.RUNNING, started_at=claimed_at).update(
+            status=Step.Status.PENDING, lease_expires_at=None, attempt=F("attempt") - 1
+        )
+    except DatabaseError:
+        logger.warning("step %s: could not release the claim yet; the reaper will", step_id, exc_info=True)
 
 
 def _step_finish(

@@ -2,12 +2,13 @@
 
 import time
 
-import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
+
+from orchestrator_site.redis_clients import redis_command_client
 
 
 def _database() -> dict:
@@ -21,9 +22,9 @@ def _database() -> dict:
 
 def _redis_and_worker() -> tuple[dict, dict]:
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-        client.ping()
-        beat = client.get(settings.HEARTBEAT_KEY)
+        with redis_command_client(timeout_s=2) as client:
+            client.ping()
+            beat = client.get(settings.HEARTBEAT_KEY)
     except Exception as error:
         down = {"ok": False, "error": type(error).__name__}
         return down, {"ok": False, "error": "redis unavailable"}

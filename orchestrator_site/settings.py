@@ -166,22 +166,53 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, worker heartbeat.
 REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes=("redis", "rediss", "unix"))
+# Every Redis client survives a Redis restart or a silent network drop: keepalive and a PING on a
+# connection idle for longer than the health-check interval find dead sockets, a short connect timeout
+# lets a reconnect fail fast and try again, and no read timeout is shorter than a blocking pop.
+REDIS_CONNECTION_OPTIONS = {
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+    "retry_on_timeout": True,
+}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "mo")},
+        "CONFIG": {
+            # An idle socket's receive is a BZPOPMIN of up to 5 s (channels_redis' brpop_timeout), repeated:
+            # a read timeout below that tears the socket down ("Timeout reading from ...", every ~6 s under
+            # redis-py 8.1).
+            # 15 s still notices a server that vanished without closing the connection.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, **REDIS_CONNECTION_OPTIONS}],
+            "prefix": env_str("CHANNELS_PREFIX", "mo"),
+        },
     }
 }
 
 CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None  # results are never read: state lives in the database
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "orchestrator")
-# Longer than the longest step, so a slow step is not delivered twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+# A worker waits out a Redis outage of any length instead of exiting after 100 attempts (Celery's default).
+CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A running step keeps running through a broker reconnect (its ack is lost, so it is delivered again
+# after the visibility timeout, and the second delivery finds the work done).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Enqueuing the next phase rides out a Redis restart (about 20 s of retries) instead of failing the task
+# that finished a step; past that the reaper starts the quiet mission again.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5, "interval_max": 3}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Longer than the longest step, so a slow step is not delivered twice.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    # Bounds a publish or ack on a dead connection; the worker's own BRPOP waits 1 s (kombu's brpop_timeout).
+    "socket_timeout": 10,
+    **REDIS_CONNECTION_OPTIONS,
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our log format, with the mission code on every line
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "missions.tasks.record_heartbeat", "schedule": 10.0},
@@ -219,7 +250,10 @@ DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 # Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").
 DEPLOY_COMMAND = env_str("DEPLOY_COMMAND", "")
 SANDBOX_TIMEOUT_S = env_int("SANDBOX_TIMEOUT_S", 120, minimum=1)
-STEP_LEASE_S = env_int("STEP_LEASE_S", 900, minimum=5)
+# A running step's lease: its worker renews it every third of this while alive, so a killed worker's
+# step is retried after about this long (and the reaper runs every third of it, at most every minute).
+STEP_LEASE_S = env_int("STEP_LEASE_S", 90, minimum=5)
+CELERY_BEAT_SCHEDULE["reap-stalled-work"]["schedule"] = float(min(60, max(5, STEP_LEASE_S // 3)))
 DELIBERATION_MAX_ROUNDS = env_int("DELIBERATION_MAX_ROUNDS", 3, minimum=1, maximum=10)
 VALIDATION_MAX_ATTEMPTS = env_int("VALIDATION_MAX_ATTEMPTS", 2, minimum=0, maximum=10)
 STEP_MAX_ATTEMPTS = env_int("STEP_MAX_ATTEMPTS", 3, minimum=1, maximum=10)

@@ -5,6 +5,8 @@
 2. Model: LLM_BASE_URL if set; else the bundled simulated server on a free port.
 3. migrate and seed_demo (demo password kept in DATA_DIR so logins stay the same).
 4. daphne (HTTP + websockets), a Celery worker and Celery beat.
+5. Watch them: a worker or beat that exits is started again after a backoff (at most
+   RESTART_LIMIT times in RESTART_WINDOW_S); daphne, Redis or the model server exiting stops everything.
 """
 
 import os
@@ -15,12 +17,30 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
-children: list[subprocess.Popen] = []
+RESTARTABLE = ("worker", "beat")
+RESTART_LIMIT = 5
+RESTART_WINDOW_S = 600
+RESTART_BACKOFF_MAX_S = 30
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    kwargs: dict
+    proc: subprocess.Popen
+    restarts: deque = field(default_factory=deque)  # monotonic times of recent restarts
+    restart_at: float | None = None
+
+
+children: list[Child] = []
 
 
 def free_port() -> int:
@@ -41,8 +61,51 @@ def redis_answers(host: str, port: int) -> bool:
 def start(name: str, argv: list[str], **kwargs) -> subprocess.Popen:
     print(f"[run] starting {name}: {' '.join(argv)}", flush=True)
     proc = subprocess.Popen(argv, cwd=ROOT, **kwargs)
-    children.append(proc)
+    children.append(Child(name, argv, kwargs, proc))
     return proc
+
+
+def supervise(*, poll_s: float = 0.5, backoff_base_s: float = 1.0) -> None:
+    """Return when a child that cannot be restarted exits, or a restartable one keeps exiting.
+
+    A worker or beat dies with its broker connection, a crash or an OOM kill; the web server
+    and the rest must not go down with it. Restarts back off (1 s, 2 s, 4 s ... up to
+    RESTART_BACKOFF_MAX_S) and stop after RESTART_LIMIT within RESTART_WINDOW_S: then it is
+    not a blip, and everything stops so the operator sees it.
+    """
+    while True:
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    print(f"[run] starting {child.name} again", flush=True)
+                    child.restart_at = None
+                    child.proc = subprocess.Popen(child.argv, cwd=ROOT, **child.kwargs)
+                continue
+            code = child.proc.poll()
+            if code is None:
+                continue
+            if child.name not in RESTARTABLE:
+                print(f"[run] {child.name} exited with {code}; stopping.", flush=True)
+                return
+            while child.restarts and now - child.restarts[0] > RESTART_WINDOW_S:
+                child.restarts.popleft()
+            if len(child.restarts) >= RESTART_LIMIT:
+                print(
+                    f"[run] {child.name} exited with {code}, the {len(child.restarts) + 1}th time within "
+                    f"{RESTART_WINDOW_S}s; stopping.",
+                    flush=True,
+                )
+                return
+            delay = min(RESTART_BACKOFF_MAX_S, backoff_base_s * 2 ** len(child.restarts))
+            child.restarts.append(now)
+            child.restart_at = now + delay
+            print(
+                f"[run] {child.name} exited with {code}; restarting it in {delay:g}s "
+                f"(restart {len(child.restarts)} of {RESTART_LIMIT} within {RESTART_WINDOW_S}s).",
+                flush=True,
+            )
+        time.sleep(poll_s)
 
 
 def ensure_redis(env: dict) -> None:
@@ -153,10 +216,7 @@ def main() -> None:
     # Explicitly: a shell that starts us in the background passes SIGINT on as ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        dead = next(child for child in children if child.poll() is not None)
-        print(f"[run] {' '.join(map(str, dead.args[:4]))} exited with {dead.returncode}; stopping.", flush=True)
+        supervise()
     except KeyboardInterrupt:
         pass
     finally:
@@ -165,14 +225,14 @@ def main() -> None:
 
 def stop_all() -> None:
     for child in reversed(children):
-        if child.poll() is None:
-            child.terminate()
+        if child.proc.poll() is None:
+            child.proc.terminate()
     deadline = time.monotonic() + 10
     for child in children:
         try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
+            child.proc.kill()
 
 
 if __name__ == "__main__":

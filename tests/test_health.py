@@ -107,3 +107,44 @@ def test_it_reports_a_database_failure(client, db, heartbeat_key, monkeypatch):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == {"ok": False, "error": "OperationalError"}
+
+
+@pytest.fixture
+def silent_redis(settings):
+    """A port that accepts connections and never answers, like a Redis host that froze or a dead NAT entry."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    settings.REDIS_URL = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    yield
+    listener.close()
+
+
+def _finishes_within(seconds: float, fn) -> tuple[bool, object]:
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except Exception as error:
+            outcome["value"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive(), outcome.get("value")
+
+
+def test_it_gives_up_on_a_redis_that_never_answers(client, db, silent_redis):
+    """The heartbeat and /healthz fail within seconds on a silent Redis instead of hanging the worker or the page."""
+    finished, error = _finishes_within(10, record_heartbeat)
+    assert finished, "record_heartbeat hung on a Redis that never answers"
+    assert isinstance(error, redis.TimeoutError)
+    finished, response = _finishes_within(10, lambda: client.get("/healthz"))
+    assert finished, "/healthz hung on a Redis that never answers"
+    assert response.status_code == 503
+    assert response.json()["redis"] == {"ok": False, "error": "TimeoutError"}

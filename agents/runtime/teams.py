@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import StructuredMessage
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
+from django.db import InterfaceError, OperationalError
 
 from agents.errors import AgentRunError, BudgetExceeded, MissionStopped, ModelOutputError, ModelUnavailable
 from agents.models import ModelProfile
@@ -116,13 +117,14 @@ async def _team_votes(mode: str, voters: list[Voter], brief: str) -> dict[str, P
     return votes
 
 
-def _unwrap(error: Exception) -> AgentRunError | None:
+def _unwrap(error: Exception) -> Exception | None:
     """A team re-raises a participant's error as RuntimeError("Type: message ..."); recover ours.
 
-    The budget pause and a cancel must still work when they happen inside a team.
+    The budget pause and a cancel must still work when they happen inside a team, and a dropped
+    database connection must stay a database error (the task retries it) rather than fail the mission.
     """
     first_line = str(error).splitlines()[0] if str(error) else ""
-    for kind in (BudgetExceeded, MissionStopped, ModelUnavailable, ModelOutputError):
+    for kind in (BudgetExceeded, MissionStopped, ModelUnavailable, ModelOutputError, OperationalError, InterfaceError):
         prefix = f"{kind.__name__}: "
         if first_line.startswith(prefix):
             return kind(first_line[len(prefix) :])

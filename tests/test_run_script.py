@@ -1,0 +1,53 @@
+"""`make run`'s supervisor: a worker or beat that exits is restarted with a backoff; daphne exiting stops all."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run(monkeypatch):
+    """scripts/run.py as a module, with no children yet and a fast, small restart budget."""
+    spec = importlib.util.spec_from_file_location("run_script", ROOT / "scripts" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RESTART_LIMIT", 3)
+    yield module
+    module.stop_all()
+
+
+def _exits(code: int) -> list[str]:
+    return [sys.executable, "-c", f"raise SystemExit({code})"]
+
+
+LIVES = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def test_it_restarts_a_worker_that_exits_with_a_backoff_then_gives_up(run, capsys):
+    """A worker that keeps dying is started again RESTART_LIMIT times, waiting longer each time; the web lives on."""
+    web = run.start("web", LIVES)
+    run.start("worker", _exits(3))
+    run.supervise(poll_s=0.02, backoff_base_s=0.1)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "worker exited" in line]
+    assert lines == [
+        "[run] worker exited with 3; restarting it in 0.1s (restart 1 of 3 within 600s).",
+        "[run] worker exited with 3; restarting it in 0.2s (restart 2 of 3 within 600s).",
+        "[run] worker exited with 3; restarting it in 0.4s (restart 3 of 3 within 600s).",
+        "[run] worker exited with 3, the 4th time within 600s; stopping.",
+    ]
+    assert web.poll() is None, "the web server was stopped while the worker was being restarted"
+    worker = next(child for child in run.children if child.name == "worker")
+    gaps = [b - a for a, b in zip(worker.restarts, list(worker.restarts)[1:], strict=False)]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2, f"no backoff between restarts: {gaps}"
+
+
+def test_it_stops_everything_when_the_web_server_exits(run, capsys):
+    """daphne exiting is not restarted: supervise returns at once and says why."""
+    run.start("worker", LIVES)
+    run.start("web", _exits(1))
+    run.supervise(poll_s=0.02)
+    assert "[run] web exited with 1; stopping." in capsys.readouterr().out
