@@ -18,8 +18,12 @@ def main() -> int:
     env.setdefault("CHANNELS_PREFIX", "mo-test")
     env.setdefault("FAST_PASSWORD_HASHER", "1")
     ensure_redis(env)
+    args = sys.argv[1:]
+    if not any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in args):
+        # Most of the suite waits on workers, servers and sandboxes, so a few processes share 2 cores well.
+        args = ["-n", env.get("TEST_PROCESSES", "3"), *args]
     try:
-        return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], cwd=ROOT, env=env)
+        return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
     finally:
         stop_all()
 

@@ -85,7 +85,7 @@ def test_it_shows_a_styled_403_with_the_reason(client, pm):
     assert "Not allowed" in body and "Only reviewers can see the approval queue." in body
 
 
-@pytest.mark.parametrize("path", ["/gates/1/decide/", "/logout/", f"/missions/{uuid.uuid4()}/cancel/"])
+@pytest.mark.parametrize("path", ["/gates/1/decide/", "/logout/", f"/missions/{uuid.UUID(int=7)}/cancel/"])
 def test_it_shows_a_styled_405_for_a_get_on_a_post_only_address(client, reviewer, path):
     """Opening a button's address (require_POST views and Django's LogoutView) is a styled 405 page that keeps
     the Allow header."""

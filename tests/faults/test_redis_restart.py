@@ -23,10 +23,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 # Redis stays down from mid-step until the step has finished, and this much longer, so the step's
 # "advance the mission" is published into the outage (Celery's default publish retries gave up after ~1 s).
 REDIS_DOWN_AFTER_STEP_S = 1
-# Idle sockets used to die every ~6 s (a 5 s BZPOPMIN against a shorter read timeout); three of those
-# periods prove the point in a third of the 60 s the issue names. A minute-long wait would add 40 s to
+# Idle sockets used to die every ~6 s (a 5 s BZPOPMIN against a shorter read timeout); two of those
+# periods prove the point in a fifth of the 60 s the issue names. A minute-long wait would add 48 s to
 # every run for no more certainty: a socket that survives one blocking pop survives them all.
-IDLE_S = 20
+IDLE_S = 12
 
 
 @pytest.fixture
