@@ -22,7 +22,7 @@ def spilling_mission(pm) -> tuple[Mission, ApprovalGate]:
     Made before the browser starts: Playwright's event loop forbids the ORM in the test body."""
     mission = Mission.objects.create(
         requester=pm,
-        title=f"Build an API for user authentication {LONG}",
+        title=f"Build an API for user authentication {LONG[:150]}",  # titles stop at 200 characters
         request=f"Line one\nLine two\n{LONG}",
         budget_usd=Decimal("5.00"),
         status=Mission.Status.AWAITING_DEPLOY_APPROVAL,
