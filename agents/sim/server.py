@@ -29,8 +29,10 @@ a longer answer is cut and finishes with ``"length"``. Two faults model servers
 that cannot be trusted with a budget: ``ignore_max_tokens`` sends the whole
 answer whatever the limit, and ``overreport_usage`` (``"factor"``, default 10)
 reports that many times the real usage. ``drop_stream`` hangs up halfway
-through a streamed answer (a non-streamed one is answered normally). Every
-fault applies to ``"times"`` requests in a row (default 1).
+through a streamed answer (a non-streamed one is answered normally). The
+``500`` fault takes an optional ``"message"`` and ``"status"`` (another 5xx)
+for the error body. Every fault applies to ``"times"`` requests in a row
+(default 1).
 """
 
 from __future__ import annotations
@@ -220,6 +222,9 @@ def validate_fault(fault: Any) -> None:
     factor = fault.get("factor", 10)
     if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
         raise BadRequest(f"fault factor must be a positive number: {fault!r}")
+    status = fault.get("status", 500)
+    if not isinstance(status, int) or isinstance(status, bool) or not 500 <= status <= 599:
+        raise BadRequest(f"fault status must be a 5xx code: {fault!r}")
 
 
 def validate_rule(rule: Any) -> dict[str, Any]:
@@ -574,10 +579,11 @@ class SimHandler(BaseHTTPRequestHandler):
             headers["Retry-After"] = str(retry_after)
             self._send_json(429, error_body(message, "requests", "rate_limit_exceeded"), headers)
         elif kind == "500":
-            self._log(n, model, role, 500, stream, None, kind)
+            status = int(fault.get("status", 500))
+            self._log(n, model, role, status, stream, None, kind)
             self._send_json(
-                500,
-                error_body("The server had an error (simulated).", "server_error"),
+                status,
+                error_body(str(fault.get("message", "The server had an error (simulated).")), "server_error"),
                 headers,
             )
         elif kind == "malformed":
