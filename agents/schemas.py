@@ -1,7 +1,8 @@
 """The shapes we ask models to answer in. Model output is untrusted: it is parsed into these and nothing else.
 
 Harmless deviations are accepted rather than sent back: step keys are
-normalised to the key pattern ("Step 1" -> "step_1"), enum values are
+normalised to the key pattern ("Step 1" -> "step_1"; two keys that become
+one are sent back, as a dependency could not say which it meant), enum values are
 trimmed and case-folded ("Approve " -> "approve"), and a dependency on a
 step that does not exist is dropped with a note for the validation cycle.
 """
@@ -84,22 +85,28 @@ class PlanDraft(BaseModel):
 
     @field_validator("steps", mode="before")
     @classmethod
-    def deduplicate_keys(cls, value: Any) -> Any:
-        """Two steps whose keys normalise alike become key and key_2; dependencies mean the first of them."""
+    def refuse_keys_that_normalise_alike(cls, value: Any) -> Any:
+        """Two steps whose keys normalise to one key are sent back: a dependency cannot say which one it meant.
+
+        Renaming one (``key_2``) would silently point a dependency written as either spelling at the first.
+        """
         if not isinstance(value, list) or not all(isinstance(step, dict) for step in value):
             return value
-        steps, taken = [], set()
+        spellings: dict[Any, list[Any]] = {}
         for step in value:
-            key = base = normalise_step_key(step.get("key"))
-            if isinstance(key, str) and key:
-                number = 1
-                while key in taken:
-                    number += 1
-                    suffix = f"_{number}"
-                    key = base[: STEP_KEY_MAX - len(suffix)] + suffix
-                taken.add(key)
-            steps.append({**step, "key": key})
-        return steps
+            spellings.setdefault(normalise_step_key(step.get("key")), []).append(step.get("key"))
+        clashes = [
+            f"{', '.join(repr(raw) for raw in raws)} all become the key {key!r}"
+            for key, raws in spellings.items()
+            if isinstance(key, str) and key and len(raws) > 1
+        ]
+        if clashes:
+            raise ValueError(
+                "step keys must be distinct after normalisation: "
+                + "; ".join(clashes)
+                + ". Give every step a key of its own and name it the same way in depends_on."
+            )
+        return value
 
     @model_validator(mode="after")
     def check_graph(self) -> "PlanDraft":

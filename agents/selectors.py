@@ -20,3 +20,13 @@ def agent_for_role(role: str, *, mission) -> AgentSpec | None:
         .select_related("model_profile")
         .first()
     )
+
+
+def staff_roles_for(mission) -> list[str]:
+    """The roles ``mission``'s plan may staff without a new specialist: only agents it may use.
+
+    A specialist's role is model text from another mission's plan: listing every
+    active agent would show it (and whatever it says) to other requesters' models.
+    """
+    agents = AgentSpec.objects.usable_for(mission).filter(is_active=True, is_c_suite=False)
+    return sorted(set(agents.values_list("role", flat=True)))

@@ -16,7 +16,7 @@ from agents.models import AgentSpec
 from agents.runtime.metering import CallContext
 from agents.runtime.teams import Voter, collect_votes
 from agents.schemas import PlanDraft, PlanVote
-from agents.selectors import c_suite_agents
+from agents.selectors import c_suite_agents, staff_roles_for
 from missions import briefs
 from missions.consult import ask_agent, cycle_close, cycle_open, transcript_record
 from missions.events import event_record
@@ -51,7 +51,7 @@ def deliberate(mission: Mission, *, feedback: list[str]) -> Deliberation:
     drafter = next((m for m in members if m.role == "cto"), None)
     if drafter is None:
         raise AgentRunError("No active CTO agent to draft the plan; activate one in the admin.")
-    roles = sorted(set(AgentSpec.objects.filter(is_active=True, is_c_suite=False).values_list("role", flat=True)))
+    roles = staff_roles_for(mission)
     cycle = cycle_open(
         mission, DecisionCycle.Kind.PLANNING, f"C-suite deliberation: {', '.join(m.title for m in members)}."
     )

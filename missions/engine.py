@@ -18,6 +18,7 @@ from django.utils import timezone
 from agents.errors import AgentRunError, BudgetExceeded, database_error_is_transient
 from agents.schemas import PlanDraft
 from agents.services import llm_call_release_stale
+from missions.clones import step_clones_remove
 from missions.consult import mission_workspace
 from missions.deliberation import deliberate
 from missions.deployment import mission_deploy
@@ -286,7 +287,8 @@ def reap_stalled() -> dict[str, int]:
     2. A mission in a worker-driven status with no event for STALLED_AFTER_S is advanced again
        (every phase is idempotent, so a mission that was merely slow loses nothing).
     3. A mission stuck in planning or validation goes back to queued: planning starts over.
-    A step whose worker was lost STEP_MAX_ATTEMPTS times fails instead of looping forever.
+    A step whose worker was lost STEP_MAX_ATTEMPTS times fails instead of looping forever (and its clones go;
+    a step that runs again clears the lost attempt's clone when it is claimed).
     4. A deploy that started but never finished is cleared so it can run again (pushing the same commit is a no-op).
     5. A model call's budget reservation held past LLM_RESERVATION_STALE_S (its worker died mid-call) is released.
     """
@@ -296,10 +298,10 @@ def reap_stalled() -> dict[str, int]:
     stale = now - timedelta(seconds=settings.STALLED_AFTER_S)
     expired = list(
         Step.objects.filter(status=Step.Status.RUNNING, lease_expires_at__lt=now).values_list(
-            "pk", "plan__mission", "key", "attempt"
+            "pk", "plan__mission", "key", "attempt", "plan__mission__code"
         )
     )
-    for step_id, mission_id, key, attempt in expired:
+    for step_id, mission_id, key, attempt, mission_code in expired:
         give_up = attempt >= settings.STEP_MAX_ATTEMPTS
         reason = f"Its worker was lost on attempt {attempt} of {settings.STEP_MAX_ATTEMPTS}."
         with transaction.atomic():
@@ -316,8 +318,10 @@ def reap_stalled() -> dict[str, int]:
                     message=f"Step {key}: {reason} " + ("It failed." if give_up else "It runs again."),
                     data={"step": key},
                 )
+        if moved and give_up:  # no claim will follow to clear the lost worker's clone
+            step_clones_remove(mission_code=mission_code, key=key)
     quiet = Mission.objects.annotate(last_event=Max("events__created_at")).filter(last_event__lt=stale)
-    to_advance = {mission_id for _, mission_id, _, _ in expired}
+    to_advance = {mission_id for _, mission_id, *_ in expired}
     to_advance |= set(quiet.filter(status__in=WORKER_DRIVEN).values_list("pk", flat=True))
     for mission in quiet.filter(status__in=(Mission.Status.PLANNING, Mission.Status.VALIDATING)):
         to_advance.add(mission.pk)

@@ -26,6 +26,7 @@ from agents.runtime.tools import TOOL_NAMES, StepTools, workspace_lock
 from agents.runtime.workspace import Workspace, WorkspaceError
 from agents.services import agent_message_record
 from missions import briefs
+from missions.clones import step_clone_path, step_clones_remove
 from missions.consult import mission_workspace
 from missions.engine import connection_reset
 from missions.events import event_record
@@ -97,6 +98,8 @@ def step_run(*, step_id: int) -> None:
 def _step_work(step_id: int) -> None:
     step = Step.objects.select_related("plan__mission__model_profile", "agent__model_profile").get(pk=step_id)
     mission = step.plan.mission
+    # Earlier attempts are over (this claim took the next number): a clone a lost worker left goes now.
+    step_clones_remove(mission_code=mission.code, key=step.key, below=step.attempt)
     with mission_logging(mission.code):
         event_record(
             mission=mission,
@@ -209,7 +212,7 @@ def _execute_in(mission: Mission, step: Step, main: Workspace, workspace: Worksp
 
 def _step_clone(main: Workspace, mission: Mission, step: Step) -> Workspace:
     """Each attempt works in its own clone of the mission repository, merged back on success."""
-    dest = settings.WORKSPACES_DIR / f"{mission.code.hex}-steps" / f"{step.key}-{step.attempt}"
+    dest = step_clone_path(mission.code, step.key, step.attempt)
     with workspace_lock(main.root):
         shutil.rmtree(dest, ignore_errors=True)  # left over by a worker that died mid-step
         return main.clone_to(dest)

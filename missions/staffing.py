@@ -33,9 +33,11 @@ def staff_plan(mission: Mission, plan: Plan) -> None:
         cycle_close(cycle, DecisionCycle.Outcome.APPROVED, "Every step has an agent.")
 
 
-def _agent_manager() -> AgentSpec:
-    manager = AgentSpec.objects.filter(role="agent_manager", is_active=True).select_related("model_profile").first()
-    manager = manager or AgentSpec.objects.filter(role="cto", is_active=True).select_related("model_profile").first()
+def _agent_manager(mission: Mission) -> AgentSpec:
+    """The agent that designs specialists for ``mission``: never another requester's unreviewed one."""
+    manager = agent_for_role("agent_manager", mission=mission)
+    cto = AgentSpec.objects.usable_for(mission).filter(role="cto", is_active=True).order_by("is_dynamic", "pk")
+    manager = manager or cto.select_related("model_profile").first()
     if manager is None:
         raise AgentRunError("No agent manager (or CTO) is active to design a specialist.")
     return manager
@@ -53,7 +55,7 @@ def design_specialist(mission: Mission, step: Step, cycle: DecisionCycle) -> Age
     """
     design = ask_agent(
         mission=mission,
-        agent=_agent_manager(),
+        agent=_agent_manager(mission),
         purpose="specialist_design",
         prompt=briefs.specialist_brief(mission, step.role, step, TOOL_NAMES),
         output_type=SpecialistDesign,

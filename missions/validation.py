@@ -2,8 +2,8 @@
 
 from decimal import Decimal
 
-from agents.models import AgentSpec
 from agents.schemas import PlanDraft, PlanReview
+from agents.selectors import agent_for_role
 from missions import briefs
 from missions.consult import ask_agent, cycle_close, cycle_open
 from missions.models import DecisionCycle, Mission
@@ -64,7 +64,7 @@ def validate_plan(mission: Mission, draft: PlanDraft) -> list[str]:
     """
     cycle = cycle_open(mission, DecisionCycle.Kind.VALIDATION, "Validating the plan.")
     findings = plan_findings(mission, draft)
-    validator = AgentSpec.objects.filter(role="validator", is_active=True).select_related("model_profile").first()
+    validator = agent_for_role("validator", mission=mission)
     if validator is not None:
         review = ask_agent(
             mission=mission,

@@ -12,6 +12,8 @@ run time): a byte-level BPE token covers at least one byte, so UTF-8 size is an
 upper bound (used for the prompt, and for an answer with no usage report); and
 every token is at least one streamed chunk's worth or one pre-token piece
 (``_PIECE``), a lower bound that says when a server has run past max_tokens.
+That bound counts a 20 000-letter chunk as one token, so the answer's size is
+bounded too: no honest answer averages more than MAX_BYTES_PER_TOKEN bytes.
 """
 
 import asyncio
@@ -38,6 +40,11 @@ from agents.errors import AgentRunError, ModelOutputError, ModelUnavailable
 from agents.models import ModelProfile
 
 PER_MESSAGE_OVERHEAD = 8
+# What an honest answer of max_tokens tokens can weigh, per token, on average. Prose and code are 3-5 bytes a
+# token, base64 and random letters 1-3, CJK 3-9 (a 3-byte character, up to three merged into a token); only long
+# whitespace or repeated-symbol tokens go higher, and never for a whole answer. 32 leaves room for all of them,
+# and still cuts a runaway server at a few kilobytes per hundred tokens reserved instead of megabytes.
+MAX_BYTES_PER_TOKEN = 32
 NO_KEY = ModelProfile.NO_KEY
 
 
@@ -86,8 +93,10 @@ class OutputMeter:
 
     ``tokens_at_least`` is a lower bound (a chunk that carries output carries at least one token, and so does
     every pre-token piece), so an honest server that stops at max_tokens is never cut off; the margin past the
-    limit allows for tokenizers the pieces fit less well (billing stays capped at the limit all the same);
-    ``output_bytes`` is an upper bound, billed when the server reports no usage.
+    limit allows for tokenizers the pieces fit less well (billing stays capped at the limit all the same).
+    A few huge chunks of one long "word" each keep that count low, so more than MAX_BYTES_PER_TOKEN bytes per
+    allowed token also cuts the answer off. ``output_bytes`` is an upper bound, billed when the server reports
+    no usage.
     """
 
     limit: int
@@ -116,7 +125,8 @@ class OutputMeter:
             pieces = _PIECE.findall(self._tail + text)
             self.pieces += max(len(pieces) - 1, 0)
             self._tail = pieces[-1] if pieces else ""
-        if self.tokens_at_least > self.limit + self.limit // 8 + 8:
+        allowed = self.limit + self.limit // 8 + 8
+        if self.tokens_at_least > allowed or self.output_bytes > allowed * MAX_BYTES_PER_TOKEN:
             self.cut_off = True
         return self.cut_off
 

@@ -44,7 +44,10 @@ REFUSAL_WORDS = {
     "json_mode": ("response_format", "json_object", "json mode"),
     "tools": ("tools param", "support tool", "tool choice requires", "unsupported param: tool"),
 }
-REFUSAL_STATUSES = (400, 422, 500, 501)  # llama.cpp answers some refusals with 500
+REFUSAL_STATUSES = (400, 422, 501)
+# A 500 is as often a transient fault, and a downgrade is permanent for every mission on the profile: only
+# llama.cpp's own tools refusal, which it sends as a 500, counts as one.
+SERVER_ERROR_REFUSALS = {"tools": ("tools param requires --jinja",)}
 
 
 def _response_format(output_type: type[BaseModel]) -> dict:
@@ -67,9 +70,12 @@ def refused_capability(error: BaseException, capability: str) -> str | None:
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, openai.APIStatusError) and cause.status_code in REFUSAL_STATUSES:
+        if isinstance(cause, openai.APIStatusError):
             text = str(cause)
-            return text if any(word in text.lower() for word in words) else None
+            if cause.status_code in REFUSAL_STATUSES:
+                return text if any(word in text.lower() for word in words) else None
+            known = SERVER_ERROR_REFUSALS.get(capability, ())
+            return text if cause.status_code >= 500 and any(word in text for word in known) else None
         cause = cause.__cause__ or cause.__context__
     return None
 

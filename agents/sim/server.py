@@ -29,8 +29,12 @@ a longer answer is cut and finishes with ``"length"``. Two faults model servers
 that cannot be trusted with a budget: ``ignore_max_tokens`` sends the whole
 answer whatever the limit, and ``overreport_usage`` (``"factor"``, default 10)
 reports that many times the real usage. ``drop_stream`` hangs up halfway
-through a streamed answer (a non-streamed one is answered normally). Every
-fault applies to ``"times"`` requests in a row (default 1).
+through a streamed answer (a non-streamed one is answered normally). The
+``500`` fault takes an optional ``"message"`` and ``"status"`` (another 5xx)
+for the error body. Any answering fault takes ``"chunk_chars"``: stream the
+answer in pieces of that many characters (a server that sends big chunks);
+``chunked`` does only that.
+Every fault applies to ``"times"`` requests in a row (default 1).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ FAULT_KINDS = (
     "ignore_max_tokens",
     "overreport_usage",
     "drop_stream",
+    "chunked",
 )
 MALFORMED_BODY = b'{"id": "chatcmpl-sim-broken", "choices": [ this is not json'
 # What the sim accepts; a test switches some off to play a smaller server.
@@ -85,6 +90,7 @@ class Completion:
     created: int
     reply: Reply
     usage: dict[str, Any]
+    chunk_chars: int = 0  # stream in pieces of this many characters (0: a few words a chunk)
 
     @property
     def id(self) -> str:
@@ -220,6 +226,12 @@ def validate_fault(fault: Any) -> None:
     factor = fault.get("factor", 10)
     if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
         raise BadRequest(f"fault factor must be a positive number: {fault!r}")
+    chunk_chars = fault.get("chunk_chars", 1)
+    if not isinstance(chunk_chars, int) or isinstance(chunk_chars, bool) or chunk_chars < 1:
+        raise BadRequest(f"fault chunk_chars must be a positive integer: {fault!r}")
+    status = fault.get("status", 500)
+    if not isinstance(status, int) or isinstance(status, bool) or not 500 <= status <= 599:
+        raise BadRequest(f"fault status must be a 5xx code: {fault!r}")
 
 
 def validate_rule(rule: Any) -> dict[str, Any]:
@@ -347,7 +359,9 @@ def stream_chunks(c: Completion, include_usage: bool) -> list[dict[str, Any]]:
         return {**base, "system_fingerprint": "sim", "choices": [choice], **extra}
 
     chunks = [chunk({"role": "assistant", "content": "" if not c.reply.tool_calls else None})]
-    chunks += [chunk({"content": piece}) for piece in split_words(c.reply.content or "")]
+    content = c.reply.content or ""
+    pieces = _split_fixed(content, c.chunk_chars) if c.chunk_chars and content else split_words(content)
+    chunks += [chunk({"content": piece}) for piece in pieces]
     for index, call in enumerate(c.tool_calls_json()):
         head = {
             "index": index,
@@ -357,7 +371,7 @@ def stream_chunks(c: Completion, include_usage: bool) -> list[dict[str, Any]]:
         }
         head["function"]["arguments"] = ""
         chunks.append(chunk({"tool_calls": [head]}))
-        for piece in _split_fixed(call["function"]["arguments"]):
+        for piece in _split_fixed(call["function"]["arguments"], c.chunk_chars or _ARGS_PER_CHUNK):
             chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
     chunks.append(chunk({}, c.reply.finish_reason))
     if include_usage:
@@ -552,7 +566,8 @@ class SimHandler(BaseHTTPRequestHandler):
         usage = responder.usage_for(body, reply)
         if kind == "overreport_usage":
             usage = overreported(usage, float(fault.get("factor", 10)))
-        completion = Completion(n, model, int(time.time()), reply, usage)
+        chunk_chars = int(fault.get("chunk_chars", 0)) if fault else 0
+        completion = Completion(n, model, int(time.time()), reply, usage, chunk_chars)
         self._log(n, model, reply.role, 200, stream, completion.usage, kind, scripted=rule is not None)
         state.mark(n, max_tokens=limit, finish_reason=reply.finish_reason)
         if stream:
@@ -574,10 +589,11 @@ class SimHandler(BaseHTTPRequestHandler):
             headers["Retry-After"] = str(retry_after)
             self._send_json(429, error_body(message, "requests", "rate_limit_exceeded"), headers)
         elif kind == "500":
-            self._log(n, model, role, 500, stream, None, kind)
+            status = int(fault.get("status", 500))
+            self._log(n, model, role, status, stream, None, kind)
             self._send_json(
-                500,
-                error_body("The server had an error (simulated).", "server_error"),
+                status,
+                error_body(str(fault.get("message", "The server had an error (simulated).")), "server_error"),
                 headers,
             )
         elif kind == "malformed":

@@ -46,11 +46,26 @@ def test_it_still_refuses_keys_with_nothing_to_keep(given):
         PlanStepDraft.model_validate(_step(key=given))
 
 
-def test_it_deduplicates_keys_that_normalise_alike_and_points_dependencies_at_the_first():
-    plan = _plan(_step("Step 1"), _step("step-1", depends_on=["Step 1"]), _step("STEP_1", depends_on=["step 1"]))
-    assert [s.key for s in plan.steps] == ["step_1", "step_1_2", "step_1_3"]
-    assert [s.depends_on for s in plan.steps] == [[], ["step_1"], ["step_1"]]
-    assert plan.notes == []
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # Renamed to migrate_db / migrate_db_2, deploy's dependency on "migrate-db" would point at "Migrate DB".
+        [_step("Migrate DB"), _step("migrate-db"), _step("Deploy", depends_on=["migrate-db"])],
+        [_step("core"), _step("core")],
+    ],
+)
+def test_it_refuses_keys_that_normalise_alike_so_the_repair_round_fixes_them(steps):
+    """Distinct raw keys that become one key are a validation error naming them, not a silent re-wiring."""
+    with pytest.raises(ValidationError, match="step keys must be distinct after normalisation") as error:
+        _plan(*steps)
+    assert "all become the key" in str(error.value)
+
+
+def test_it_still_accepts_one_step_key_written_differently_in_a_dependency():
+    """One step keyed "Migrate DB" and a dependency written "migrate-db" mean the same step: accepted."""
+    plan = _plan(_step("Migrate DB"), _step("Deploy", depends_on=["migrate-db"]))
+    assert [s.key for s in plan.steps] == ["migrate_db", "deploy"]
+    assert plan.steps[1].depends_on == ["migrate_db"] and plan.notes == []
 
 
 def test_it_drops_unknown_and_self_dependencies_with_a_note():

@@ -127,3 +127,45 @@ def test_it_drops_the_result_of_a_run_that_was_taken_over(pm, django_capture_on_
         execution._step_finish(mission, stale_view, {"summary": "old run", "commit": ""}, "")
     step.refresh_from_db()
     assert (step.status, step.summary) == (Step.Status.RUNNING, "")
+
+
+def _clones(mission, *names):
+    """Leftover attempt clones of ``mission``'s steps, as a lost worker leaves them."""
+    from missions.clones import step_clones_dir
+
+    root = step_clones_dir(mission.code)
+    for name in names:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / "core.py").write_text("x = 1\n")
+    return lambda: sorted(path.name for path in root.iterdir())
+
+
+def test_it_deletes_a_lost_attempts_clone_when_the_step_is_claimed_again(pm, queued, settings, tmp_path):
+    """A worker killed on attempt 1 left its clone; the claim of attempt 2 removes it (and no other step's)."""
+    from missions.execution import step_run
+
+    settings.WORKSPACES_DIR = tmp_path
+    mission = _mission(pm, Mission.Status.EXECUTING)
+    plan = Plan.objects.create(mission=mission, version=1)
+    # As the reaper leaves a lost attempt 1: pending again, the attempt kept. No agent: the run stops at once.
+    step = Step.objects.create(plan=plan, key="a", title="a", role="r", instructions="i", attempt=1)
+    left = _clones(mission, "a-1", "ab-1", "a_b-1")
+    step_run(step_id=step.pk)
+    step.refresh_from_db()
+    assert step.attempt == 2 and "no agent" in step.error
+    assert left() == ["a_b-1", "ab-1"]
+
+
+def test_it_deletes_the_clones_of_a_step_whose_worker_keeps_dying(pm, queued, settings, tmp_path):
+    """A step the reaper fails for good is never claimed again: the reaper removes its clones itself."""
+    settings.STEP_MAX_ATTEMPTS = 2
+    settings.WORKSPACES_DIR = tmp_path
+    mission = _mission(pm, Mission.Status.EXECUTING)
+    plan = Plan.objects.create(mission=mission, version=1)
+    past = timezone.now() - timedelta(seconds=5)
+    Step.objects.create(
+        plan=plan, key="a", title="a", role="r", instructions="i", status="running", attempt=2, lease_expires_at=past
+    )
+    left = _clones(mission, "a-1", "a-2", "b-1")
+    engine.reap_stalled()
+    assert left() == ["b-1"]

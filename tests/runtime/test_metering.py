@@ -4,6 +4,8 @@ The reservation is a hard bound: max_tokens is always sent, an answer from a ser
 while it streams, and the ledger never bills more than was reserved, whatever usage the server reports.
 """
 
+import random
+import string
 from decimal import Decimal
 
 import pytest
@@ -187,3 +189,31 @@ def test_it_bills_the_part_of_an_answer_that_came_before_the_server_hung_up(prof
     assert call.status == LLMCall.Status.ERROR and call.error and call.response is None
     assert Decimal(0) < call.cost_usd <= call.reserved_usd
     assert 0 < call.completion_tokens <= 64 and call.prompt_tokens == call.prompt_token_bound
+
+
+def test_it_cuts_off_a_runaway_answer_sent_in_huge_chunks(profile, mission, sim):
+    """100 chunks of 20 000 random letters (2 MB, one "word" each) against max_tokens=100: cut at the first chunks
+    by the answer's size, billed within the reservation, and the download stops."""
+    profile.max_output_tokens = 100
+    profile.save()
+    letters = random.Random(7).choices(string.ascii_letters, k=2_000_000)
+    sim.script({"role": "chat", "reply": {"text": "".join(letters)}})
+    sim.add_faults({"kind": "ignore_max_tokens", "chunk_chars": 20_000})
+    result = _create(profile, mission)
+    assert result.finish_reason == "length"
+    assert len(result.content) <= 20_000  # the first chunk already weighs more than 100 tokens can
+    (call,) = _ledger(mission)
+    assert call.overrun and call.completion_tokens <= 100 and call.cost_usd <= call.reserved_usd
+    assert sim.calls()[0].get("aborted") is True
+
+
+def test_it_does_not_cut_off_an_honest_answer_in_big_chunks(profile, mission, sim):
+    """A server that stops at max_tokens is never cut, however few and large its chunks are."""
+    profile.max_output_tokens = 100
+    profile.save()
+    sim.script({"role": "chat", "reply": {"text": "壱弐参四伍 " * 2000}})
+    sim.add_faults({"kind": "chunked", "chunk_chars": 400})
+    result = _create(profile, mission)
+    (call,) = _ledger(mission)
+    assert result.finish_reason == "length" and not call.overrun
+    assert sim.calls()[0]["finish_reason"] == "length" and not sim.calls()[0].get("aborted")
