@@ -86,8 +86,11 @@ def model_info_for(profile: ModelProfile) -> ModelInfo:
     )
 
 
-def model_client_for(profile: ModelProfile) -> ChatCompletionClient:
-    """An OpenAI-compatible (or Azure) client for the profile; the key comes from the environment."""
+def model_client_for(profile: ModelProfile, *, parallel_tool_calls: bool | None = None) -> ChatCompletionClient:
+    """An OpenAI-compatible (or Azure) client for the profile; the key comes from the environment.
+
+    ``parallel_tool_calls=False`` asks the server for at most one tool call per answer (sent only when given).
+    """
     base_url = profile.resolved_base_url()
     if not base_url:
         raise ModelUnavailable(
@@ -108,6 +111,8 @@ def model_client_for(profile: ModelProfile) -> ChatCompletionClient:
         "max_retries": settings.LLM_MAX_RETRIES,
         "temperature": 0,
     }
+    if parallel_tool_calls is not None:
+        common["parallel_tool_calls"] = parallel_tool_calls
     if profile.provider == ModelProfile.Provider.AZURE_OPENAI:
         return MeteredAzureOpenAIClient(
             model=profile.resolved_model_name(),

@@ -46,7 +46,8 @@ async def run_tool_agent(
     Each tool call and result is recorded as it happens, so the mission page
     shows the work live.
     """
-    client = fallback_client_for(profile, context)  # a server refusing tools says so in one clear error
+    # One tool call per answer: AutoGen would run a message's calls concurrently (the tools also take turns).
+    client = fallback_client_for(profile, context, parallel_tool_calls=False)  # a refusal of tools is one clear error
     agent = AssistantAgent(
         name=agent_name(name),
         model_client=client,

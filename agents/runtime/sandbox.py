@@ -1,12 +1,15 @@
 """Run untrusted code (model-written tests and scripts) in a sandbox.
 
 The backend is bubblewrap: no network, private pid/ipc/uts namespaces, an
-unprivileged host uid (a root worker drops to SANDBOX_UID/SANDBOX_GID, so
-RLIMIT_NPROC holds), a minimal generated /etc, a read-only view of /usr plus
-the Python install, a size-limited private /tmp, and only the workspace
-writable. After each run the workspace is taken back: setuid/setgid bits are
-stripped, ownership returns to the worker, and growth beyond SANDBOX_DISK_MB
-fails the run.
+unprivileged host uid of its own per run (a root worker takes a free slot of
+SANDBOX_UID_BASE + 0..SANDBOX_UID_SLOTS-1, so RLIMIT_NPROC is per run and every
+process of the run can be found and killed afterwards), a minimal generated
+/etc, a read-only view of /usr plus the Python install, a size-limited private
+/tmp, and only the workspace writable. After each run every process of the
+run's uid is killed, then the workspace is taken back through pinned directory
+file descriptors (never by path, so a symlink swapped in cannot redirect it):
+setuid/setgid bits are stripped, ownership returns to the worker, and growth
+beyond SANDBOX_DISK_MB or SANDBOX_MAX_FILES new entries fails the run.
 
 Without a usable bwrap nothing runs (SandboxError) unless the operator chose
 SANDBOX_BACKEND=subprocess, a plain subprocess with limits, a clean
@@ -16,8 +19,9 @@ environment and a timeout but full network and host filesystem access;
 
 from __future__ import annotations
 
-import atexit
+import fcntl
 import functools
+import hashlib
 import os
 import resource
 import shutil
@@ -29,6 +33,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -42,7 +47,9 @@ OUTPUT_HEAD_BYTES = 16 * 1024
 JUNIT_MAX_BYTES = 5_000_000
 SANDBOX_WORKDIR = "/workspace"
 SHM_MB = 16
-REPORT_MOUNT = "/sandbox-report"  # the JUnit report's own directory, outside the workspace
+# The JUnit report: one pre-made host file bind-mounted here (a mount point cannot be renamed over,
+# unlinked or swapped for a FIFO; its size is bounded by RLIMIT_FSIZE).
+REPORT_MOUNT = "/sandbox-report.xml"
 PROBE_TIMEOUT_S = 15
 BACKENDS = ("bwrap", "docker", "subprocess")
 # The docker backend runs each command in a throwaway container of this image (it needs python + pytest).
@@ -55,9 +62,13 @@ SYSTEM_RO_DIRS = ("/usr",)
 # The sandbox's /etc is generated (see _private_etc); only these harmless host files are copied into it.
 ETC_COPIED = ("ld.so.cache", "localtime", "os-release", "protocols", "services", "mime.types", "ssl/openssl.cnf")
 ETC_COPIED_TREES = ("ssl/certs", "alternatives")
-# Host uid/gid a root worker runs sandboxed code as ("nobody" unless configured).
-UID_ENV, GID_ENV = "SANDBOX_UID", "SANDBOX_GID"
-DEFAULT_SANDBOX_ID = 65534
+# A root worker runs each sandboxed run as its own host uid (= gid): SANDBOX_UID_BASE + a free slot.
+UID_BASE_ENV, SLOTS_ENV, STATE_DIR_ENV = "SANDBOX_UID_BASE", "SANDBOX_UID_SLOTS", "SANDBOX_STATE_DIR"
+DEFAULT_UID_BASE = 200_000  # above the usual subuid ranges (100000-165535) and nobody (65534)
+DEFAULT_SLOTS = 64
+SLOT_WAIT_S = 60  # how long a run waits for a free slot before giving up
+KILL_WAIT_S = 5  # how long to keep killing a finished run's processes
+ROOT_STATE_DIR = "/run/mission-orchestrator-sandbox"
 BWRAP_INSTALL_HINT = (
     "Install bubblewrap (apt-get install bubblewrap), or set SANDBOX_BACKEND=subprocess "
     "to accept the weaker sandbox (no network or filesystem isolation)."
@@ -94,6 +105,8 @@ class SandboxLimits:
     tmp_mb: int = field(default_factory=lambda: _env_int("SANDBOX_TMP_MB", 128, minimum=1))
     # How much one run may grow the workspace on disk (checked after the run).
     disk_mb: int = field(default_factory=lambda: _env_int("SANDBOX_DISK_MB", 200, minimum=1))
+    # How many new files/directories one run may leave in the workspace (empty files use no blocks).
+    max_files: int = field(default_factory=lambda: _env_int("SANDBOX_MAX_FILES", 20_000, minimum=1))
 
 
 @dataclass
@@ -163,8 +176,11 @@ def sandbox_status() -> tuple[str, str]:
         return backend, "Sandbox: subprocess (weaker sandbox, chosen by SANDBOX_BACKEND): no network or file isolation."
     if backend == "docker":
         return backend, "Sandbox: docker (a throwaway container per run, no network)."
-    ids = _sandbox_ids()
-    who = f"uid {ids[0]}" if ids else f"the worker's uid {os.getuid()}"
+    if os.geteuid() == 0:
+        base, slots = _uid_range()
+        who = f"a uid of its own per run ({base}-{base + slots - 1})"
+    else:
+        who = f"the worker's uid {os.getuid()}"
     return backend, f"Sandbox: bubblewrap, no network, as {who} in its own user namespace."
 
 
@@ -175,12 +191,12 @@ def _probe_bwrap() -> tuple[bool, str]:
     if not bwrap:
         return False, "the bwrap executable was not found on PATH."
     try:
-        ids = _sandbox_ids()
-        if ids and not shutil.which("setpriv"):
+        if os.geteuid() == 0 and not shutil.which("setpriv"):
             return False, "setpriv (util-linux) was not found on PATH; a root worker needs it to drop privileges"
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _run_ids("bwrap") as ids:
             _claim_tree(Path(tmp), ids)
-            argv = _bwrap_argv(bwrap, Path(tmp), _clean_env(None), SandboxLimits(tmp_mb=1, disk_mb=1)) + ["true"]
+            limits = SandboxLimits(tmp_mb=1, disk_mb=1)
+            argv = _bwrap_argv(bwrap, Path(tmp), _clean_env(None), limits, ids=ids) + ["true"]
             proc = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False, env={})
     except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:
         return False, f"trial run failed: {exc}"
@@ -210,34 +226,48 @@ def _run(
     isolation: str,
     binds: tuple[tuple[Path, str], ...] = (),
 ) -> SandboxResult:
-    """Run in the chosen backend; ``binds`` are extra writable (host dir, sandbox path) pairs."""
+    """Run in the chosen backend; ``binds`` are extra writable (host file we made, sandbox path) pairs."""
     if not argv:
         raise SandboxError("Nothing to run: argv is empty.")
     clean = _clean_env(env)
-    ids = _sandbox_ids() if isolation in ("bwrap", "docker") else None
-    if isolation == "bwrap":
-        full = _bwrap_argv(shutil.which("bwrap") or "bwrap", workdir, clean, limits, binds) + list(argv)
-    elif isolation == "docker":
-        full = docker_argv(workdir, clean, limits, binds=binds) + _container_argv(argv)
-    else:
-        full = list(argv)
-    before = _claim_tree(workdir, ids)
-    for host_dir, _ in binds:
-        _claim_tree(host_dir, ids)
-    try:
-        result = _execute(full, workdir, clean, limits, isolation)
-    finally:
-        grown = _reclaim_tree(workdir, restore=ids is not None) - before
-        for host_dir, _ in binds:
-            _reclaim_tree(host_dir, restore=ids is not None)
+    with _run_ids(isolation) as ids:
+        if isolation == "bwrap":
+            full = _bwrap_argv(shutil.which("bwrap") or "bwrap", workdir, clean, limits, binds, ids=ids) + list(argv)
+        elif isolation == "docker":
+            full = docker_argv(workdir, clean, limits, binds=binds, ids=ids) + _container_argv(argv)
+        else:
+            full = list(argv)
+        before = _claim_tree(workdir, ids)
+        for host_file, _ in binds:  # made by us in a private directory: safe to chown by path
+            if ids:
+                os.chown(host_file, *ids, follow_symlinks=False)
+        try:
+            result = _execute(full, workdir, clean, limits, isolation)
+        finally:
+            survivors = _kill_uid(ids[0]) if ids else []  # before the reclaim: nothing of the run may still act
+            after = _reclaim_tree(workdir, restore=ids is not None)
+    if survivors:
+        result.stderr += f"\n[sandbox: processes {survivors[:5]} survived SIGKILL for {KILL_WAIT_S}s]\n"
+    grown, added = after[0] - before[0], after[1] - before[1]
     if grown > limits.disk_mb * MB:
-        result.limit_exceeded = (
+        _fail_limit(
+            result,
             f"the run grew the workspace by {grown / MB:.1f} MB, more than the {limits.disk_mb} MB "
-            "allowed per run (SANDBOX_DISK_MB); the run counts as failed"
+            "allowed per run (SANDBOX_DISK_MB); the run counts as failed",
         )
-        result.stderr += f"\n[sandbox: {result.limit_exceeded}]\n"
-        result.returncode = result.returncode or 1
+    elif added > limits.max_files:
+        _fail_limit(
+            result,
+            f"the run added {added} files and directories to the workspace, more than the {limits.max_files} "
+            "allowed per run (SANDBOX_MAX_FILES); the run counts as failed",
+        )
     return result
+
+
+def _fail_limit(result: SandboxResult, reason: str) -> None:
+    result.limit_exceeded = reason
+    result.stderr += f"\n[sandbox: {reason}]\n"
+    result.returncode = result.returncode or 1
 
 
 def _checked_workdir(workdir: Path) -> Path:
@@ -263,17 +293,112 @@ def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def _sandbox_ids() -> tuple[int, int] | None:
-    """The unprivileged host (uid, gid) a root worker runs code as; None when the worker is not root.
+def _uid_range() -> tuple[int, int]:
+    """(first uid, how many) of the per-run uids a root worker hands out."""
+    base = _env_int(UID_BASE_ENV, DEFAULT_UID_BASE, minimum=1)
+    slots = _env_int(SLOTS_ENV, DEFAULT_SLOTS, minimum=1)
+    if base + slots > 2**31 - 2:
+        raise SandboxError(f"{UID_BASE_ENV} + {SLOTS_ENV} must stay below 2**31.")
+    return base, slots
 
-    RLIMIT_NPROC does not apply to root, not even as "another" uid inside a user namespace
-    created by root (the kernel still sees uid 0), so a root worker must really switch uid.
+
+def _state_dir() -> Path:
+    """A directory only the worker can write: per-uid slot locks and the private /etc live there."""
+    raw = os.environ.get(STATE_DIR_ENV, "").strip()
+    if raw:
+        path = Path(raw)
+    elif os.geteuid() == 0:
+        path = Path(ROOT_STATE_DIR)
+    else:
+        path = Path(tempfile.gettempdir()) / f"mo-sandbox-{os.geteuid()}"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise SandboxError(f"{path} must be a directory owned by uid {os.geteuid()} that no one else can write.")
+    return path
+
+
+@contextmanager
+def _run_ids(isolation: str) -> Iterator[tuple[int, int] | None]:
+    """The (uid, gid) one run owns for its whole life; None when the worker is not root.
+
+    RLIMIT_NPROC does not apply to root, not even as "another" uid inside a user namespace created by
+    root, so a root worker must really switch uid. A uid of its own per run keeps one run's processes
+    from eating another's RLIMIT_NPROC, and lets the end of the run find and kill all of them. The slot
+    is held by a non-blocking flock on a lock file, so worker processes on one host never share a uid.
+    A non-root worker cannot switch uid: its runs keep the worker's uid (shared pool, killed via bwrap).
     """
-    if os.geteuid() != 0:
-        return None
-    uid = _env_int(UID_ENV, DEFAULT_SANDBOX_ID, minimum=1)
-    gid = _env_int(GID_ENV, DEFAULT_SANDBOX_ID, minimum=1)
-    return uid, gid
+    if isolation not in ("bwrap", "docker") or os.geteuid() != 0:
+        yield None
+        return
+    base, slots = _uid_range()
+    lock_dir = _state_dir() / "slots"
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    deadline = time.monotonic() + SLOT_WAIT_S
+    first = os.getpid() % slots
+    while True:
+        for offset in range(slots):
+            slot = (first + offset) % slots
+            fd = os.open(lock_dir / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            uid = base + slot
+            try:
+                _kill_uid(uid)  # a worker that died mid-run may have left its processes behind
+                yield uid, uid
+            finally:
+                _kill_uid(uid)
+                os.close(fd)  # releases the slot
+            return
+        if time.monotonic() > deadline:
+            raise SandboxError(f"All {slots} sandbox uid slots stayed busy for {SLOT_WAIT_S}s ({SLOTS_ENV}).")
+        time.sleep(0.05)
+
+
+def _kill_uid(uid: int) -> list[int]:
+    """SIGKILL every live process running as ``uid`` until none is left; returns survivors after KILL_WAIT_S.
+
+    Needed because killing bwrap's process group leaves the inner session running until pdeathsig
+    reaches it, and a forked-off child may have escaped the group with setsid.
+    """
+    deadline = time.monotonic() + KILL_WAIT_S
+    while True:
+        pids = _pids_of(uid)
+        if not pids or time.monotonic() > deadline:
+            return pids
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.002)
+
+
+def _pids_of(uid: int) -> list[int]:
+    """Live (not zombie) processes whose real, effective, saved or fs uid is ``uid``."""
+    wanted = str(uid)
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        state, uids = "", []
+        for line in text.splitlines():
+            if line.startswith("State:"):
+                state = (line.split() + [""])[1]
+            elif line.startswith("Uid:"):
+                uids = line.split()[1:]
+                break
+        if wanted in uids and state not in ("Z", "X"):
+            found.append(int(name))
+    return found
 
 
 def _bwrap_argv(
@@ -282,6 +407,8 @@ def _bwrap_argv(
     env: Mapping[str, str],
     limits: SandboxLimits,
     binds: tuple[tuple[Path, str], ...] = (),
+    *,
+    ids: tuple[int, int] | None,
 ) -> list[str]:
     """bwrap options: fresh namespaces, an unprivileged uid, read-only system, only workdir (and binds) writable.
 
@@ -290,7 +417,6 @@ def _bwrap_argv(
     bwrap builds the filesystem as root, keeping only CAP_SETUID/CAP_SETGID; setpriv then becomes the
     sandbox uid with no capabilities, and an inner bwrap adds a user namespace that forbids nested ones.
     """
-    ids = _sandbox_ids()
     uid, gid = ids or (os.getuid(), os.getgid())
     args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     args += ["--die-with-parent", "--new-session"]
@@ -313,7 +439,7 @@ def _bwrap_argv(
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    args += ["--ro-bind", str(_private_etc(uid, gid)), "/etc"]
+    args += ["--ro-bind", str(_private_etc(_etc_users(ids))), "/etc"]
     made: set[str] = set()
     for src, dest in _python_mounts():
         args += _open_parents(dest, made) + ["--ro-bind", src, dest]
@@ -348,91 +474,145 @@ def _open_parents(dest: str, made: set[str]) -> list[str]:
     return args
 
 
+def _etc_users(ids: tuple[int, int] | None) -> tuple[tuple[int, int], ...]:
+    """The uids the private /etc names: every slot of a root worker (one /etc for all runs), else the worker."""
+    if ids is None:
+        return ((os.getuid(), os.getgid()),)
+    base, slots = _uid_range()
+    return tuple((uid, uid) for uid in range(base, base + slots))
+
+
+def _private_etc(users: tuple[tuple[int, int], ...]) -> Path:
+    """A minimal /etc (the sandbox users, no name servers, certificates, no secrets), rebuilt when missing."""
+    etc = _cached_etc(users)
+    if not (etc / "passwd").is_file():  # a tmp cleaner (or an operator) removed it: make it again
+        _cached_etc.cache_clear()
+        etc = _cached_etc(users)
+    return etc
+
+
 @functools.lru_cache(maxsize=4)
-def _private_etc(uid: int, gid: int) -> Path:
-    """A minimal /etc, made once per process: the sandbox user, no name servers, certificates, no secrets."""
-    etc = Path(tempfile.mkdtemp(prefix="mo-sandbox-etc-"))
-    atexit.register(shutil.rmtree, etc, True)
-    etc.chmod(0o755)
+def _cached_etc(users: tuple[tuple[int, int], ...]) -> Path:
+    """Build the /etc once per content in the state dir; racing workers each build one, the first rename wins."""
     files = {
-        "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n",
-        "group": f"root:x:0:\nsandbox:x:{gid}:\n",
+        "passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        + "".join(f"sandbox{n}:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n" for n, (uid, gid) in enumerate(users)),
+        "group": "root:x:0:\n" + "".join(f"sandbox{n}:x:{gid}:\n" for n, (_, gid) in enumerate(sorted(set(users)))),
         "hosts": "127.0.0.1 localhost\n::1 localhost\n",
         "resolv.conf": "",
         "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
         "hostname": "sandbox\n",
     }
-    for name, text in files.items():
-        (etc / name).write_text(text, encoding="utf-8")
-    host = Path("/etc")
-    for name in ETC_COPIED:
-        src = host / name
-        if src.is_file():
-            (etc / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, etc / name)
-    for name in ETC_COPIED_TREES:
-        if (host / name).is_dir():
-            shutil.copytree(host / name, etc / name, symlinks=True, dirs_exist_ok=True)
-    for path in [etc, *etc.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(0o755 if path.is_dir() else 0o644)
-    return etc
-
-
-def _claim_tree(root: Path, ids: tuple[int, int] | None) -> int:
-    """Hand the tree (not .git) to the sandbox uid so it can write there; returns its size on disk."""
-    total = 0
-    for path, info in _walk(root):
-        total += info.st_blocks * 512
-        if ids:
-            os.lchown(path, *ids)
-    return total
-
-
-def _reclaim_tree(root: Path, *, restore: bool) -> int:
-    """After a run: strip setuid/setgid bits, give files back to the worker; returns the size on disk.
-
-    Nothing sandboxed is still running (the pid namespace died with bwrap), so this walk cannot be raced.
-    """
-    total = 0
-    for path, info in _walk(root):
-        total += info.st_blocks * 512
-        if restore:
-            os.lchown(path, os.getuid(), os.getgid())  # as root, chown also clears setuid bits
-        if not stat.S_ISLNK(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
-            os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
-    return total
-
-
-def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Every entry below root (root included, .git excluded), never following a symlink."""
-    stack = [str(root)]
-    yield str(root), os.lstat(root)
-    while stack:
-        current = stack.pop()
-        try:
-            entries = _scandir(current)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        for entry in entries:
-            if current == str(root) and entry.name == ".git":
-                continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            yield entry.path, info
-            if stat.S_ISDIR(info.st_mode):
-                stack.append(entry.path)
-
-
-def _scandir(path: str) -> list[os.DirEntry]:
-    """List a directory, first opening it up if sandboxed code made it unreadable (so nothing hides there)."""
+    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+    state = _state_dir()
+    final = state / f"etc-{digest}"
+    if (final / "passwd").is_file():
+        return final
+    etc = Path(tempfile.mkdtemp(prefix="etc-new-", dir=state))
     try:
-        return list(os.scandir(path))
-    except PermissionError:
-        os.chmod(path, 0o700)
-        return list(os.scandir(path))
+        for name, text in files.items():
+            (etc / name).write_text(text, encoding="utf-8")
+        host = Path("/etc")
+        for name in ETC_COPIED:
+            src = host / name
+            if src.is_file():
+                (etc / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, etc / name)
+        for name in ETC_COPIED_TREES:
+            if (host / name).is_dir():
+                shutil.copytree(host / name, etc / name, symlinks=True, dirs_exist_ok=True)
+        for path in [etc, *etc.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        if final.exists():  # left incomplete (passwd missing): replace it
+            shutil.rmtree(final, ignore_errors=True)
+        os.rename(etc, final)
+    except OSError:
+        if not (final / "passwd").is_file():
+            raise
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
+    return final
+
+
+def _claim_tree(root: Path, ids: tuple[int, int] | None) -> tuple[int, int]:
+    """Hand the tree (not .git) to the run's uid so it can write there; returns (bytes on disk, entries)."""
+    return _settle_tree(root, owner=ids, strip=False)
+
+
+def _reclaim_tree(root: Path, *, restore: bool) -> tuple[int, int]:
+    """After a run: strip setuid/setgid bits, give files back to the worker; returns (bytes on disk, entries)."""
+    return _settle_tree(root, owner=(os.getuid(), os.getgid()) if restore else None, strip=True)
+
+
+def _settle_tree(root: Path, *, owner: tuple[int, int] | None, strip: bool) -> tuple[int, int]:
+    """Walk the tree (root included, .git excluded) through pinned directory fds, fixing owner and mode bits.
+
+    Sandboxed code owns the tree and could swap any directory for a symlink to a host path between a
+    look-up and a chown/chmod by path. So nothing is done by path: each entry is opened with O_PATH |
+    O_NOFOLLOW relative to its parent's fd, checked with fstat, and changed through that fd
+    (/proc/self/fd/N names exactly the opened inode); a symlink itself is lchowned by name relative to
+    its pinned parent, which cannot lead outside either. Directories are descended into by their fd.
+    """
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    top = os.open(root, flags | os.O_DIRECTORY)
+    total = count = 0
+    stack: list[tuple[int, bool]] = []
+    try:
+        info = os.fstat(top)
+        total += info.st_blocks * 512
+        _settle_fd(top, info, owner, strip)
+        stack.append((_open_dir(top), True))
+    finally:
+        os.close(top)
+    while stack:
+        dir_fd, is_root = stack.pop()
+        try:
+            names = os.listdir(dir_fd)
+            for name in names:
+                if is_root and name == ".git":
+                    continue
+                try:
+                    fd = os.open(name, flags, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    continue
+                try:
+                    info = os.fstat(fd)
+                    total += info.st_blocks * 512
+                    count += 1
+                    if stat.S_ISLNK(info.st_mode):
+                        if owner and (info.st_uid, info.st_gid) != owner:
+                            os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)
+                        continue
+                    _settle_fd(fd, info, owner, strip)
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append((_open_dir(fd), False))
+                except FileNotFoundError:  # removed or renamed meanwhile (only while something still runs)
+                    continue
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(dir_fd)
+    return total, count
+
+
+def _settle_fd(fd: int, info: os.stat_result, owner: tuple[int, int] | None, strip: bool) -> None:
+    """chown / strip setuid+setgid on exactly the inode behind an O_PATH fd."""
+    here = f"/proc/self/fd/{fd}"
+    if owner and (info.st_uid, info.st_gid) != owner:
+        os.chown(here, *owner)  # as root, chown also clears setuid bits
+    if strip and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
+        os.chmod(here, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+
+
+def _open_dir(path_fd: int) -> int:
+    """A readable fd of the directory behind an O_PATH fd; opens it up first if sandboxed code locked it."""
+    here = f"/proc/self/fd/{path_fd}"
+    try:
+        return os.open(here, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except PermissionError:  # only a non-root worker gets here
+        os.chmod(here, 0o700)
+        return os.open(here, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def docker_argv(
@@ -441,20 +621,25 @@ def docker_argv(
     limits: SandboxLimits,
     *,
     binds: tuple[tuple[Path, str], ...] = (),
+    ids: tuple[int, int] | None = None,
 ) -> list[str]:
     """A throwaway container: no network, read-only root, no capabilities, only the workspace writable.
 
-    Used where a Docker engine exists and bubblewrap does not (SANDBOX_BACKEND=docker).
+    Used where a Docker engine exists and bubblewrap does not (SANDBOX_BACKEND=docker). As with bwrap,
+    .git is mounted read-only so the code cannot plant hooks or config that host-side git would run.
     """
-    uid, gid = _sandbox_ids() or (os.getuid(), os.getgid())
+    uid, gid = ids or (os.getuid(), os.getgid())
     argv = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only"]
     argv += ["--tmpfs", f"/tmp:size={limits.tmp_mb}m"]  # noqa: S108
     argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{uid}:{gid}"]
     argv += ["--pids-limit", str(limits.max_procs), "--memory", f"{limits.memory_mb}m", "--cpus", "1"]
     argv += ["--ulimit", f"fsize={limits.max_file_mb * MB}", "--ulimit", f"cpu={limits.cpu_s}"]
     argv += ["-v", f"{workdir}:{SANDBOX_WORKDIR}:rw", "-w", SANDBOX_WORKDIR]
-    for host_dir, dest in binds:
-        argv += ["-v", f"{host_dir}:{dest}:rw"]
+    git_dir = Path(workdir) / ".git"
+    if git_dir.is_dir() and not git_dir.is_symlink():
+        argv += ["-v", f"{git_dir}:{SANDBOX_WORKDIR}/.git:ro"]
+    for host_file, dest in binds:
+        argv += ["-v", f"{host_file}:{dest}:rw"]
     for key, value in env.items():
         if key != "PATH":  # the image's own PATH finds its python
             argv += ["-e", f"{key}={value}"]
@@ -586,14 +771,18 @@ def run_pytest(workdir: Path, *, limits: SandboxLimits | None = None) -> PytestR
     """
     workdir = _checked_workdir(workdir)
     isolation = sandbox_isolation()
-    report_dir = Path(tempfile.mkdtemp(prefix="mo-report-"))
+    report_dir = Path(tempfile.mkdtemp(prefix="mo-report-"))  # 0700: the sandbox sees only the file's mount
     xml_host = report_dir / "junit.xml"
+    os.close(os.open(xml_host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     sandboxed = isolation in ("bwrap", "docker")
-    xml_arg = f"{REPORT_MOUNT}/junit.xml" if sandboxed else str(xml_host)
+    xml_arg = REPORT_MOUNT if sandboxed else str(xml_host)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml_arg}"]
-    env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    # PYTHONSAFEPATH: the workspace is not on sys.path while pytest starts, so a top-level module there
+    # (iniconfig.py, pluggy.py, ...) cannot stand in for one of pytest's own; pytest's rootdir/conftest
+    # insertion still lets the tests import the workspace's modules.
+    env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONSAFEPATH": "1"}
     try:
-        binds = ((report_dir, REPORT_MOUNT),) if sandboxed else ()
+        binds = ((xml_host, REPORT_MOUNT),) if sandboxed else ()
         run = _run(argv, workdir, limits or SandboxLimits(), env, isolation, binds)
         tests, problem = _read_junit(xml_host, workdir)
     finally:
@@ -602,9 +791,9 @@ def run_pytest(workdir: Path, *, limits: SandboxLimits | None = None) -> PytestR
 
 
 def _read_junit(path: Path, workdir: Path) -> tuple[list[TestOutcome] | None, str]:
-    """Parsed outcomes, or None plus a reason; refuses symlinks and oversized files."""
+    """Parsed outcomes, or None plus a reason; refuses symlinks, FIFOs (without blocking) and oversized files."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None, "pytest did not write a JUnit report"
     except OSError as exc:
@@ -613,6 +802,8 @@ def _read_junit(path: Path, workdir: Path) -> tuple[list[TestOutcome] | None, st
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             return None, "the JUnit report is not a regular file"
+        if info.st_size == 0:
+            return None, "pytest did not write a JUnit report"
         if info.st_size > JUNIT_MAX_BYTES:
             return None, f"the JUnit report is too large ({info.st_size} bytes)"
         data = handle.read(JUNIT_MAX_BYTES + 1)

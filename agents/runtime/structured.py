@@ -218,9 +218,12 @@ class CapabilityFallbackClient(ChatCompletionClient):
         return self._inner.model_info
 
 
-def fallback_client_for(profile: ModelProfile, context: CallContext) -> CapabilityFallbackClient:
+def fallback_client_for(
+    profile: ModelProfile, context: CallContext, *, parallel_tool_calls: bool | None = None
+) -> CapabilityFallbackClient:
     """The client every agent uses: metered, and falling back when the server refuses a capability."""
-    metered = MeteredChatCompletionClient(model_client_for(profile), profile=profile, context=context)
+    inner = model_client_for(profile, parallel_tool_calls=parallel_tool_calls)
+    metered = MeteredChatCompletionClient(inner, profile=profile, context=context)
     return CapabilityFallbackClient(metered, profile=profile, mission_id=context.mission_id)
 
 

@@ -1,7 +1,9 @@
 """The tools an execution agent calls over its mission's git workspace.
 
 Every tool validates its arguments and answers a bad call with an error
-text for the model, instead of failing the step.
+text for the model, instead of failing the step. AutoGen runs all tool calls
+of one model message concurrently, so the tools of one workspace take turns
+(a lock): no host-side file access or commit ever overlaps a live sandbox run.
 """
 
 import asyncio
@@ -48,11 +50,14 @@ class StepTools:
         self.commits: list[str] = []
         self.files_written: list[str] = []
         self.last_test: PytestResult | None = None
+        # While a sandbox run is live its code owns the tree and can swap paths under the host's feet.
+        self._turn = asyncio.Lock()
 
     async def list_files(self, path: str = ".") -> str:
         """List the files in the repository (or below a folder of it)."""
         try:
-            files = await asyncio.to_thread(self.workspace.list_files, path)
+            async with self._turn:
+                files = await asyncio.to_thread(self.workspace.list_files, path)
         except WorkspaceError as error:
             return f"Error: {error}"
         return "\n".join(files) if files else "(no files)"
@@ -60,14 +65,16 @@ class StepTools:
     async def read_file(self, path: str) -> str:
         """Read a text file of the repository."""
         try:
-            return await asyncio.to_thread(self.workspace.read_file, path)
+            async with self._turn:
+                return await asyncio.to_thread(self.workspace.read_file, path)
         except WorkspaceError as error:
             return f"Error: {error}"
 
     async def write_file(self, path: str, content: str) -> str:
         """Create or replace a text file in the repository (relative path)."""
         try:
-            size = await asyncio.to_thread(self.workspace.write_file, path, content)
+            async with self._turn:
+                size = await asyncio.to_thread(self.workspace.write_file, path, content)
         except WorkspaceError as error:
             return f"Error: {error}"
         if path not in self.files_written:
@@ -77,7 +84,8 @@ class StepTools:
     async def run_tests(self) -> str:
         """Run the repository's pytest tests in the sandbox and report the results."""
         try:
-            result = await asyncio.to_thread(run_pytest, self.workspace.root, limits=self.limits)
+            async with self._turn:
+                result = await asyncio.to_thread(run_pytest, self.workspace.root, limits=self.limits)
         except SandboxError as error:
             return f"Error: the sandbox could not run the tests: {error}"
         self.last_test = result
@@ -99,7 +107,8 @@ class StepTools:
                 return self.workspace.commit(message)
 
         try:
-            sha = await asyncio.to_thread(_commit)
+            async with self._turn:
+                sha = await asyncio.to_thread(_commit)
         except WorkspaceError as error:
             return f"Error: {error}"
         if sha is None:

@@ -8,6 +8,7 @@ sandbox backend, even ``.git``) may have been written by untrusted code.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -54,6 +55,14 @@ TEST_CONFIG_CODE = re.compile(r"\bpytest_plugins\b|(?<!\w)_pytest\b|\bpluggy\b")
 SCAN_LIMIT_BYTES = 1_000_000
 MAX_LISTED = 5
 
+# The only repository config keys the product writes (init, clone). Host git refuses to run on a
+# .git/config with anything else: keys such as filter.<x>.clean, diff.<x>.textconv, merge.<x>.driver,
+# core.sshCommand or include.path would make host git run commands (as the worker) or read other files,
+# and repository config cannot be switched off from the command line key by key.
+_ALLOWED_CONFIG = re.compile(
+    r"^(core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode|symlinks)"
+    r"|user\.(name|email)|remote\.origin\.(url|fetch)|branch\.[^\n]+\.(remote|merge)|extensions\.objectformat)$"
+)
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,120}$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -68,6 +77,7 @@ class Workspace:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._config_seen: tuple[int, ...] | None = None  # stat of the .git/config last found clean
 
     # ------------------------------------------------------------------ setup
     def init(self) -> None:
@@ -115,16 +125,42 @@ class Workspace:
             raise WorkspaceError(f"Refused path {path!r}: the .git directory is off limits.")
         return real
 
-    def _resolve_for_write(self, path: str) -> Path:
-        """Like resolve(), but refuse any symlink on the way, even one staying inside."""
+    def _open_parent(self, path: str, *, create: bool) -> tuple[int, str]:
+        """(fd of the parent directory, last name) reached one component at a time with O_NOFOLLOW.
+
+        Sandboxed code owns the tree, so any directory on the way may be swapped for a symlink to a
+        host path after a check by path; walking by directory fd refuses a symlink at every step.
+        """
         parts = _checked_parts(path)
-        current = self.root.resolve()
-        for part in parts:
-            current = current / part
-            if current.is_symlink():
-                raise WorkspaceError(f"Refused to write {path!r}: it goes through a symlink.")
-        self.resolve(path)
-        return current
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.root.resolve(), flags)
+        try:
+            for part in parts[:-1]:
+                try:
+                    child = os.open(part, flags, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise WorkspaceError(f"File not found in the workspace: {path!r}.") from None
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    child = self._open_component(part, fd, flags, path)
+                except OSError as exc:
+                    raise _component_error(path, exc) from exc
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1]
+
+    @staticmethod
+    def _open_component(part: str, dir_fd: int, flags: int, path: str) -> int:
+        try:
+            return os.open(part, flags, dir_fd=dir_fd)
+        except OSError as exc:
+            raise _component_error(path, exc) from exc
 
     # ------------------------------------------------------------------ files
     def list_files(self, subdir: str = ".") -> list[str]:
@@ -142,32 +178,49 @@ class Workspace:
         return sorted(found)[:LIST_LIMIT]
 
     def read_file(self, path: str, max_bytes: int = 200_000) -> str:
-        """Return a file's text; refuse missing, non-regular or oversized files."""
-        target = self.resolve(path)
-        if not target.exists():
-            raise WorkspaceError(f"File not found in the workspace: {path!r}.")
-        if not target.is_file():
-            raise WorkspaceError(f"Not a regular file: {path!r}.")
-        size = target.stat().st_size
-        if size > max_bytes:
-            raise WorkspaceError(f"File {path!r} is {size} bytes, larger than the {max_bytes}-byte read limit.")
-        return target.read_bytes().decode("utf-8", errors="replace")
+        """Return a file's text; refuse missing, non-regular or oversized files and any symlink on the way."""
+        self.resolve(path)  # a clear reason for links that lead outside; the walk below is what holds
+        dir_fd, name = self._open_parent(path, create=False)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise WorkspaceError(f"File not found in the workspace: {path!r}.") from None
+        except OSError as exc:
+            raise _component_error(path, exc) from exc
+        finally:
+            os.close(dir_fd)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise WorkspaceError(f"Not a regular file: {path!r}.")
+            if info.st_size > max_bytes:
+                raise WorkspaceError(
+                    f"File {path!r} is {info.st_size} bytes, larger than the {max_bytes}-byte read limit."
+                )
+            data = handle.read(max_bytes + 1)
+        return data[:max_bytes].decode("utf-8", errors="replace")
 
     def write_file(self, path: str, content: str, max_bytes: int = 200_000) -> int:
         """Write UTF-8 text, creating parent folders; returns the byte count."""
         data = content.encode("utf-8")
         if len(data) > max_bytes:
             raise WorkspaceError(f"Refused to write {path!r}: {len(data)} bytes exceeds the {max_bytes}-byte limit.")
-        target = self._resolve_for_write(path)
-        if target.is_dir():
-            raise WorkspaceError(f"Refused to write {path!r}: it is a directory.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        self.resolve(path)
+        dir_fd, name = self._open_parent(path, create=True)
         try:
-            fd = os.open(target, flags, 0o644)
+            # O_NONBLOCK: a FIFO planted here fails at once (no reader) instead of hanging the worker.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
+        except IsADirectoryError:
+            raise WorkspaceError(f"Refused to write {path!r}: it is a directory.") from None
         except OSError as exc:
-            raise WorkspaceError(f"Could not write {path!r}: {exc.strerror}.") from exc
+            raise _component_error(path, exc) from exc
+        finally:
+            os.close(dir_fd)
         with os.fdopen(fd, "wb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise WorkspaceError(f"Refused to write {path!r}: it is not a regular file.")
+            handle.truncate(0)
             handle.write(data)
         return len(data)
 
@@ -193,10 +246,8 @@ class Workspace:
             rel = path.relative_to(root).as_posix()
             mode = info.st_mode
             if stat.S_ISLNK(mode):
-                target = os.readlink(path)
-                inside = os.path.normpath(os.path.join(os.path.dirname(rel), target))
-                if os.path.isabs(target) or inside == ".." or inside.startswith("../"):
-                    refused.append(f"{rel} is a symlink pointing outside the repository ({target})")
+                if problem := _link_problem(root, path):
+                    refused.append(f"{rel} is a symlink pointing {problem} ({os.readlink(path)})")
             elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
                 refused.append(f"{rel} is {kind}")
@@ -319,6 +370,8 @@ class Workspace:
         """Run git safely; ``bare_env`` skips GIT_DIR so ``git init`` can create it."""
         if not bare_env and not (self.root / ".git").is_dir():
             raise WorkspaceError(f"Workspace {self.root} is not initialised (call init()).")
+        if not bare_env:
+            self._check_config()
         argv = ["git"]
         for item in SAFE_GIT_CONFIG:
             argv += ["-c", item]
@@ -341,6 +394,36 @@ class Workspace:
             raise WorkspaceError(f"git {args[0]} failed: {err or f'exit {proc.returncode}'}")
         return proc.stdout
 
+    def _check_config(self) -> None:
+        """Refuse to run git on a repository whose .git/config holds keys the product never writes."""
+        config = self.root / ".git" / "config"
+        try:
+            info = os.lstat(config)
+        except FileNotFoundError:
+            return
+        seen = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_mode)
+        if seen == self._config_seen:
+            return
+        if not stat.S_ISREG(info.st_mode):
+            raise WorkspaceError(f"Refused to run git: {config} is not a regular file.")
+        # --file without --includes reads just this file and runs nothing from it.
+        argv = ["git", "config", "--file", str(config), "--no-includes", "--null", "--list"]
+        proc = subprocess.run(
+            argv, env=_git_env(self.root, True), capture_output=True, timeout=GIT_TIMEOUT_S, check=False
+        )
+        if proc.returncode != 0:
+            raise WorkspaceError(
+                f"Refused to run git: {config} cannot be read ({proc.stderr.decode(errors='replace')})."
+            )
+        keys = [item.split("\n", 1)[0] for item in proc.stdout.decode("utf-8", errors="replace").split("\0") if item]
+        unexpected = sorted({key for key in keys if not _ALLOWED_CONFIG.match(key.lower())})
+        if unexpected:
+            raise WorkspaceError(
+                f"Refused to run git: the repository config has settings the product never writes "
+                f"({', '.join(unexpected[:MAX_LISTED])}); they could make git run commands. Remove them."
+            )
+        self._config_seen = seen
+
 
 def _walk_worktree(root: Path):
     """Every entry below root except .git, never following symlinks."""
@@ -354,6 +437,28 @@ def _walk_worktree(root: Path):
             yield Path(entry.path), info
             if stat.S_ISDIR(info.st_mode):
                 stack.append(Path(entry.path))
+
+
+def _link_problem(root: Path, link: Path) -> str:
+    """Why a symlink must not be committed ('' when it resolves inside the repository, outside .git).
+
+    Resolved for real from where it lies, through any other links on the way (``up -> sub/d/..`` with
+    ``sub/d -> ..`` leaves the repository although it reads as if it stayed inside); a dangling link is
+    judged by where it would point.
+    """
+    real = Path(os.path.realpath(link))
+    if real != root and root not in real.parents:
+        return "outside the repository"
+    if real.relative_to(root).parts[:1] and real.relative_to(root).parts[0].casefold() == ".git":
+        return "into .git"
+    return ""
+
+
+def _component_error(path: str, exc: OSError) -> WorkspaceError:
+    """A user-facing reason for a refused open on the way to ``path``."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return WorkspaceError(f"Refused path {path!r}: it goes through a symlink or a non-directory.")
+    return WorkspaceError(f"Could not open {path!r}: {exc.strerror}.")
 
 
 def _alters_tests(path: str, texts: tuple[str, ...]) -> bool:

@@ -568,7 +568,17 @@ class SimHandler(BaseHTTPRequestHandler):
             usage = overreported(usage, float(fault.get("factor", 10)))
         chunk_chars = int(fault.get("chunk_chars", 0)) if fault else 0
         completion = Completion(n, model, int(time.time()), reply, usage, chunk_chars)
-        self._log(n, model, reply.role, 200, stream, completion.usage, kind, scripted=rule is not None)
+        self._log(
+            n,
+            model,
+            reply.role,
+            200,
+            stream,
+            completion.usage,
+            kind,
+            scripted=rule is not None,
+            parallel_tool_calls=body.get("parallel_tool_calls") if body.get("tools") else None,
+        )
         state.mark(n, max_tokens=limit, finish_reason=reply.finish_reason)
         if stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -647,8 +657,12 @@ class SimHandler(BaseHTTPRequestHandler):
         usage: dict[str, Any] | None,
         fault: str | None,
         scripted: bool = False,
+        parallel_tool_calls: bool | None = None,
     ) -> None:
-        """Record before responding so a client that saw the answer also sees the entry."""
+        """Record before responding so a client that saw the answer also sees the entry.
+
+        ``parallel_tool_calls`` is what a request with tools asked for (None: not sent, or no tools).
+        """
         entry = {
             "n": n,
             "request_id": f"sim-{n}",
@@ -656,6 +670,7 @@ class SimHandler(BaseHTTPRequestHandler):
             "role": role,
             "status": status,
         }
+        entry["parallel_tool_calls"] = parallel_tool_calls
         self.server.state.record({**entry, "stream": stream, "usage": usage, "fault": fault, "scripted": scripted})
 
 

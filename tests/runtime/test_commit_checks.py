@@ -44,7 +44,38 @@ def _relative_link_out(root: Path) -> None:
     (root / "pkg" / "up").symlink_to("../../outside")
 
 
+def _link_out_through_a_link(root: Path) -> None:
+    """Reads as staying inside, but ``sub/d`` is the root itself, so ``sub/d/..`` is its parent."""
+    (root / "sub").mkdir()
+    (root / "sub" / "d").symlink_to("..")
+    (root / "up").symlink_to("sub/d/..")
+
+
+def _deep_link_out_through_a_link(root: Path) -> None:
+    (root / "sub").mkdir()
+    (root / "sub" / "d").symlink_to("..")
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "deep").symlink_to("../../sub/d/../..")
+
+
+def _link_into_git(root: Path) -> None:
+    (root / "cfg").symlink_to(".git/config")
+
+
+def _dangling_link_out(root: Path) -> None:
+    (root / "sub").mkdir()
+    (root / "sub" / "d").symlink_to("..")
+    (root / "gone").symlink_to("sub/d/../no-such-dir/file")
+
+
 REFUSED: dict[str, tuple[Callable[[Path], None], str]] = {
+    "symlink_out_through_a_symlink": (_link_out_through_a_link, "up is a symlink pointing outside the repository"),
+    "deep_symlink_out_through_a_symlink": (
+        _deep_link_out_through_a_link,
+        "a/b/deep is a symlink pointing outside the repository (../../sub/d/../..)",
+    ),
+    "symlink_into_git": (_link_into_git, "cfg is a symlink pointing into .git (.git/config)"),
+    "dangling_symlink_out": (_dangling_link_out, "gone is a symlink pointing outside the repository"),
     "fifo": (_fifo, "pipe is a FIFO"),
     "socket": (_socket, "sock is a socket"),
     "device": (_device, "null is a device file"),
@@ -120,3 +151,24 @@ def test_it_detects_removing_test_configuration(ws: Workspace) -> None:
     (ws.root / "conftest.py").unlink()
     ws.commit("drop config")
     assert ws.test_config_changes(base) == ["conftest.py", "setup.cfg"]
+
+
+def test_it_refuses_to_run_git_on_a_repository_config_that_could_run_commands(ws: Workspace) -> None:
+    """A filter driver planted in .git/config (with a .gitattributes using it) is never run by host git."""
+    proof = ws.root.parent / "filter-ran"
+    with open(ws.root / ".git" / "config", "a") as config:
+        config.write(f'[filter "x"]\n\tclean = sh -c "touch {proof}; cat"\n')
+    ws.write_file(".gitattributes", "* filter=x\n")
+    ws.write_file("a.txt", "hi\n")
+    with pytest.raises(WorkspaceError, match=r"settings the product never writes \(filter\.x\.clean\)"):
+        ws.commit("filtered")
+    assert not proof.exists()
+
+
+def test_clones_and_merges_pass_the_config_check(ws: Workspace, tmp_path: Path) -> None:
+    """The keys the product itself writes (identity, origin, branch tracking) are not refused."""
+    clone = ws.clone_to(tmp_path / "clone")
+    clone.write_file("b.txt", "b\n")
+    clone.commit("b")
+    ws.merge_from(clone, "merge b")
+    assert "b.txt" in ws.list_files()
