@@ -195,7 +195,8 @@ def test_it_bills_the_part_of_an_answer_that_came_before_the_server_hung_up(prof
 
 def test_it_cuts_off_a_runaway_answer_sent_in_huge_chunks(profile, mission, sim):
     """100 chunks of 20 000 random letters (2 MB, one "word" each) against max_tokens=100: cut at the first chunks
-    by the answer's size, billed within the reservation, and the download stops."""
+    by the answer's size and billed within the reservation. (Whether the server sees the hang-up depends on how
+    much of 2 MB the loopback socket buffers had already taken, so that is asserted only in the test above.)"""
     profile.max_output_tokens = 100
     profile.save()
     letters = random.Random(7).choices(string.ascii_letters, k=2_000_000)
@@ -206,8 +207,6 @@ def test_it_cuts_off_a_runaway_answer_sent_in_huge_chunks(profile, mission, sim)
     assert len(result.content) <= 20_000  # the first chunk already weighs more than 100 tokens can
     (call,) = _ledger(mission)
     assert call.overrun and call.completion_tokens <= 100 and call.cost_usd <= call.reserved_usd
-    # The server notices the hang-up when its next write fails, a moment after the client has gone.
-    wait_for(lambda: sim.calls()[0].get("aborted"), timeout=10, interval=0.05, message="the sim to see the hang-up")
 
 
 def test_it_does_not_cut_off_an_honest_answer_in_big_chunks(profile, mission, sim):
