@@ -182,18 +182,18 @@ def _execute_in(mission: Mission, step: Step, main: Workspace, workspace: Worksp
         on_message=on_message,
         max_iterations=settings.STEP_MAX_TOOL_ITERATIONS,
     )
-    if step.kind in (Step.Kind.CODEGEN, Step.Kind.TEST):
-        test = tools.last_test
-        if test is None:
-            return None, "The agent finished without running the tests."
-        if not (test.passed and not test.failed and not test.errors and not test.timed_out):
-            return None, f"Tests did not pass: {test.passed} passed, {test.failed} failed, {test.errors} errors."
+    tested = step.kind in (Step.Kind.CODEGEN, Step.Kind.TEST)
+    if tested and tools.last_test is None:
+        return None, "The agent finished without running the tests."
     try:
         with workspace_lock(workspace.root):
             leftover = workspace.commit(f"{step.key}: {step.title}")  # work the agent did not commit itself
+            committed_tree = workspace.head_tree()
         commits = tools.commits + ([leftover] if leftover else [])
         if step.kind == Step.Kind.CODEGEN and not commits:
             return None, "The agent finished without changing any file."
+        if tested and (refusal := _acceptance_refusal(tools, committed_tree)):
+            return None, refusal
         diff = workspace.diff(commits[-1]) if commits else ""
         test_config = workspace.test_config_changes(base) if commits else []
         with workspace_lock(main.root):
@@ -208,6 +208,32 @@ def _execute_in(mission: Mission, step: Step, main: Workspace, workspace: Worksp
         "test_config_files": test_config,
     }
     return output, ""
+
+
+def _acceptance_refusal(tools: StepTools, committed_tree: str) -> str:
+    """Why the committed work is not accepted ('' when it is): its tests must have passed on exactly that tree.
+
+    The agent's last run counts only when nothing changed after it; otherwise (files edited after the
+    green run, or during it) the engine runs the tests itself on what was committed.
+    """
+    test = tools.last_test
+    if tools.last_test_tree != committed_tree:
+        try:
+            test = async_to_sync(tools.test_run)()
+        except (SandboxError, WorkspaceError) as exc:
+            return f"The sandbox could not run the acceptance tests on the committed work: {exc}"
+        if not _green(test):
+            return (
+                "The committed work changed after the agent's last test run, and the tests no longer pass on it: "
+                f"{test.passed} passed, {test.failed} failed, {test.errors} errors."
+            )
+    if not _green(test):
+        return f"Tests did not pass: {test.passed} passed, {test.failed} failed, {test.errors} errors."
+    return ""
+
+
+def _green(test: PytestResult) -> bool:
+    return bool(test.passed) and not (test.failed or test.errors or test.timed_out)
 
 
 def _step_clone(main: Workspace, mission: Mission, step: Step) -> Workspace:

@@ -229,6 +229,7 @@ LLM_MODEL = env_str("LLM_MODEL", "sim-1")
 LLM_SIMULATED = env_bool("LLM_SIMULATED", not LLM_BASE_URL)
 LLM_TIMEOUT_S = env_int("LLM_TIMEOUT_S", 60, minimum=1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
+LLM_RETRY_MAX_WAIT_S = env_int("LLM_RETRY_MAX_WAIT_S", 30, minimum=1, maximum=600)  # caps a server's Retry-After
 # Each of the six tiny requests of a model check (admin action, manage.py check_model) waits at most this long.
 MODEL_CHECK_TIMEOUT_S = env_int("MODEL_CHECK_TIMEOUT_S", 30, minimum=1)
 # One model call (retries and the whole stream included) is abandoned after this long; a reservation still

@@ -108,7 +108,7 @@ def model_client_for(profile: ModelProfile, *, parallel_tool_calls: bool | None 
         "api_key": profile.api_key(),
         "max_tokens": profile.max_output_tokens,
         "timeout": settings.LLM_TIMEOUT_S,
-        "max_retries": settings.LLM_MAX_RETRIES,
+        "max_retries": 0,  # the metering wrapper retries, each request under its own reservation
         "temperature": 0,
     }
     if parallel_tool_calls is not None:

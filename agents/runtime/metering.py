@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import openai
 from asgiref.sync import sync_to_async
 from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelInfo, RequestUsage
@@ -46,6 +47,7 @@ PER_MESSAGE_OVERHEAD = 8
 # and still cuts a runaway server at a few kilobytes per hundred tokens reserved instead of megabytes.
 MAX_BYTES_PER_TOKEN = 32
 NO_KEY = ModelProfile.NO_KEY
+LLM_RETRY_BASE_S = 0.5  # the first retry without a Retry-After waits this long, each next one twice as long
 
 
 @dataclass(frozen=True)
@@ -237,9 +239,13 @@ class MeteredChatCompletionClient(ChatCompletionClient):
 
         1. An identical request this mission already paid for is answered from the ledger.
         2. Reserve the upper bound; BudgetExceeded (the mission pauses) before anything is sent.
-        3. Send the reservation's output bound as max_tokens and ask for a usage chunk; read the answer through an
+        3. Retry a request the server refused before answering (connection refused, 408, 409, 429, 5xx) up to
+           LLM_MAX_RETRIES times, honouring Retry-After, each under a new reservation and ledger row: the client
+           itself never retries, so one reservation always covers one request. A timed-out request is not
+           retried here (the server may have run, and billed, it); the step's own retry starts afresh.
+        4. Send the reservation's output bound as max_tokens and ask for a usage chunk; read the answer through an
            OutputMeter, which stops reading once the server has sent more than max_tokens.
-        4. Settle: the ledger bills the reported usage capped by the reservation (``llm_call_settle``). A cut-off
+        5. Settle: the ledger bills the reported usage capped by the reservation (``llm_call_settle``). A cut-off
            answer that cannot be used (a tool call or JSON cut mid-way) is billed and raised as ModelOutputError;
            so is the part of an answer that arrived before the call failed (the server bills it too).
         """
@@ -250,6 +256,39 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         if replayed is not None:
             yield replayed
             return
+        deadline = asyncio.get_running_loop().time() + settings.LLM_CALL_DEADLINE_S
+        for attempt in range(1, settings.LLM_MAX_RETRIES + 2):
+            try:
+                async for item in self._attempt(
+                    messages,
+                    tools,
+                    tool_choice,
+                    json_output,
+                    extra_create_args,
+                    cancellation_token,
+                    fingerprint=fingerprint,
+                    deadline=deadline,
+                    attempt=attempt,
+                ):
+                    yield item
+                return
+            except _RetryLater as later:
+                await asyncio.sleep(later.wait_s)
+
+    async def _attempt(
+        self,
+        messages,
+        tools,
+        tool_choice,
+        json_output,
+        extra_create_args,
+        cancellation_token,
+        *,
+        fingerprint: str,
+        deadline: float,
+        attempt: int,
+    ):
+        """One request under its own reservation and ledger row; raises _RetryLater when another may follow."""
         call = await self._reserve(messages, tools, fingerprint)
         meter = OutputMeter(limit=call.max_output_tokens)
         args = {**extra_create_args, "stream_options": {"include_usage": True}}
@@ -257,7 +296,6 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         if "max_completion_tokens" in args:
             args["max_completion_tokens"] = min(args["max_completion_tokens"], call.max_output_tokens)
         started = time.monotonic()
-        deadline = asyncio.get_running_loop().time() + settings.LLM_CALL_DEADLINE_S
         result = stream = None
         try:
             token = OUTPUT_METER.set(meter)
@@ -288,7 +326,10 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             if meter.output_bytes:  # part of an answer came before the failure: the server made (and bills) it
                 await self._settle_partial(call, meter, exc, started)
                 raise _as_run_error(exc, self._profile.api_key()) from exc
-            raise await self._fail(call, exc, started) from exc
+            error = await self._fail(call, exc, started)
+            if attempt <= settings.LLM_MAX_RETRIES and (wait := _retry_wait(exc, attempt, deadline)) is not None:
+                raise _RetryLater(wait) from exc
+            raise error from exc
         finally:
             if stream is not None:
                 await stream.aclose()  # hangs up at once, also after a timeout
@@ -361,6 +402,45 @@ class MeteredChatCompletionClient(ChatCompletionClient):
     @property
     def model_info(self) -> ModelInfo:
         return self._inner.model_info
+
+
+class _RetryLater(Exception):
+    """The attempt failed before the server answered; the next one may start after ``wait_s``."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(wait_s)
+        self.wait_s = wait_s
+
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def _retry_wait(exc: BaseException, attempt: int, deadline: float) -> float | None:
+    """Seconds to wait before retrying a failed request, or None when it must not be retried."""
+    if isinstance(exc, openai.APITimeoutError) or not isinstance(exc, openai.APIError):
+        return None
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code not in RETRYABLE_STATUSES and exc.status_code < 500:
+            return None
+        wait = _retry_after_s(exc.response.headers.get("retry-after", ""))
+    elif isinstance(exc, openai.APIConnectionError):
+        wait = None
+    else:
+        return None
+    if wait is None:
+        wait = LLM_RETRY_BASE_S * 2 ** (attempt - 1)
+    wait = min(wait, settings.LLM_RETRY_MAX_WAIT_S)
+    loop = asyncio.get_running_loop()
+    return wait if loop.time() + wait < deadline else None
+
+
+def _retry_after_s(header: str) -> float | None:
+    """A Retry-After header given in seconds (an HTTP date or garbage: None)."""
+    try:
+        value = float(header)
+    except ValueError:
+        return None
+    return value if 0 <= value < 86_400 else None
 
 
 async def _next(stream: AsyncGenerator, deadline: float):

@@ -50,6 +50,7 @@ class StepTools:
         self.commits: list[str] = []
         self.files_written: list[str] = []
         self.last_test: PytestResult | None = None
+        self.last_test_tree = ""  # the working tree that last run tested (Workspace.worktree_id)
         # While a sandbox run is live its code owns the tree and can swap paths under the host's feet.
         self._turn = asyncio.Lock()
 
@@ -84,18 +85,29 @@ class StepTools:
     async def run_tests(self) -> str:
         """Run the repository's pytest tests in the sandbox and report the results."""
         try:
-            async with self._turn:
-                result = await asyncio.to_thread(run_pytest, self.workspace.root, limits=self.limits)
-        except SandboxError as error:
+            result = await self.test_run()
+        except (SandboxError, WorkspaceError) as error:
             return f"Error: the sandbox could not run the tests: {error}"
-        self.last_test = result
-        await self.on_test_run(result)
         verdict = "PASSED" if result.passed and not (result.failed or result.errors or result.timed_out) else "FAILED"
         head = (
             f"{verdict}: {result.passed} passed, {result.failed} failed, {result.errors} errors, "
             f"{result.skipped} skipped in {result.duration_s:.1f}s ({result.isolation} sandbox)"
         )
         return head + ("\n" + result.log[-3000:] if verdict == "FAILED" else "")
+
+    async def test_run(self) -> PytestResult:
+        """Run the tests, remembering which tree they ran on; the engine calls this for its own acceptance run."""
+
+        def _tree() -> str:
+            with workspace_lock(self.workspace.root):
+                return self.workspace.worktree_id()
+
+        async with self._turn:
+            tree = await asyncio.to_thread(_tree)
+            result = await asyncio.to_thread(run_pytest, self.workspace.root, limits=self.limits)
+        self.last_test, self.last_test_tree = result, tree
+        await self.on_test_run(result)
+        return result
 
     async def commit(self, message: str) -> str:
         """Commit every change in the repository with the given message."""

@@ -238,6 +238,19 @@ class Workspace:
         self._git("commit", "-q", "--no-verify", "-m", sanitize_message(message))
         return self.head()
 
+    def worktree_id(self) -> str:
+        """The git tree id of the working tree as it is now (uncommitted changes included).
+
+        Stages everything, which commit() would do anyway; two equal ids mean the same files, so a test
+        run can be matched to the commit it proved.
+        """
+        self._git("add", "-A")
+        return self._git("write-tree").strip()
+
+    def head_tree(self) -> str:
+        """The git tree id of the current commit."""
+        return self._git("rev-parse", "--verify", "HEAD^{tree}").strip()
+
     def _check_tree(self) -> None:
         """Refuse what must not be committed, naming it; strip setuid/setgid bits."""
         root = self.root.resolve()

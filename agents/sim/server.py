@@ -30,7 +30,7 @@ that cannot be trusted with a budget: ``ignore_max_tokens`` sends the whole
 answer whatever the limit, and ``overreport_usage`` (``"factor"``, default 10)
 reports that many times the real usage. ``drop_stream`` hangs up halfway
 through a streamed answer (a non-streamed one is answered normally). The
-``500`` fault takes an optional ``"message"`` and ``"status"`` (another 5xx)
+``500`` fault takes an optional ``"message"`` and ``"status"`` (another 4xx or 5xx)
 for the error body. Any answering fault takes ``"chunk_chars"``: stream the
 answer in pieces of that many characters (a server that sends big chunks);
 ``chunked`` does only that.
@@ -230,8 +230,8 @@ def validate_fault(fault: Any) -> None:
     if not isinstance(chunk_chars, int) or isinstance(chunk_chars, bool) or chunk_chars < 1:
         raise BadRequest(f"fault chunk_chars must be a positive integer: {fault!r}")
     status = fault.get("status", 500)
-    if not isinstance(status, int) or isinstance(status, bool) or not 500 <= status <= 599:
-        raise BadRequest(f"fault status must be a 5xx code: {fault!r}")
+    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
+        raise BadRequest(f"fault status must be a 4xx or 5xx code: {fault!r}")
 
 
 def validate_rule(rule: Any) -> dict[str, Any]:

@@ -67,6 +67,8 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(
         (c["usage"]["prompt_tokens"], c["usage"]["completion_tokens"]) for c in server_calls
     )
     assert {c.purpose for c in ledger} >= {"plan_draft", "plan_vote", "plan_review", "step:codegen"}
+    # Tool turns ask for one call at a time: a step's tools take turns on one workspace anyway.
+    assert {c["parallel_tool_calls"] for c in server_calls if c["role"] == "codegen"} == {False}
     assert mission.spent_usd == sum(c.cost_usd for c in ledger) > 0
     assert mission.reserved_usd == 0
 

@@ -6,6 +6,7 @@ while it streams, and the ledger never bills more than was reserved, whatever us
 
 import random
 import string
+import time
 from decimal import Decimal
 
 import pytest
@@ -219,3 +220,50 @@ def test_it_does_not_cut_off_an_honest_answer_in_big_chunks(profile, mission, si
     (call,) = _ledger(mission)
     assert result.finish_reason == "length" and not call.overrun
     assert sim.calls()[0]["finish_reason"] == "length" and not sim.calls()[0].get("aborted")
+
+
+def test_it_retries_a_refused_request_under_a_new_reservation_honouring_retry_after(profile, mission, sim, settings):
+    """A 429 (with Retry-After) and a 503 before the answer: each request has its own ledger row and reservation,
+    so one reservation never pays for several requests; the waits honour Retry-After."""
+    settings.LLM_MAX_RETRIES = 2
+    sim.add_faults({"kind": "429", "retry_after": 1}, {"kind": "500", "status": 503})
+    started = time.monotonic()
+    result = _create(profile, mission)
+    assert result.content and time.monotonic() - started >= 1
+    assert [c["status"] for c in sim.calls()] == [429, 503, 200]
+    calls = sorted(_ledger(mission), key=lambda c: c.pk)
+    assert [c.status for c in calls] == [LLMCall.Status.ERROR, LLMCall.Status.ERROR, LLMCall.Status.OK]
+    assert "429" in calls[0].error and calls[0].cost_usd == calls[1].cost_usd == 0
+
+
+def test_it_gives_up_after_llm_max_retries_with_the_servers_reason(profile, mission, sim, settings):
+    """Three 500s with LLM_MAX_RETRIES=2: three requests, three failed ledger rows, then the reason."""
+    settings.LLM_MAX_RETRIES = 2
+    sim.add_faults({"kind": "500", "times": 3})
+    with pytest.raises(ModelUnavailable, match="The model call failed"):
+        _create(profile, mission)
+    assert len(sim.calls()) == 3
+    assert [c.status for c in _ledger(mission)] == [LLMCall.Status.ERROR] * 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_it_does_not_retry_a_request_the_server_rejected(profile, mission, sim, settings, status):
+    """A client error is an answer: sent once, however many retries are allowed."""
+    settings.LLM_MAX_RETRIES = 2
+    sim.add_faults({"kind": "500", "status": status})
+    with pytest.raises(ModelUnavailable):
+        _create(profile, mission)
+    assert len(sim.calls()) == 1
+
+
+def test_it_does_not_retry_a_timed_out_request_the_server_may_have_billed(profile, mission, sim, settings):
+    """A request that timed out may have run (and been billed) on the server: it is not sent again by the wrapper
+    or the client, so its one reservation is the only one spent on it."""
+    settings.LLM_MAX_RETRIES = 2
+    settings.LLM_TIMEOUT_S = 1
+    sim.add_faults({"kind": "timeout", "seconds": 3, "times": 3})
+    with pytest.raises(ModelUnavailable):
+        _create(profile, mission)
+    assert len(sim.calls()) == 1
+    (call,) = _ledger(mission)
+    assert call.status == LLMCall.Status.ERROR

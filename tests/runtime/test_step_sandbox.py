@@ -1,6 +1,7 @@
 """A mission's steps and the sandbox: tampered test runs need a human, failed clones go, no sandbox stops code."""
 
 import shutil
+import subprocess
 from decimal import Decimal
 
 import pytest
@@ -106,3 +107,19 @@ def test_the_start_up_banner_says_which_sandbox_runs_code_or_why_none(monkeypatc
     monkeypatch.setattr(sandbox, "_probe_bwrap", lambda: (True, ""))
     backend, line = sandbox.sandbox_status()
     assert backend == "bwrap" and "no network" in line
+
+
+def test_it_runs_the_tests_itself_when_the_work_changed_after_the_agents_green_run(company, pm, sim, celery_worker):
+    """An agent that breaks the module after its green run and commits without testing again: the engine runs
+    the tests on the committed tree, refuses the attempt with the reason, and the retry's correct work is merged."""
+    sim.script({"role": "codegen", "match": "Step: core", "times": 1, "reply": {"variant": "break_after_tests"}})
+    mission = _submit(pm)
+    assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
+    core = Step.objects.get(plan__mission=mission, key="core")
+    assert core.attempt == 2
+    runs = list(mission.test_runs.filter(step=core).order_by("id").values_list("failed", flat=True))
+    assert runs[0] == 0 and runs[1] > 0  # the agent's green run, then the engine's run on what it committed
+    assert mission.events.filter(message__contains="changed after the agent's last test run").exists()
+    workspace = mission.workspace_path
+    shown = subprocess.run(["git", "-C", workspace, "show", "HEAD:core.py"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "sim:buggy" not in shown.stdout
