@@ -134,6 +134,12 @@ class Mission(models.Model):
         default=MissionTemplate.ConversationMode.ROUND_ROBIN,
     )
     model_profile = models.ForeignKey("agents.ModelProfile", null=True, blank=True, on_delete=models.SET_NULL)
+    # Against a project: its repository at base_sha, worked on branch missions/<code>; none: an empty repository.
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="missions"
+    )
+    base_sha = models.CharField(max_length=40, blank=True)
+    pushed_sha = models.CharField(max_length=40, blank=True, help_text="What was pushed to the project's remote.")
     uses_simulated_model = models.BooleanField(default=False)
     workspace_path = models.CharField(max_length=500, blank=True)
     knowledge_snapshot = models.TextField(blank=True, help_text="Knowledge given to this mission's steps.")
@@ -352,7 +358,15 @@ class TestRun(models.Model):
 
     __test__ = False  # not a pytest test class
 
+    class Purpose(models.TextChoices):
+        AGENT = "agent", "Run by the agent"
+        ACCEPTANCE = "acceptance", "Acceptance run by the engine"
+        DELIVERY = "delivery", "Re-run before delivery"
+
     mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="test_runs")
+    purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.AGENT)
+    # Against the project's baseline: {"regressed": [...], "fixed": [...], "new": [...], "still_failing": [...], ...}
+    comparison = models.JSONField(default=dict, blank=True)
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.CASCADE, related_name="test_runs")
     passed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from missions import engine, execution
+from missions import engine
 from orchestrator_site.redis_clients import redis_command_client
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
@@ -28,7 +28,7 @@ def advance_mission(mission_id: int) -> None:
 
 @shared_task(**TASK_OPTIONS, **RETRY_ON_DATABASE_ERRORS)
 def run_step(step_id: int) -> None:
-    execution.step_run(step_id=step_id)
+    engine.step_run(step_id=step_id)
 
 
 @shared_task(ignore_result=True)

@@ -36,7 +36,7 @@ def _redis_and_worker() -> tuple[dict, dict]:
 
 def _sandbox() -> dict:
     from agents.runtime.sandbox import sandbox_isolation
-    from missions.execution import weak_sandbox_refusal
+    from missions.engine.execution import weak_sandbox_refusal
 
     refusal = weak_sandbox_refusal()
     if refusal:

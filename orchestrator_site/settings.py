@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "missions",
     "agents",
     "reviews",
+    "projects",
     "axes",
 ]
 

@@ -66,7 +66,7 @@ def test_it_advances_quiet_missions_and_restarts_stuck_planning(pm, queued, sett
 
 
 def test_it_refuses_the_weaker_sandbox_in_production_unless_chosen(settings, monkeypatch):
-    from missions import execution as engine_module
+    from missions.engine import execution as engine_module
 
     monkeypatch.setattr(engine_module, "sandbox_isolation", lambda: "subprocess")
     settings.PRODUCTION = False
@@ -116,7 +116,7 @@ def test_it_fails_a_step_whose_worker_keeps_dying(pm, queued, settings):
 
 def test_it_drops_the_result_of_a_run_that_was_taken_over(pm, django_capture_on_commit_callbacks):
     """A slow first run finishing after the reaper restarted the step must not overwrite the second run."""
-    from missions import execution
+    from missions.engine import execution
 
     mission = _mission(pm, Mission.Status.EXECUTING)
     plan = Plan.objects.create(mission=mission, version=1)
@@ -142,7 +142,7 @@ def _clones(mission, *names):
 
 def test_it_deletes_a_lost_attempts_clone_when_the_step_is_claimed_again(pm, queued, settings, tmp_path):
     """A worker killed on attempt 1 left its clone; the claim of attempt 2 removes it (and no other step's)."""
-    from missions.execution import step_run
+    from missions.engine.execution import step_run
 
     settings.WORKSPACES_DIR = tmp_path
     mission = _mission(pm, Mission.Status.EXECUTING)

@@ -8,10 +8,10 @@ from django.urls import reverse
 
 from agents.models import AgentSpec, LLMCall, ModelProfile
 from agents.schemas import PlanDraft
-from missions.deliberation import deliberate
+from missions.engine.deliberation import deliberate
+from missions.engine.staffing import staff_plan
+from missions.engine.validation import validate_plan
 from missions.models import Mission, Plan, Step
-from missions.staffing import staff_plan
-from missions.validation import validate_plan
 
 SECRET_TITLE = "Project Falcon payroll export"
 

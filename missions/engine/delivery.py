@@ -1,4 +1,4 @@
-"""Deployment: push the approved commit, tag it, keep a downloadable archive."""
+"""Delivery: the deploy gate once every step succeeded; then push the approved commit, tag it, keep an archive."""
 
 import shlex
 
@@ -11,8 +11,42 @@ from agents.runtime.workspace import Workspace, WorkspaceError
 from missions.consult import mission_workspace
 from missions.events import event_record
 from missions.knowledge import knowledge_record_retrospective
-from missions.models import Event, Mission
+from missions.models import Event, Mission, Step, TestRun
 from missions.services import mission_fail, mission_transition
+from reviews.models import ApprovalGate
+from reviews.services import gate_open
+
+
+def execution_done(mission: Mission, steps: list[Step]) -> None:
+    passed = TestRun.objects.filter(mission=mission).order_by("-id").values_list("passed", flat=True).first()
+    summary = f"All {len(steps)} steps succeeded; last test run: {passed or 0} passed."
+    altered = {s.key: s.test_config_files for s in steps if s.alters_test_config}
+    if altered:
+        # A change to how tests run makes its own test results no evidence: a human must decide, always.
+        files = sorted({f for names in altered.values() for f in names})
+        summary += (
+            f" This change alters how tests run (steps {', '.join(altered)}: {', '.join(files[:8])}), so the test "
+            "results above are not evidence: read those files before approving."
+        )
+    if mission.require_deploy_approval or altered:
+        with transaction.atomic():
+            if mission_transition(
+                mission=mission,
+                to=Mission.Status.AWAITING_DEPLOY_APPROVAL,
+                expected=Mission.Status.EXECUTING,
+                reason=summary,
+            ):
+                head = mission_workspace(mission).head()
+                gate_open(
+                    mission=mission,
+                    kind=ApprovalGate.Kind.DEPLOY,
+                    question=f"{summary} Deploy commit {head[:10]} to production?",
+                    data={"sha": head, "alters_test_config": altered},
+                )
+    elif mission_transition(
+        mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.EXECUTING, reason=summary
+    ):
+        mission_deploy(mission)
 
 
 def mission_deploy(mission: Mission) -> None:
@@ -80,8 +114,6 @@ def _run_deploy_command(mission: Mission, workspace: Workspace) -> str:
 
 def _approved_sha(mission: Mission) -> str:
     """The commit the reviewer approved (not whatever HEAD is now)."""
-    from reviews.models import ApprovalGate
-
     gate = (
         ApprovalGate.objects.filter(mission=mission, kind=ApprovalGate.Kind.DEPLOY, status=ApprovalGate.Status.APPROVED)
         .order_by("-decided_at")

@@ -1,4 +1,4 @@
-"""Execution: one step, run by its agent with real tools, accepted only when its checks pass.
+"""Execution: start the ready steps; run one step with its agent and real tools, accept it only when its checks pass.
 
 A failed attempt is retried with exponential backoff and jitter, up to
 STEP_MAX_ATTEMPTS; each retry's brief says why the last one failed.
@@ -28,13 +28,39 @@ from agents.services import agent_message_record
 from missions import briefs
 from missions.clones import step_clone_path, step_clones_remove
 from missions.consult import mission_workspace
-from missions.engine import connection_reset
+from missions.engine.common import connection_reset, enqueue_after_commit
+from missions.engine.delivery import execution_done
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
-from missions.services import mission_pause_for_budget
+from missions.selectors import current_plan
+from missions.services import mission_fail, mission_pause_for_budget
 from orchestrator_site.logging import mission_logging
 
 logger = logging.getLogger(__name__)
+
+
+def mission_schedule(mission: Mission) -> None:
+    """Finish when every step succeeded; fail on a step that failed for good; else start the ready steps."""
+    plan = current_plan(mission)
+    steps = list(plan.steps.all()) if plan else []
+    failed = [s for s in steps if s.status == Step.Status.FAILED]
+    if failed:
+        mission_fail(mission=mission, reason=f"Step {failed[0].key} failed: {failed[0].error}")
+        return
+    if steps and all(s.status == Step.Status.SUCCEEDED for s in steps):
+        execution_done(mission, steps)
+        return
+    done = {s.key for s in steps if s.status == Step.Status.SUCCEEDED}
+    now = timezone.now()
+    ready = [
+        s.pk
+        for s in steps
+        if s.status == Step.Status.PENDING and set(s.depends_on) <= done and (s.retry_at is None or s.retry_at <= now)
+    ]
+    from missions.tasks import run_step
+
+    for step_id in ready:
+        enqueue_after_commit(run_step, step_id)
 
 
 def weak_sandbox_refusal() -> str:
@@ -111,7 +137,7 @@ def _step_work(step_id: int) -> None:
         refusal = weak_sandbox_refusal()
         if refusal:  # retrying cannot help: the mission stops here with the reason
             _step_finish(mission, step, None, refusal, retry=False)
-            transaction.on_commit(lambda: _advance(mission))
+            _advance(mission)
             return
         try:
             outcome, error = _execute(mission, step)
@@ -130,13 +156,13 @@ def _step_work(step_id: int) -> None:
             logger.exception("step %s crashed", step.key)
             outcome, error = None, f"Internal error: {type(exc).__name__}: {exc}"
         _step_finish(mission, step, outcome, error)
-    transaction.on_commit(lambda: _advance(mission))
+    _advance(mission)
 
 
 def _advance(mission: Mission) -> None:
     from missions.tasks import advance_mission
 
-    advance_mission.delay(mission.pk)
+    enqueue_after_commit(advance_mission, mission.pk)
 
 
 def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
@@ -355,7 +381,7 @@ def _step_finish(
             message = f"Step {step.key} {Step.Status(status).label.lower()}: {error}"
         event_record(mission=mission, kind=Event.Kind.STEP, message=message, data={"step": step.key, "status": status})
         if retry:
-            transaction.on_commit(lambda: run_step.apply_async((step.pk,), countdown=delay))
+            enqueue_after_commit(run_step, step.pk, countdown=delay)
 
 
 def _test_run_record(mission: Mission, step: Step, result: PytestResult) -> None:

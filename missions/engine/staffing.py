@@ -1,6 +1,14 @@
-"""Staffing: every step gets an agent; a role nobody covers gets a specialist designed by a model."""
+"""Staffing: every step gets an agent; a role nobody covers gets a specialist designed by a model.
 
+Claimed through the plan's ``staffed_at``; then the workspace is prepared and execution starts.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from agents.errors import AgentRunError
 from agents.models import AgentSpec
@@ -8,9 +16,37 @@ from agents.runtime.tools import TOOL_NAMES
 from agents.schemas import SpecialistDesign
 from agents.selectors import agent_for_role
 from missions import briefs
-from missions.consult import ask_agent, cycle_close, cycle_open
+from missions.consult import ask_agent, cycle_close, cycle_open, mission_workspace
+from missions.engine.execution import mission_schedule
 from missions.events import event_record
+from missions.knowledge import knowledge_brief
 from missions.models import DecisionCycle, Event, Mission, Plan, Step
+from missions.selectors import current_plan
+from missions.services import mission_transition
+
+
+def mission_staff(mission: Mission) -> None:
+    """Give every step of the current plan an agent, prepare the workspace, start executing.
+
+    Claimed through the plan's ``staffed_at``, so a redelivered task does not design specialists twice;
+    a claim older than STALLED_AFTER_S (its worker died) can be taken over.
+    """
+    plan = current_plan(mission)
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.STALLED_AFTER_S)
+    if (
+        not Plan.objects.filter(pk=plan.pk)
+        .filter(Q(staffed_at__isnull=True) | Q(staffed_at__lt=stale))
+        .update(staffed_at=now)
+    ):
+        return
+    staff_plan(mission, plan)
+    Mission.objects.filter(pk=mission.pk).update(knowledge_snapshot=knowledge_brief(mission))
+    workspace = mission_workspace(mission)
+    workspace.init()
+    Mission.objects.filter(pk=mission.pk).update(workspace_path=str(workspace.root))
+    if mission_transition(mission=mission, to=Mission.Status.EXECUTING, expected=Mission.Status.STAFFING):
+        mission_schedule(mission)
 
 
 def staff_plan(mission: Mission, plan: Plan) -> None:
