@@ -1,9 +1,8 @@
-"""Shared pieces of the phases: asking one agent for a structured answer, cycles, the workspace."""
+"""Shared pieces of the phases: asking one agent for a structured answer, cycles, transcripts."""
 
 from typing import TypeVar
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from pydantic import BaseModel
@@ -11,7 +10,6 @@ from pydantic import BaseModel
 from agents.models import AgentSpec
 from agents.runtime.metering import CallContext
 from agents.runtime.structured import ask_structured
-from agents.runtime.workspace import Workspace
 from agents.services import agent_message_record
 from missions.events import event_record
 from missions.models import DecisionCycle, Event, Mission
@@ -71,7 +69,3 @@ def cycle_close(cycle: DecisionCycle, outcome: str, summary: str, *, rounds: int
             message=message,
             data={"cycle": cycle.number, "outcome": outcome},
         )
-
-
-def mission_workspace(mission: Mission) -> Workspace:
-    return Workspace(settings.WORKSPACES_DIR / mission.code.hex)

@@ -7,6 +7,7 @@ from django.conf import settings
 from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX, VARIABLE_MAX, budget_parse
 from missions.models import Mission, MissionTemplate
 from missions.services import budget_needs_confirmation, mission_compose
+from projects.models import Project
 
 VAR_PREFIX = "var_"
 
@@ -14,6 +15,13 @@ VAR_PREFIX = "var_"
 class MissionForm(forms.Form):
     """A mission from free text, or from a template whose variables become extra fields."""
 
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.none(),
+        required=False,
+        empty_label="No project (start from an empty repository)",
+        to_field_name="slug",
+        help_text="The product repository the agents work on; the result is a branch pushed to it.",
+    )
     template = forms.ModelChoiceField(
         queryset=MissionTemplate.objects.filter(is_active=True),
         required=False,
@@ -61,8 +69,12 @@ class MissionForm(forms.Form):
     )
     require_deploy_approval = forms.BooleanField(required=False, initial=True, label="Ask a reviewer before deploying")
 
-    def __init__(self, *args, template: MissionTemplate | None = None, **kwargs):
+    def __init__(self, *args, template: MissionTemplate | None = None, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if user is not None:
+            self.fields["project"].queryset = Project.objects.open_to(user)
+        if not self.fields["project"].queryset.exists():
+            del self.fields["project"]  # no project to choose: the form stays as it was
         self.fields["budget_usd"].initial = (
             template.default_budget_usd if template else settings.DEFAULT_MISSION_BUDGET_USD
         )
@@ -121,7 +133,12 @@ class MissionForm(forms.Form):
     def digest(self) -> str:
         """A fingerprint of what would be filed, so filing can check it is what the preview showed."""
         data = self.cleaned_data
-        filed = {**self.composed, "budget_usd": str(data["budget_usd"]), "template": str(data.get("template") or "")}
+        filed = {
+            **self.composed,
+            "budget_usd": str(data["budget_usd"]),
+            "template": str(data.get("template") or ""),
+            "project": getattr(data.get("project"), "slug", ""),
+        }
         return hashlib.sha256(json.dumps(filed, sort_keys=True).encode()).hexdigest()[:32]
 
     def can_preview(self) -> bool:

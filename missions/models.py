@@ -301,6 +301,7 @@ class Step(models.Model):
     estimated_tokens = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="WORKER_NAME of the worker that claimed it last.")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True, help_text="A failed attempt waits until then (backoff).")
     output = models.JSONField(default=dict, blank=True)

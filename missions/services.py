@@ -1,6 +1,7 @@
 """Writes about missions: submission, status transitions, cancellation."""
 
 import logging
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from agents.runtime.workspace import WorkspaceError
 from agents.selectors import default_model_profile
 from missions.events import event_record
 from missions.inputs import (
@@ -113,6 +115,7 @@ def mission_submit(
     conversation_mode: str = "",
     budget_confirmed: bool = False,
     refuse_duplicates: bool = False,
+    project=None,
 ) -> Mission:
     """File a mission and start it once the transaction commits.
 
@@ -120,6 +123,9 @@ def mission_submit(
     BUDGET_CONFIRM_ABOVE_USD needs ``budget_confirmed``. With
     ``refuse_duplicates`` (the form and the CLI), the same mission filed again
     by the same requester within DUPLICATE_WINDOW raises ``DuplicateMissionError``.
+
+    Against a ``project`` (one the requester may file against), the mission starts from the project's
+    mirrored HEAD: that commit is its base, put on its branch in the store before the mission exists.
     """
     variables = variables or {}
     text = mission_compose(
@@ -133,12 +139,18 @@ def mission_submit(
         )
 
     profile = default_model_profile()
+    code = uuid.uuid4()
+    if project is not None:
+        _project_branch_create(project=project, requester=requester, code=code)
     with transaction.atomic():
         if refuse_duplicates:
             # Lock the requester's row so two identical posts at once cannot both pass the check.
             get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
             _refuse_duplicate(requester=requester, template=template, variables=variables, **text)
         mission = Mission.objects.create(
+            code=code,
+            project=project,
+            base_sha=project.head_sha if project is not None else "",
             requester=requester,
             title=text["title"],
             request=text["request"],
@@ -167,6 +179,20 @@ def mission_submit(
         # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
         transaction.on_commit(lambda: _start(mission.pk), robust=True)
     return mission
+
+
+def _project_branch_create(*, project, requester, code) -> None:
+    """Put the project's mirrored HEAD on the new mission's branch; ValueError (nothing filed) when it cannot."""
+    from missions.repository import mission_branch_create
+
+    if not project.may_file(requester):
+        raise ValueError(f"You may not file missions against {project}.")
+    if not project.head_sha or not project.mirror_path.is_dir():
+        raise ValueError(f"{project} has not been mirrored yet: an admin must refresh it first.")
+    try:
+        mission_branch_create(Mission(code=code, project=project), source=project.mirror_path, sha=project.head_sha)
+    except WorkspaceError as error:
+        raise ValueError(f"Could not start from {project}'s repository: {error}") from error
 
 
 def _refuse_duplicate(

@@ -48,7 +48,7 @@ def mission_new(request):
     template = _chosen_template(source.get("template"))
     preview = preview_note = None
     if request.method == "POST" and "pick" not in request.POST:
-        form = MissionForm(request.POST, template=template)
+        form = MissionForm(request.POST, template=template, user=request.user)
         previewing = "preview" in request.POST
         valid = form.is_valid()
         if previewing and form.can_preview() or valid and form.preview_is_stale():
@@ -66,7 +66,9 @@ def mission_new(request):
             return render(request, "missions/new.html#preview", {"form": form, "preview": preview, "live": True})
     else:
         # A template pick (htmx or the no-JS "Use template" button) re-renders with its variables.
-        form = MissionForm(initial=source.dict() if request.method == "POST" else None, template=template)
+        form = MissionForm(
+            initial=source.dict() if request.method == "POST" else None, template=template, user=request.user
+        )
     templates = MissionTemplate.objects.filter(is_active=True)
     context = {"form": form, "templates": templates, "chosen": template, "preview": preview}
     context["preview_note"] = preview_note
@@ -95,6 +97,7 @@ def _submit(request, form: MissionForm) -> Mission | None:
             consensus_rule=data["consensus_rule"],
             conversation_mode=data["conversation_mode"],
             deadlock_policy=data["deadlock_policy"],
+            project=data.get("project"),
         )
     except DuplicateMissionError as error:
         existing = error.mission

@@ -7,6 +7,7 @@ ALLOWED_HOSTS and forces DEBUG off.
 
 import os
 import secrets
+import socket
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -247,6 +248,15 @@ LLM_KEY_ENV_ALLOWED = env_list(
 # --- Execution.
 WORKSPACES_DIR = _private_dir(DATA_DIR / "workspaces")
 ARTIFACTS_DIR = _private_dir(DATA_DIR / "artifacts")
+# Where missions' branches live (missions/repository.py). Unset: DATA_DIR/git, for one host. For several hosts,
+# a git URL (or a path every host mounts) that all workers and the web process reach: they share nothing else.
+GIT_WORKSPACE_URL = env_str("GIT_WORKSPACE_URL", "")
+GIT_STORE_DIR = _private_dir(DATA_DIR / "git")
+MIRRORS_DIR = _private_dir(DATA_DIR / "mirrors")  # one bare mirror per project, kept by the web process
+# How often a step retries merging its work onto the mission branch when other steps pushed first.
+# Names this worker on the steps it claims (which host ran what).
+WORKER_NAME = env_str("WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
+GIT_PUSH_ATTEMPTS = env_int("GIT_PUSH_ATTEMPTS", 8, minimum=1, maximum=50)
 # Where approved work is pushed: a git URL, or a local path that becomes a bare repository.
 DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 # Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").

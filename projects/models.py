@@ -1,10 +1,21 @@
 """A project is a product's git repository that missions work on, mirrored on the server."""
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
 DEFAULT_TEST_COMMAND = "python -m pytest -q"
+
+
+class ProjectQuerySet(models.QuerySet):
+    def open_to(self, user):
+        """Active, mirrored projects ``user`` may file missions against (the rule of Project.may_file)."""
+        ready = self.filter(is_active=True).exclude(head_sha="")
+        if user.is_staff:
+            return ready
+        return ready.filter(models.Q(restricted=False) | models.Q(members=user)).distinct()
 
 
 class Project(models.Model):
@@ -45,6 +56,8 @@ class Project(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ProjectQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -57,6 +70,17 @@ class Project(models.Model):
     @property
     def push_target(self) -> str:
         return self.push_url or self.git_url
+
+    @property
+    def mirror_path(self) -> Path:
+        """The server's bare mirror of the repository (a pure copy of upstream: a fetch may prune it)."""
+        return settings.MIRRORS_DIR / f"{self.slug}.git"
+
+    def may_file(self, user) -> bool:
+        """Whether ``user`` may file missions against this project."""
+        if not (self.is_active and user.is_authenticated):
+            return False
+        return not self.restricted or user.is_staff or self.members.filter(pk=user.pk).exists()
 
 
 class Baseline(models.Model):

@@ -37,6 +37,7 @@ SAFE_GIT_CONFIG = (
     "commit.gpgSign=false",
     "tag.gpgSign=false",
     "diff.external=",
+    "protocol.ext.allow=never",  # no git URL may make git run a command
 )
 
 # Files that change how pytest collects, runs or reports tests: a change to them makes test results
@@ -318,6 +319,53 @@ class Workspace:
         )
         return sorted({name for name in out.split("\0") if name.strip()})
 
+    # ------------------------------------------------------------ shared branches
+    @classmethod
+    def clone_branch(cls, *, url: str, branch: str, dest: Path) -> Workspace:
+        """A private clone of one branch of the repository at ``url`` (a path or git URL) in ``dest``."""
+        if not _REF_RE.match(branch):
+            raise WorkspaceError(f"Not a safe branch name: {branch!r}.")
+        if dest.exists():
+            raise WorkspaceError(f"{dest} already exists.")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        Workspace(dest.parent)._git(
+            "clone", "-q", "--no-hardlinks", "--single-branch", "--branch", branch, "--", url, str(dest), bare_env=True
+        )
+        clone = cls(dest)
+        clone.init()  # identity and excludes; the clone already has its history
+        return clone
+
+    def fetch_branch(self, branch: str, *, remote: str = "origin") -> str:
+        """Fetch ``branch`` from ``remote`` (a remote name, path or URL); returns the commit it points to."""
+        if not _REF_RE.match(branch):
+            raise WorkspaceError(f"Not a safe branch name: {branch!r}.")
+        self._git("fetch", "-q", "--", remote, f"refs/heads/{branch}")
+        return self._git("rev-parse", "--verify", "FETCH_HEAD^{commit}").strip()
+
+    def merge_onto(self, target: str, work: str, message: str) -> str:
+        """Check out ``target`` (detached) and merge ``work`` into it; a conflict is undone and reported."""
+        self._git("checkout", "-q", "--force", "--detach", _checked_sha(target))
+        try:
+            self._git("merge", "-q", "--no-ff", "--no-edit", "-m", sanitize_message(message), _checked_sha(work))
+        except WorkspaceError as error:
+            conflicted = self._git("diff", "--name-only", "--diff-filter=U").split()
+            self._git("merge", "--abort")
+            files = f" in {', '.join(conflicted)}" if conflicted else ""
+            raise WorkspaceError(f"The step's work conflicts with work merged meanwhile{files}.") from error
+        return self.head()
+
+    def push_head(self, branch: str, *, remote: str = "origin") -> bool:
+        """Push HEAD to ``branch`` on ``remote``; False when the branch moved meanwhile (never forced)."""
+        if not _REF_RE.match(branch):
+            raise WorkspaceError(f"Not a safe branch name: {branch!r}.")
+        try:
+            self._git("push", "-q", "--", remote, f"HEAD:refs/heads/{branch}")
+        except WorkspaceError as error:
+            if any(sign in str(error) for sign in ("non-fast-forward", "fetch first", "[rejected]", "stale info")):
+                return False
+            raise
+        return True
+
     # ------------------------------------------------------------ parallel work
     def clone_to(self, dest: Path) -> Workspace:
         """A private copy for one step, so parallel steps never see each other's half-written files."""
@@ -360,6 +408,12 @@ class Workspace:
                 self._git("init", "-q", "--bare", str(target), bare_env=True)
         self._git("tag", "-f", "-a", "-m", f"Deployed by Mission Orchestrator: {tag}", tag, sha)
         self._git("push", "--quiet", remote, f"{sha}:refs/heads/{branch}", f"+refs/tags/{tag}:refs/tags/{tag}")
+
+    def push_commit(self, *, remote: str, sha: str, branch: str) -> None:
+        """Push one commit to ``branch`` on ``remote``; refused unless it fast-forwards (never forced)."""
+        if not _REF_RE.match(branch):
+            raise WorkspaceError(f"Not a safe branch name: {branch!r}.")
+        self._git("push", "--quiet", "--", remote, f"{_checked_sha(sha)}:refs/heads/{branch}")
 
     def archive(self, *, sha: str, dest: Path) -> Path:
         """Write a zip of the tree at ``sha`` (what was deployed) to ``dest``."""

@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from agents.runtime.sandbox import SandboxError, SandboxLimits, run_sandboxed
 from agents.runtime.workspace import Workspace, WorkspaceError
-from missions.consult import mission_workspace
 from missions.events import event_record
 from missions.knowledge import knowledge_record_retrospective
 from missions.models import Event, Mission, Step, TestRun
+from missions.repository import mission_checkout, mission_head
 from missions.services import mission_fail, mission_transition
 from reviews.models import ApprovalGate
 from reviews.services import gate_open
@@ -36,7 +36,7 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
                 expected=Mission.Status.EXECUTING,
                 reason=summary,
             ):
-                head = mission_workspace(mission).head()
+                head = mission_head(mission)
                 gate_open(
                     mission=mission,
                     kind=ApprovalGate.Kind.DEPLOY,
@@ -59,27 +59,37 @@ def mission_deploy(mission: Mission) -> None:
         pk=mission.pk, status=Mission.Status.DEPLOYING, deploy_started_at__isnull=True
     ).update(deploy_started_at=timezone.now()):
         return
-    workspace = mission_workspace(mission)
-    if settings.DEPLOY_COMMAND:
-        failure = _run_deploy_command(mission, workspace)
-        if failure:
-            mission_fail(mission=mission, reason=failure)
-            return
     try:
-        sha = _approved_sha(mission) or workspace.head()
-        workspace.publish(remote=settings.DEPLOY_REMOTE, sha=sha, branch=mission.deploy_branch, tag=mission.deploy_tag)
-        archive = workspace.archive(sha=sha, dest=settings.ARTIFACTS_DIR / f"{mission.code}.zip")
+        with mission_checkout(mission, "deploy") as workspace:
+            if settings.DEPLOY_COMMAND:
+                failure = _run_deploy_command(mission, workspace)
+                if failure:
+                    mission_fail(mission=mission, reason=failure)
+                    return
+            sha = _approved_sha(mission) or workspace.head()
+            if mission.project_id:
+                where, notes = _push_to_project(mission, workspace, sha)
+            else:
+                workspace.publish(
+                    remote=settings.DEPLOY_REMOTE, sha=sha, branch=mission.deploy_branch, tag=mission.deploy_tag
+                )
+                where, notes = f"production as tag {mission.deploy_tag}", ""
+            archive = workspace.archive(sha=sha, dest=settings.ARTIFACTS_DIR / f"{mission.code}.zip")
     except WorkspaceError as error:
         mission_fail(mission=mission, reason=f"Deployment failed: {error}")
         return
     with transaction.atomic():
         Mission.objects.filter(pk=mission.pk).update(
-            deployed_sha=sha, deployed_ref=mission.deploy_tag, deployed_at=timezone.now(), artifact_path=str(archive)
+            deployed_sha=sha,
+            deployed_ref=mission.deploy_branch if mission.project_id else mission.deploy_tag,
+            pushed_sha=sha if mission.project_id else "",
+            deployed_at=timezone.now(),
+            artifact_path=str(archive),
         )
         event_record(
             mission=mission,
             kind=Event.Kind.STATUS,
-            message=f"Deployed {sha[:10]} to production as tag {mission.deploy_tag}; archive ready to download.",
+            message=f"Deployed {sha[:10]} to {where}; archive ready to download.{notes}",
             data={"sha": sha},
         )
         if mission_transition(
@@ -89,6 +99,24 @@ def mission_deploy(mission: Mission) -> None:
             reason=f"Deployed {sha[:10]}.",
         ):
             knowledge_record_retrospective(mission)
+
+
+def _push_to_project(mission: Mission, workspace: Workspace, sha: str) -> tuple[str, str]:
+    """Push the approved commit as branch missions/<code> to the project's remote, never forced.
+
+    With "merge after approval", the default branch is moved too, only as a fast-forward; when it moved
+    meanwhile that is said in the event, and the branch waits for a human to merge it.
+    """
+    project = mission.project
+    workspace.push_commit(remote=project.push_target, sha=sha, branch=mission.deploy_branch)
+    where = f"{project.name} as branch {mission.deploy_branch}"
+    if not project.merge_after_approval:
+        return where, ""
+    try:
+        workspace.push_commit(remote=project.push_target, sha=sha, branch=project.default_branch)
+    except WorkspaceError as error:
+        return where, f" Not merged into {project.default_branch}: {error}"
+    return where, f" Merged into {project.default_branch} (fast-forward)."
 
 
 def _run_deploy_command(mission: Mission, workspace: Workspace) -> str:

@@ -8,6 +8,7 @@ import logging
 import random
 import shutil
 import threading
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -27,11 +28,11 @@ from agents.runtime.workspace import Workspace, WorkspaceError
 from agents.services import agent_message_record
 from missions import briefs
 from missions.clones import step_clone_path, step_clones_remove
-from missions.consult import mission_workspace
 from missions.engine.common import connection_reset, enqueue_after_commit
 from missions.engine.delivery import execution_done
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
+from missions.repository import mission_repo_url
 from missions.selectors import current_plan
 from missions.services import mission_fail, mission_pause_for_budget
 from orchestrator_site.logging import mission_logging
@@ -102,6 +103,7 @@ def step_run(*, step_id: int) -> None:
     ).update(
         status=Step.Status.RUNNING,
         attempt=F("attempt") + 1,
+        worker=settings.WORKER_NAME,
         started_at=now,
         retry_at=None,
         lease_expires_at=now + timedelta(seconds=settings.STEP_LEASE_S),
@@ -168,20 +170,22 @@ def _advance(mission: Mission) -> None:
 def _execute(mission: Mission, step: Step) -> tuple[dict | None, str]:
     if step.agent is None:
         return None, "The step has no agent."
-    main = mission_workspace(mission)
+    dest = step_clone_path(mission.code, step.key, step.attempt)
+    shutil.rmtree(dest, ignore_errors=True)  # left over by a worker that died mid-step
     try:
-        workspace = _step_clone(main, mission, step)
+        # Each attempt works in its own clone of the mission branch, on this worker's disk only.
+        workspace = Workspace.clone_branch(url=mission_repo_url(mission), branch=mission.deploy_branch, dest=dest)
     except WorkspaceError as exc:
         return None, f"Could not prepare the step's workspace: {exc}"
     try:
-        return _execute_in(mission, step, main, workspace)
+        return _execute_in(mission, step, workspace)
     finally:
-        # Every attempt's clone goes, failed or not: the work that counts was merged into the mission's repository.
+        # Every attempt's clone goes, failed or not: the work that counts was pushed to the mission branch.
         shutil.rmtree(workspace.root, ignore_errors=True)
 
 
-def _execute_in(mission: Mission, step: Step, main: Workspace, workspace: Workspace) -> tuple[dict | None, str]:
-    """Let the agent work in its clone; accept, commit and merge only when the step's checks pass."""
+def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dict | None, str]:
+    """Let the agent work in its clone; accept, commit, merge and push only when the step's checks pass."""
     agent = step.agent
     base = workspace.head()
     deps = list(step.plan.steps.filter(key__in=step.depends_on))
@@ -222,8 +226,8 @@ def _execute_in(mission: Mission, step: Step, main: Workspace, workspace: Worksp
             return None, refusal
         diff = workspace.diff(commits[-1]) if commits else ""
         test_config = workspace.test_config_changes(base) if commits else []
-        with workspace_lock(main.root):
-            main.merge_from(workspace, f"Merge step {step.key}: {step.title}")
+        if commits and (refusal := _integrate(mission, step, workspace, tools, tested=tested)):
+            return None, refusal
     except WorkspaceError as exc:
         return None, f"Could not commit the step's work: {exc}"
     output = {
@@ -234,6 +238,26 @@ def _execute_in(mission: Mission, step: Step, main: Workspace, workspace: Worksp
         "test_config_files": test_config,
     }
     return output, ""
+
+
+def _integrate(mission: Mission, step: Step, workspace: Workspace, tools: StepTools, *, tested: bool) -> str:
+    """Merge the step's work onto the mission branch as it is now and push; '' when pushed, else the refusal.
+
+    Another step may push first: then fetch, merge again and retry, up to GIT_PUSH_ATTEMPTS times. A merge
+    that brought in others' work has a tree nobody tested: it is tested before it is pushed.
+    """
+    work = workspace.head()
+    for _ in range(settings.GIT_PUSH_ATTEMPTS):
+        target = workspace.fetch_branch(mission.deploy_branch)
+        with workspace_lock(workspace.root):
+            workspace.merge_onto(target, work, f"Merge step {step.key}: {step.title}")
+            merged_tree = workspace.head_tree()
+        if tested and (refusal := _acceptance_refusal(tools, merged_tree)):
+            return f"With the work merged meanwhile: {refusal}"
+        if workspace.push_head(mission.deploy_branch):
+            return ""
+        time.sleep(random.uniform(0.05, 0.5))  # another step pushed first: let it finish, then merge again
+    return f"The mission branch kept moving: could not push after {settings.GIT_PUSH_ATTEMPTS} attempts."
 
 
 def _acceptance_refusal(tools: StepTools, committed_tree: str) -> str:
@@ -260,14 +284,6 @@ def _acceptance_refusal(tools: StepTools, committed_tree: str) -> str:
 
 def _green(test: PytestResult) -> bool:
     return bool(test.passed) and not (test.failed or test.errors or test.timed_out)
-
-
-def _step_clone(main: Workspace, mission: Mission, step: Step) -> Workspace:
-    """Each attempt works in its own clone of the mission repository, merged back on success."""
-    dest = step_clone_path(mission.code, step.key, step.attempt)
-    with workspace_lock(main.root):
-        shutil.rmtree(dest, ignore_errors=True)  # left over by a worker that died mid-step
-        return main.clone_to(dest)
 
 
 def _step_requeue(step: Step) -> None:

@@ -13,16 +13,18 @@ from django.utils import timezone
 from agents.errors import AgentRunError
 from agents.models import AgentSpec
 from agents.runtime.tools import TOOL_NAMES
+from agents.runtime.workspace import WorkspaceError
 from agents.schemas import SpecialistDesign
 from agents.selectors import agent_for_role
 from missions import briefs
-from missions.consult import ask_agent, cycle_close, cycle_open, mission_workspace
+from missions.consult import ask_agent, cycle_close, cycle_open
 from missions.engine.execution import mission_schedule
 from missions.events import event_record
 from missions.knowledge import knowledge_brief
 from missions.models import DecisionCycle, Event, Mission, Plan, Step
+from missions.repository import mission_branch_create, mission_repo_url
 from missions.selectors import current_plan
-from missions.services import mission_transition
+from missions.services import mission_fail, mission_transition
 
 
 def mission_staff(mission: Mission) -> None:
@@ -42,9 +44,14 @@ def mission_staff(mission: Mission) -> None:
         return
     staff_plan(mission, plan)
     Mission.objects.filter(pk=mission.pk).update(knowledge_snapshot=knowledge_brief(mission))
-    workspace = mission_workspace(mission)
-    workspace.init()
-    Mission.objects.filter(pk=mission.pk).update(workspace_path=str(workspace.root))
+    try:
+        start = mission_branch_create(mission)  # a project's branch was made from its mirror when filed
+    except WorkspaceError as error:
+        mission_fail(mission=mission, reason=str(error))
+        return
+    Mission.objects.filter(pk=mission.pk).update(
+        workspace_path=mission_repo_url(mission), base_sha=mission.base_sha or start
+    )
     if mission_transition(mission=mission, to=Mission.Status.EXECUTING, expected=Mission.Status.STAFFING):
         mission_schedule(mission)
 

@@ -78,7 +78,10 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(
     assert runs and all(r.passed > 0 and r.failed == 0 and r.isolation == "bwrap" for r in runs)
 
     log = subprocess.run(
-        ["git", "-C", mission.workspace_path, "log", "--format=%H"], capture_output=True, text=True, check=True
+        ["git", "-C", mission.workspace_path, "log", "--format=%H", mission.deploy_branch],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert {s.commit_sha for s in steps} <= set(log.stdout.split())
 
@@ -96,7 +99,10 @@ def test_it_completes_a_template_mission_with_metered_calls_and_real_tests(
     ]
 
     head = subprocess.run(
-        ["git", "-C", mission.workspace_path, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ["git", "-C", mission.workspace_path, "rev-parse", mission.deploy_branch],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert mission.deployed_sha == head  # the merge of every step's work
     remote = subprocess.run(

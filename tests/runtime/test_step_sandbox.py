@@ -121,5 +121,7 @@ def test_it_runs_the_tests_itself_when_the_work_changed_after_the_agents_green_r
     assert runs[0] == 0 and runs[1] > 0  # the agent's green run, then the engine's run on what it committed
     assert mission.events.filter(message__contains="changed after the agent's last test run").exists()
     workspace = mission.workspace_path
-    shown = subprocess.run(["git", "-C", workspace, "show", "HEAD:core.py"], capture_output=True, text=True)
+    shown = subprocess.run(
+        ["git", "-C", workspace, "show", f"{mission.deploy_branch}:core.py"], capture_output=True, text=True
+    )
     assert shown.returncode == 0 and "sim:buggy" not in shown.stdout

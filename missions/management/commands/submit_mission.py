@@ -9,6 +9,7 @@ from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX, budget_parse
 from missions.models import Mission, MissionTemplate
 from missions.selectors import mission_steps, user_can_file_missions
 from missions.services import DuplicateMissionError, budget_needs_confirmation, mission_submit
+from projects.models import Project
 
 
 def _variables(pairs: list[str]) -> dict[str, str]:
@@ -31,6 +32,10 @@ def mission_summary(mission: Mission) -> dict:
         "budget_usd": str(mission.budget_usd),
         "spent_usd": str(mission.spent_usd),
         "simulated_model": mission.uses_simulated_model,
+        "project": mission.project.slug if mission.project_id else None,
+        "base_sha": mission.base_sha,
+        "branch": mission.deploy_branch,
+        "pushed_sha": mission.pushed_sha,
         "deployed_sha": mission.deployed_sha,
         "artifact": mission.artifact_path,
         "failure_reason": mission.failure_reason,
@@ -64,6 +69,7 @@ class Command(BaseCommand):
             help=f"At most {REQUEST_MAX:,} characters; with --template, added to its request as notes.",
         )
         parser.add_argument("--acceptance", default="", help=f"At most {ACCEPTANCE_MAX:,} characters.")
+        parser.add_argument("--project", help="Slug of the project (repository) to work on; default: none.")
         parser.add_argument("--template", help="Template slug.")
         parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
         parser.add_argument("--budget", default=str(settings.DEFAULT_MISSION_BUDGET_USD), help="Dollars, e.g. 5.00.")
@@ -103,6 +109,14 @@ class Command(BaseCommand):
             if template is None:
                 slugs = ", ".join(MissionTemplate.objects.values_list("slug", flat=True))
                 raise CommandError(f"No template {options['template']!r}. Known: {slugs}.")
+        project = None
+        if options["project"]:
+            project = Project.objects.open_to(requester).filter(slug=options["project"]).first()
+            if project is None:
+                slugs = ", ".join(Project.objects.open_to(requester).values_list("slug", flat=True)) or "none"
+                raise CommandError(
+                    f"No project {options['project']!r} that {requester} may file against. Known: {slugs}."
+                )
         try:
             budget = budget_parse(str(options["budget"]))
         except ValueError as error:
@@ -128,6 +142,7 @@ class Command(BaseCommand):
                 consensus_rule=options["consensus"],
                 conversation_mode=options["mode"],
                 deadlock_policy=options["deadlock"],
+                project=project,
             )
         except DuplicateMissionError as error:
             raise CommandError(f"{error} Add --allow-duplicate to file it again.") from None
