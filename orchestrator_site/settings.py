@@ -164,6 +164,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
     _private_sqlite(Path(DATABASES["default"]["NAME"]))
+else:
+    # A worker that dies or hangs inside a transaction must not hold its row locks (and every other
+    # worker waiting on them) for ever: PostgreSQL ends a session idle in a transaction this long.
+    _idle_ms = env_int("DB_IDLE_TRANSACTION_TIMEOUT_S", 120, minimum=0) * 1000
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={_idle_ms}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, worker heartbeat.

@@ -299,3 +299,15 @@ def test_it_keeps_the_data_dir_and_database_private(tmp_path, existing):
     assert _mode(database) == 0o600
     sidecars = [path for path in data_dir.iterdir() if path.name.startswith(database.name + "-")]
     assert all(_mode(path) == 0o600 for path in sidecars), {path.name: oct(_mode(path)) for path in sidecars}
+
+
+@pytest.mark.django_db
+def test_it_ends_sessions_idle_in_a_transaction_on_postgresql():
+    """A hung worker's open transaction is ended by PostgreSQL instead of blocking every other worker."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (DATABASE_URL=postgres://...)")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW idle_in_transaction_session_timeout")
+        assert cursor.fetchone()[0] == "2min"

@@ -29,6 +29,7 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
             "results above are not evidence: read those files before approving."
         )
     if mission.require_deploy_approval or altered:
+        head = mission_head(mission)  # git, outside the transaction: no lock held across a remote call
         with transaction.atomic():
             if mission_transition(
                 mission=mission,
@@ -36,7 +37,6 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
                 expected=Mission.Status.EXECUTING,
                 reason=summary,
             ):
-                head = mission_head(mission)
                 gate_open(
                     mission=mission,
                     kind=ApprovalGate.Kind.DEPLOY,
