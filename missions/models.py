@@ -312,6 +312,9 @@ class Step(models.Model):
     alters_test_config = models.BooleanField(default=False)
     test_config_files = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # A "resolve conflicts" step: the project's default branch had moved to this commit at deploy; the step
+    # starts by merging the branch as it is then and resolves what the merge leaves.
+    merge_from = models.CharField(max_length=40, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

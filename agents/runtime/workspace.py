@@ -65,6 +65,7 @@ _ALLOWED_CONFIG = re.compile(
     r"|user\.(name|email)|remote\.origin\.(url|fetch)|branch\.[^\n]+\.(remote|merge)|extensions\.objectformat)$"
 )
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
+CONFLICTS_FILE = "mo-conflicts"  # under .git: the files a merge left conflicted, until it is committed
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,120}$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -233,11 +234,38 @@ class Workspace:
         and strips setuid/setgid bits first (git would not record them, but the file stays on disk).
         """
         self._check_tree()
+        self._check_merge_resolved()
         self._git("add", "-A")
-        if not self._git("status", "--porcelain", "--untracked-files=no").strip():
+        if not self._git("status", "--porcelain", "--untracked-files=no").strip() and not self._merging():
             return None
         self._git("commit", "-q", "--no-verify", "-m", sanitize_message(message))
+        (self.root / ".git" / CONFLICTS_FILE).unlink(missing_ok=True)
         return self.head()
+
+    def _merging(self) -> bool:
+        return (self.root / ".git" / "MERGE_HEAD").is_file()
+
+    def _check_merge_resolved(self) -> None:
+        """A merge in progress is committed only once no conflicted file still holds conflict markers."""
+        if not self._merging():
+            return
+        marked = []
+        try:
+            conflicted = (self.root / ".git" / CONFLICTS_FILE).read_text().splitlines()
+        except OSError:
+            conflicted = []
+        for line in sorted(set(conflicted) | set(self._git("diff", "--name-only", "--diff-filter=U").split())):
+            try:
+                text = self.read_file(line)
+            except WorkspaceError:
+                continue  # deleted or unreadable: git add decides
+            if any(row.startswith(("<<<<<<< ", ">>>>>>> ")) or row == "=======" for row in text.splitlines()):
+                marked.append(line)
+        if marked:
+            raise WorkspaceError(
+                f"Conflict markers (<<<<<<<, =======, >>>>>>>) remain in {', '.join(marked[:10])}: "
+                "edit those files to keep what both sides need, then commit."
+            )
 
     def worktree_id(self) -> str:
         """The git tree id of the working tree as it is now (uncommitted changes included).
@@ -353,6 +381,33 @@ class Workspace:
             files = f" in {', '.join(conflicted)}" if conflicted else ""
             raise WorkspaceError(f"The step's work conflicts with work merged meanwhile{files}.") from error
         return self.head()
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is in the history of ``descendant`` (both present in this repository)."""
+        try:
+            self._git("merge-base", "--is-ancestor", _checked_sha(ancestor), _checked_sha(descendant))
+        except WorkspaceError:
+            return False
+        return True
+
+    def merge_in(self, sha: str, message: str, *, keep_conflicts: bool = False) -> list[str]:
+        """Merge commit ``sha`` into HEAD and commit; returns the conflicted files ([] when it merged).
+
+        On a conflict the merge is undone, or, with ``keep_conflicts``, left in progress with the markers
+        in the files: the next commit() then records the merge once they are resolved.
+        """
+        try:
+            self._git("merge", "-q", "--no-ff", "--no-edit", "-m", sanitize_message(message), _checked_sha(sha))
+        except WorkspaceError:
+            conflicted = sorted(set(self._git("diff", "--name-only", "--diff-filter=U").split()))
+            if not conflicted:
+                raise
+            if keep_conflicts:  # remembered: staging (worktree_id, commit) clears git's own unmerged marks
+                (self.root / ".git" / CONFLICTS_FILE).write_text("\n".join(conflicted))
+            else:
+                self._git("merge", "--abort")
+            return conflicted
+        return []
 
     def push_head(self, branch: str, *, remote: str = "origin") -> bool:
         """Push HEAD to ``branch`` on ``remote``; False when the branch moved meanwhile (never forced)."""

@@ -212,3 +212,51 @@ def test_uninitialised_workspace_never_uses_a_parent_repo(tmp_path: Path) -> Non
     (tmp_path / "child" / "f.txt").write_text("x")
     with pytest.raises(WorkspaceError, match="not initialised"):
         ws.commit("should not land in the parent repo")
+
+
+def _diverge(ws: Workspace, ours: str, theirs: str) -> str:
+    """Two branches from one commit changing app.py; returns 'theirs' commit, HEAD stays on ours."""
+    ws.write_file("app.py", "x = 0\n")
+    base = ws.commit("base")
+    ws.write_file("app.py", theirs)
+    theirs_sha = ws.commit("theirs")
+    git(ws.root, "reset", "-q", "--hard", base)
+    ws.write_file("app.py", ours)
+    ws.commit("ours")
+    return theirs_sha
+
+
+def test_merge_in_merges_a_moved_base_and_reports_no_conflicts(ws: Workspace) -> None:
+    ws.write_file("app.py", "x = 0\n")
+    base = ws.commit("base")
+    ws.write_file("lib.py", "y = 1\n")
+    upstream = ws.commit("upstream adds lib")
+    git(ws.root, "reset", "-q", "--hard", base)
+    ws.write_file("feature.py", "z = 2\n")
+    ws.commit("feature")
+    assert not ws.is_ancestor(upstream, ws.head())
+    assert ws.merge_in(upstream, "Merge upstream") == []
+    assert ws.is_ancestor(upstream, ws.head())
+    assert ws.read_file("lib.py") == "y = 1\n" and ws.read_file("feature.py") == "z = 2\n"
+
+
+def test_merge_in_undoes_a_conflicting_merge_and_names_the_files(ws: Workspace) -> None:
+    upstream = _diverge(ws, "x = 1\n", "x = 2\n")
+    head = ws.head()
+    assert ws.merge_in(upstream, "Merge upstream") == ["app.py"]
+    assert ws.head() == head and ws.read_file("app.py") == "x = 1\n"
+    assert not (ws.root / ".git" / "MERGE_HEAD").exists()
+
+
+def test_a_kept_conflict_is_committed_only_once_the_markers_are_gone(ws: Workspace) -> None:
+    upstream = _diverge(ws, "x = 1\n", "x = 2\n")
+    assert ws.merge_in(upstream, "Merge upstream", keep_conflicts=True) == ["app.py"]
+    assert "<<<<<<< " in ws.read_file("app.py")
+    with pytest.raises(WorkspaceError, match="Conflict markers .* remain in app.py"):
+        ws.commit("resolve")
+    ws.write_file("app.py", "x = 3  # both\n")
+    merged = ws.commit("Resolve the conflict with upstream")
+    assert merged is not None
+    parents = git(ws.root, "rev-list", "--parents", "-n", "1", merged).split()
+    assert len(parents) == 3 and upstream in parents  # a real merge commit: upstream is in the history
+    assert not (ws.root / ".git" / "mo-conflicts").exists()
