@@ -262,6 +262,9 @@ MIRRORS_DIR = _private_dir(DATA_DIR / "mirrors")  # one bare mirror per project,
 # Names this worker on the steps it claims (which host ran what).
 WORKER_NAME = env_str("WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
 GIT_PUSH_ATTEMPTS = env_int("GIT_PUSH_ATTEMPTS", 8, minimum=1, maximum=50)
+# How often a project mission goes back to execution to merge a default branch that moved before a human
+# is asked whether to push its branch unmerged.
+DEPLOY_RESOLVE_MAX_STEPS = env_int("DEPLOY_RESOLVE_MAX_STEPS", 2, minimum=0, maximum=10)
 # Where approved work is pushed: a git URL, or a local path that becomes a bare repository.
 DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 # Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").

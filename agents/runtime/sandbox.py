@@ -762,6 +762,9 @@ def _read_capped(handle: BinaryIO) -> str:
 
 
 # ----------------------------------------------------------------- pytest
+PYTEST_BOOT = "import os, sys, pytest; sys.path.append(os.getcwd()); sys.exit(pytest.console_main())"
+
+
 def run_pytest(workdir: Path, *, limits: SandboxLimits | None = None) -> PytestResult:
     """Run the workspace's tests in the sandbox and summarise them from JUnit XML.
 
@@ -776,10 +779,11 @@ def run_pytest(workdir: Path, *, limits: SandboxLimits | None = None) -> PytestR
     os.close(os.open(xml_host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     sandboxed = isolation in ("bwrap", "docker")
     xml_arg = REPORT_MOUNT if sandboxed else str(xml_host)
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml_arg}"]
+    argv = [sys.executable, "-c", PYTEST_BOOT, "-q", "-p", "no:cacheprovider", f"--junitxml={xml_arg}"]
     # PYTHONSAFEPATH: the workspace is not on sys.path while pytest starts, so a top-level module there
-    # (iniconfig.py, pluggy.py, ...) cannot stand in for one of pytest's own; pytest's rootdir/conftest
-    # insertion still lets the tests import the workspace's modules.
+    # (iniconfig.py, pluggy.py, ...) cannot stand in for one of pytest's own. Once pytest is imported, the
+    # workspace joins the end of sys.path, as `python -m pytest` would have it (at the front): the project's
+    # own package imports from its tests, without shadowing the standard library or installed packages.
     env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONSAFEPATH": "1"}
     try:
         binds = ((xml_host, REPORT_MOUNT),) if sandboxed else ()

@@ -372,7 +372,7 @@ class Workspace:
 
     def merge_onto(self, target: str, work: str, message: str) -> str:
         """Check out ``target`` (detached) and merge ``work`` into it; a conflict is undone and reported."""
-        self._git("checkout", "-q", "--force", "--detach", _checked_sha(target))
+        self.checkout_detached(target)
         try:
             self._git("merge", "-q", "--no-ff", "--no-edit", "-m", sanitize_message(message), _checked_sha(work))
         except WorkspaceError as error:
@@ -381,6 +381,10 @@ class Workspace:
             files = f" in {', '.join(conflicted)}" if conflicted else ""
             raise WorkspaceError(f"The step's work conflicts with work merged meanwhile{files}.") from error
         return self.head()
+
+    def checkout_detached(self, sha: str) -> None:
+        """Check out commit ``sha`` (detached), dropping uncommitted changes."""
+        self._git("checkout", "-q", "--force", "--detach", _checked_sha(sha))
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is in the history of ``descendant`` (both present in this repository)."""

@@ -29,7 +29,8 @@ from agents.services import agent_message_record
 from missions import briefs
 from missions.clones import step_clone_path, step_clones_remove
 from missions.engine.common import connection_reset, enqueue_after_commit
-from missions.engine.delivery import execution_done
+from missions.engine.delivery import execution_done, resolve_failed
+from missions.engine.testing import mission_baseline, test_run_fields, test_verdict
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
 from missions.repository import mission_repo_url
@@ -45,6 +46,9 @@ def mission_schedule(mission: Mission) -> None:
     plan = current_plan(mission)
     steps = list(plan.steps.all()) if plan else []
     failed = [s for s in steps if s.status == Step.Status.FAILED]
+    if failed and failed[0].merge_from:  # the moved default branch could not be merged: a human decides
+        resolve_failed(mission, failed[0])
+        return
     if failed:
         mission_fail(mission=mission, reason=f"Step {failed[0].key} failed: {failed[0].error}")
         return
@@ -188,10 +192,16 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
     """Let the agent work in its clone; accept, commit, merge and push only when the step's checks pass."""
     agent = step.agent
     base = workspace.head()
+    if step.merge_from and (problem := _merge_default_branch(mission, workspace)):
+        return None, problem
     deps = list(step.plan.steps.filter(key__in=step.depends_on))
+    baseline = mission_baseline(mission)
+
+    def judge(result: PytestResult):
+        return test_verdict(result, baseline)
 
     async def on_test_run(result: PytestResult) -> None:
-        await sync_to_async(_test_run_record)(mission, step, result)
+        await sync_to_async(_test_run_record)(mission, step, result, judge(result).comparison)
 
     async def on_message(kind: str, content: str, data: dict) -> None:
         await sync_to_async(_step_message)(mission, step, agent, kind, content, data)
@@ -220,13 +230,15 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
             leftover = workspace.commit(f"{step.key}: {step.title}")  # work the agent did not commit itself
             committed_tree = workspace.head_tree()
         commits = tools.commits + ([leftover] if leftover else [])
+        if not commits and workspace.head() != base:  # a resolve step whose merge needed no edits
+            commits = [workspace.head()]
         if step.kind == Step.Kind.CODEGEN and not commits:
             return None, "The agent finished without changing any file."
-        if tested and (refusal := _acceptance_refusal(tools, committed_tree)):
+        if tested and (refusal := _acceptance_refusal(tools, committed_tree, judge)):
             return None, refusal
         diff = workspace.diff(commits[-1]) if commits else ""
         test_config = workspace.test_config_changes(base) if commits else []
-        if commits and (refusal := _integrate(mission, step, workspace, tools, tested=tested)):
+        if commits and (refusal := _integrate(mission, step, workspace, tools, judge if tested else None)):
             return None, refusal
     except WorkspaceError as exc:
         return None, f"Could not commit the step's work: {exc}"
@@ -240,7 +252,22 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
     return output, ""
 
 
-def _integrate(mission: Mission, step: Step, workspace: Workspace, tools: StepTools, *, tested: bool) -> str:
+def _merge_default_branch(mission: Mission, workspace: Workspace) -> str:
+    """A resolve step starts by merging the project's default branch as it is now ('' when done).
+
+    Conflicts stay in the files for the agent; the merge is committed once their markers are gone.
+    """
+    branch = mission.project.default_branch
+    try:
+        upstream = workspace.fetch_branch(branch, remote=mission.project.git_url)
+        if not workspace.is_ancestor(upstream, workspace.head()):
+            workspace.merge_in(upstream, f"Merge {branch} ({upstream[:10]})", keep_conflicts=True)
+    except WorkspaceError as exc:
+        return f"Could not merge {branch} into the step's workspace: {exc}"
+    return ""
+
+
+def _integrate(mission: Mission, step: Step, workspace: Workspace, tools: StepTools, judge) -> str:
     """Merge the step's work onto the mission branch as it is now and push; '' when pushed, else the refusal.
 
     Another step may push first: then fetch, merge again and retry, up to GIT_PUSH_ATTEMPTS times. A merge
@@ -252,7 +279,7 @@ def _integrate(mission: Mission, step: Step, workspace: Workspace, tools: StepTo
         with workspace_lock(workspace.root):
             workspace.merge_onto(target, work, f"Merge step {step.key}: {step.title}")
             merged_tree = workspace.head_tree()
-        if tested and (refusal := _acceptance_refusal(tools, merged_tree)):
+        if judge and (refusal := _acceptance_refusal(tools, merged_tree, judge)):
             return f"With the work merged meanwhile: {refusal}"
         if workspace.push_head(mission.deploy_branch):
             return ""
@@ -260,11 +287,12 @@ def _integrate(mission: Mission, step: Step, workspace: Workspace, tools: StepTo
     return f"The mission branch kept moving: could not push after {settings.GIT_PUSH_ATTEMPTS} attempts."
 
 
-def _acceptance_refusal(tools: StepTools, committed_tree: str) -> str:
+def _acceptance_refusal(tools: StepTools, committed_tree: str, judge) -> str:
     """Why the committed work is not accepted ('' when it is): its tests must have passed on exactly that tree.
 
     The agent's last run counts only when nothing changed after it; otherwise (files edited after the
-    green run, or during it) the engine runs the tests itself on what was committed.
+    green run, or during it) the engine runs the tests itself on what was committed. ``judge`` says
+    whether a run is green (missions.engine.testing: on a project, against its baseline).
     """
     test = tools.last_test
     if tools.last_test_tree != committed_tree:
@@ -272,18 +300,11 @@ def _acceptance_refusal(tools: StepTools, committed_tree: str) -> str:
             test = async_to_sync(tools.test_run)()
         except (SandboxError, WorkspaceError) as exc:
             return f"The sandbox could not run the acceptance tests on the committed work: {exc}"
-        if not _green(test):
-            return (
-                "The committed work changed after the agent's last test run, and the tests no longer pass on it: "
-                f"{test.passed} passed, {test.failed} failed, {test.errors} errors."
-            )
-    if not _green(test):
-        return f"Tests did not pass: {test.passed} passed, {test.failed} failed, {test.errors} errors."
-    return ""
-
-
-def _green(test: PytestResult) -> bool:
-    return bool(test.passed) and not (test.failed or test.errors or test.timed_out)
+        verdict = judge(test)
+        if not verdict.ok:
+            return f"The committed work changed after the agent's last test run, and on it: {verdict.reason}"
+    verdict = judge(test)
+    return "" if verdict.ok else verdict.reason
 
 
 def _step_requeue(step: Step) -> None:
@@ -400,21 +421,9 @@ def _step_finish(
             enqueue_after_commit(run_step, step.pk, countdown=delay)
 
 
-def _test_run_record(mission: Mission, step: Step, result: PytestResult) -> None:
+def _test_run_record(mission: Mission, step: Step, result: PytestResult, comparison: dict) -> None:
     with transaction.atomic():
-        run = TestRun.objects.create(
-            mission=mission,
-            step=step,
-            passed=result.passed,
-            failed=result.failed,
-            errors=result.errors,
-            skipped=result.skipped,
-            duration_s=result.duration_s,
-            isolation=result.isolation,
-            timed_out=result.timed_out,
-            tests=[{"nodeid": t.nodeid, "outcome": t.outcome} for t in result.tests],
-            log=result.log,
-        )
+        run = TestRun.objects.create(mission=mission, step=step, comparison=comparison, **test_run_fields(result))
         event_record(
             mission=mission,
             kind=Event.Kind.TEST_RUN,

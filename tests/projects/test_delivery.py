@@ -1,0 +1,178 @@
+"""Delivering a project mission: the project's own tests judge it against the baseline, and a default
+branch that moved meanwhile is merged and re-tested before the push, or sent back when it cannot be."""
+
+import shutil
+from decimal import Decimal
+
+import pytest
+
+from agents.runtime.sandbox import run_pytest
+from missions.models import Mission, Step, TestRun
+from missions.services import mission_submit
+from projects.models import Baseline
+from reviews.models import ApprovalGate
+from reviews.services import gate_decide
+from tests.conftest import wait_for
+from tests.projects.conftest import git
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+# A test of the product that breaks whenever anything but the tests folder changes: any step's work regresses it.
+FROZEN = """import hashlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_product_code_is_as_released():
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.rglob("*")):
+        parts = path.relative_to(ROOT).parts
+        if path.is_file() and parts[0] not in (".git", "tests") and "__pycache__" not in parts:
+            digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
+    assert digest.hexdigest() == "{digest}"
+"""
+
+
+def _commit(repo, message: str) -> str:
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-q", "-m", message, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo)
+
+
+def _baseline(project, product, tmp_path) -> Baseline:
+    """The project's tests run once at its head, as adding the project does."""
+    from django.conf import settings
+
+    checkout = settings.WORKSPACES_DIR / f"baseline-{tmp_path.name}"
+    git("clone", "-q", str(product), str(checkout))
+    result = run_pytest(checkout)
+    shutil.rmtree(checkout)
+    assert result.tests, result.log
+    return Baseline.objects.create(
+        project=project,
+        sha=project.head_sha,
+        log=result.log,
+        verdict=Baseline.Verdict.PASSED if not (result.failed or result.errors) else Baseline.Verdict.FAILED,
+        passed=result.passed,
+        failed=result.failed,
+        tests=[{"nodeid": t.nodeid, "outcome": t.outcome} for t in result.tests],
+    )
+
+
+def _submit(pm, project, **fields) -> Mission:
+    return mission_submit(
+        requester=pm,
+        title="Add a farewell",
+        request="Say goodbye too",
+        budget_usd=Decimal("3.00"),
+        project=project,
+        **fields,
+    )
+
+
+def _status(mission: Mission, *wanted: str) -> str | None:
+    mission.refresh_from_db()
+    if mission.status in wanted or mission.is_finished:
+        return mission.status
+    return None
+
+
+def _gate(mission: Mission) -> ApprovalGate:
+    return ApprovalGate.objects.get(mission=mission, kind=ApprovalGate.Kind.DEPLOY, status=ApprovalGate.Status.PENDING)
+
+
+def test_a_step_that_breaks_a_test_of_the_product_is_blocked_as_a_regression(
+    company, pm, sim, celery_worker, project, product, settings, tmp_path
+):
+    settings.STEP_MAX_ATTEMPTS = 1
+    (product / "tests" / "test_frozen.py").write_text(FROZEN.replace("{digest}", _frozen_digest(product)))
+    project.head_sha = _commit(product, "Freeze the product")
+    project.save()
+    git("--git-dir", str(project.mirror_path), "fetch", "-q", "origin", "+refs/heads/*:refs/heads/*")
+    baseline = _baseline(project, product, tmp_path)
+    assert baseline.passed == 2 and baseline.failed == 0, baseline.log
+
+    mission = _submit(pm, project, require_deploy_approval=False)
+    assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.FAILED
+    assert "regressed" in mission.failure_reason and "test_the_product_code_is_as_released" in mission.failure_reason
+    run = TestRun.objects.filter(mission=mission).exclude(comparison={}).latest("id")
+    assert run.comparison["regressed"] == ["tests/test_frozen.py::test_the_product_code_is_as_released"]
+    assert "tests/test_greeting.py::test_greet" not in run.comparison["regressed"]
+    assert not git("ls-remote", str(product), f"refs/heads/{mission.deploy_branch}", cwd=product)  # nothing pushed
+
+
+def _frozen_digest(repo) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(repo.rglob("*")):
+        parts = path.relative_to(repo).parts
+        if path.is_file() and parts[0] not in (".git", "tests") and "__pycache__" not in parts:
+            digest.update(str(path.relative_to(repo)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_a_default_branch_that_moved_is_merged_and_re_tested_before_the_push(
+    company, pm, reviewer, sim, celery_worker, project, product, tmp_path
+):
+    _baseline(project, product, tmp_path)
+    mission = _submit(pm, project, require_deploy_approval=True)
+    assert wait_for(lambda: _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL), timeout=120) == (
+        Mission.Status.AWAITING_DEPLOY_APPROVAL
+    ), mission.failure_reason
+    gate = _gate(mission)
+    (product / "shop" / "pricing.py").write_text("VAT = 0.2\n")
+    upstream = _commit(product, "Someone else's work lands on main meanwhile")
+
+    gate_decide(gate=gate, by=reviewer, decision="approved")
+    assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason
+    pushed = git("rev-parse", f"refs/heads/{mission.deploy_branch}", cwd=product)
+    assert pushed == mission.pushed_sha != gate.data["sha"]
+    git("merge-base", "--is-ancestor", gate.data["sha"], pushed, cwd=product)  # the approved work
+    git("merge-base", "--is-ancestor", upstream, pushed, cwd=product)  # and the moved main
+    assert git("rev-parse", "main", cwd=product) == upstream  # main itself is untouched
+    delivery = TestRun.objects.get(mission=mission, purpose=TestRun.Purpose.DELIVERY)
+    assert delivery.failed == 0 and delivery.passed >= 2
+    assert mission.events.filter(message__contains="merged it in and re-ran the tests").exists()
+
+
+def test_a_conflict_with_the_moved_default_branch_goes_back_to_execution_then_to_a_human(
+    company, pm, reviewer, sim, celery_worker, project, product, settings, tmp_path
+):
+    settings.STEP_MAX_ATTEMPTS = 1
+    _baseline(project, product, tmp_path)
+    mission = _submit(pm, project, require_deploy_approval=True)
+    assert wait_for(lambda: _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL), timeout=120) == (
+        Mission.Status.AWAITING_DEPLOY_APPROVAL
+    ), mission.failure_reason
+    gate = _gate(mission)
+    approved = gate.data["sha"]
+    store = str(settings.GIT_STORE_DIR / "projects" / "shop.git")
+    changed = git("--git-dir", store, "diff", "--name-only", project.head_sha, approved).split()
+    assert changed
+    for path in changed:  # main changes the very files the mission wrote, differently
+        (product / path).parent.mkdir(parents=True, exist_ok=True)
+        (product / path).write_text("CONFLICT = 'main'\n")
+    upstream = _commit(product, "Main takes the same files another way")
+
+    gate_decide(gate=gate, by=reviewer, decision="approved")
+    # Back to execution with a resolve step; the simulated agent leaves the conflict markers, so its commit is
+    # refused and, that step failed, a human is asked whether to push the approved branch unmerged.
+    assert wait_for(
+        lambda: (
+            _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL)
+            and mission.gates.filter(status=ApprovalGate.Status.PENDING).exists()
+        ),
+        timeout=120,
+    ), mission.failure_reason
+    resolve = Step.objects.get(plan__mission=mission, key="resolve-1")
+    assert resolve.merge_from == upstream and resolve.status == Step.Status.FAILED
+    assert "Conflict markers" in resolve.error
+    assert mission.events.filter(message__contains="Back to execution").exists()
+    unmerged = _gate(mission)
+    assert unmerged.data == {"sha": approved, "unmerged": True}
+
+    gate_decide(gate=unmerged, by=reviewer, decision="approved")
+    assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason
+    assert git("rev-parse", f"refs/heads/{mission.deploy_branch}", cwd=product) == approved == mission.pushed_sha
