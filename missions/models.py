@@ -391,6 +391,10 @@ class TestRun(models.Model):
 
     @property
     def ok(self) -> bool:
+        """Green as the engine judged it: on a project, no regression and no failing new test."""
+        counts = (self.comparison or {}).get("counts")
+        if counts and self.tests:
+            return not (self.timed_out or counts.get("regressed") or counts.get("new_failing"))
         return self.passed > 0 and not (self.failed or self.errors or self.timed_out)
 
 

@@ -83,7 +83,7 @@ def _gate(mission: Mission) -> ApprovalGate:
 
 
 def test_a_step_that_breaks_a_test_of_the_product_is_blocked_as_a_regression(
-    company, pm, sim, celery_worker, project, product, settings, tmp_path
+    company, pm, sim, celery_worker, project, product, settings, tmp_path, client
 ):
     settings.STEP_MAX_ATTEMPTS = 1
     (product / "tests" / "test_frozen.py").write_text(FROZEN.replace("{digest}", _frozen_digest(product)))
@@ -100,6 +100,10 @@ def test_a_step_that_breaks_a_test_of_the_product_is_blocked_as_a_regression(
     assert run.comparison["regressed"] == ["tests/test_frozen.py::test_the_product_code_is_as_released"]
     assert "tests/test_greeting.py::test_greet" not in run.comparison["regressed"]
     assert not git("ls-remote", str(product), f"refs/heads/{mission.deploy_branch}", cwd=product)  # nothing pushed
+    client.force_login(pm)
+    page = client.get(mission.get_absolute_url()).content.decode()
+    assert "1 regressed" in page and "Regressed: passed at the base commit" in page
+    assert "tests/test_frozen.py::test_the_product_code_is_as_released" in page
 
 
 def _frozen_digest(repo) -> str:
