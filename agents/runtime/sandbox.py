@@ -815,6 +815,7 @@ DEFAULT_TEST_COMMAND = "python -m pytest -q"
 # How a command names pytest; the rest of the command are pytest's arguments.
 PYTEST_PREFIXES = (("pytest",), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
 SETUP_OUTPUT_TAIL_CHARS = 2_000
+PYTEST_BOOT = "import os, sys, pytest; sys.path.append(os.getcwd()); sys.exit(pytest.console_main())"
 VENV_TIMEOUT_S = 120  # making the virtualenv itself (trusted, offline); the setup command has its own limit
 
 
@@ -903,10 +904,11 @@ def _run_pytest(
     sandboxed = isolation in ("bwrap", "docker")
     xml_arg = REPORT_MOUNT if sandboxed else str(xml_host)
     # Ours come last, so a --junitxml in the project's command cannot redirect the report.
-    argv = [python, "-m", "pytest", *pytest_args, "-p", "no:cacheprovider", f"--junitxml={xml_arg}"]
+    argv = [python, "-c", PYTEST_BOOT, *pytest_args, "-p", "no:cacheprovider", f"--junitxml={xml_arg}"]
     # PYTHONSAFEPATH: the workspace is not on sys.path while pytest starts, so a top-level module there
-    # (iniconfig.py, pluggy.py, ...) cannot stand in for one of pytest's own; pytest's rootdir/conftest
-    # insertion still lets the tests import the workspace's modules.
+    # (iniconfig.py, pluggy.py, ...) cannot stand in for one of pytest's own. PYTEST_BOOT then appends
+    # it, as ``python -m pytest`` would have put it first: the project's own packages import, but
+    # nothing there can shadow an installed module.
     env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONSAFEPATH": "1", **extra_env}
     try:
         binds = ((xml_host, REPORT_MOUNT),) if sandboxed else ()
