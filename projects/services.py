@@ -244,7 +244,7 @@ def check_branch(branch: str) -> None:
 def _check_fields(project: Project) -> None:
     if not project.name or len(project.name) > 120:
         raise ProjectError("Give the project a name of at most 120 characters.")
-    if not _SLUG_RE.match(project.slug):
+    if not _SLUG_RE.match(project.slug) or project.slug == "add":
         raise ProjectError(
             "The slug must be 1-60 lowercase letters, digits or hyphens, starting with a letter or digit."
         )
