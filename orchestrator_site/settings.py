@@ -258,6 +258,13 @@ ARTIFACTS_DIR = _private_dir(DATA_DIR / "artifacts")
 GIT_WORKSPACE_URL = env_str("GIT_WORKSPACE_URL", "")
 GIT_STORE_DIR = _private_dir(DATA_DIR / "git")
 MIRRORS_DIR = _private_dir(DATA_DIR / "mirrors")  # one bare mirror per project, kept by the web process
+# Projects (projects/services.py): a setup command's environment per base commit, and limits on adding one.
+ENVS_DIR = _private_dir(DATA_DIR / "envs")
+PROJECT_CLONE_TIMEOUT_S = env_int("PROJECT_CLONE_TIMEOUT_S", 300, minimum=1)
+PROJECT_MAX_MB = env_int("PROJECT_MAX_MB", 500, minimum=1)
+PROJECT_SETUP_TIMEOUT_S = env_int("PROJECT_SETUP_TIMEOUT_S", 600, minimum=1)
+# Colon-separated directories local repositories (paths, file://) must lie in; empty: any local path.
+PROJECT_ALLOWED_ROOTS = [root for root in env_str("PROJECT_ALLOWED_ROOTS", "").split(":") if root.strip()]
 # How often a step retries merging its work onto the mission branch when other steps pushed first.
 # Names this worker on the steps it claims (which host ran what).
 WORKER_NAME = env_str("WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")

@@ -76,6 +76,10 @@ class Project(models.Model):
         """The server's bare mirror of the repository (a pure copy of upstream: a fetch may prune it)."""
         return settings.MIRRORS_DIR / f"{self.slug}.git"
 
+    def current_baseline(self) -> "Baseline | None":
+        """The baseline at the mirrored HEAD (what missions filed now are compared with)."""
+        return self.baselines.filter(sha=self.head_sha).first() if self.head_sha else None
+
     def may_file(self, user) -> bool:
         """Whether ``user`` may file missions against this project."""
         if not (self.is_active and user.is_authenticated):

@@ -24,11 +24,13 @@ import functools
 import hashlib
 import os
 import resource
+import shlex
 import shutil
 import signal
 import stat
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -118,6 +120,14 @@ class SandboxResult:
     timed_out: bool
     isolation: str
     limit_exceeded: str = ""  # a limit checked after the run (workspace growth); the run then counts as failed
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory the sandbox sees at the same path (a project's environment), read-only unless writable."""
+
+    path: Path
+    writable: bool = False
 
 
 @dataclass
@@ -225,27 +235,41 @@ def _run(
     env: Mapping[str, str] | None,
     isolation: str,
     binds: tuple[tuple[Path, str], ...] = (),
+    *,
+    mounts: tuple[Mount, ...] = (),
+    network: bool = False,
 ) -> SandboxResult:
-    """Run in the chosen backend; ``binds`` are extra writable (host file we made, sandbox path) pairs."""
+    """Run in the chosen backend; ``binds`` are extra writable (host file we made, sandbox path) pairs,
+    ``mounts`` extra directories at their own path (an environment), ``network`` lets the run reach the net."""
     if not argv:
         raise SandboxError("Nothing to run: argv is empty.")
+    if mounts and isolation == "docker":
+        raise SandboxError("A project environment (setup command) needs SANDBOX_BACKEND=bwrap or subprocess.")
     clean = _clean_env(env)
     with _run_ids(isolation) as ids:
         if isolation == "bwrap":
-            full = _bwrap_argv(shutil.which("bwrap") or "bwrap", workdir, clean, limits, binds, ids=ids) + list(argv)
+            bwrap = shutil.which("bwrap") or "bwrap"
+            full = _bwrap_argv(bwrap, workdir, clean, limits, binds, ids=ids, mounts=mounts, network=network)
+            full += list(argv)
         elif isolation == "docker":
-            full = docker_argv(workdir, clean, limits, binds=binds, ids=ids) + _container_argv(argv)
+            full = docker_argv(workdir, clean, limits, binds=binds, ids=ids, network=network) + _container_argv(argv)
         else:
             full = list(argv)
         before = _claim_tree(workdir, ids)
         for host_file, _ in binds:  # made by us in a private directory: safe to chown by path
             if ids:
                 os.chown(host_file, *ids, follow_symlinks=False)
+        for mount in mounts:
+            if mount.writable and ids:
+                _claim_tree(mount.path, ids)
         try:
             result = _execute(full, workdir, clean, limits, isolation)
         finally:
             survivors = _kill_uid(ids[0]) if ids else []  # before the reclaim: nothing of the run may still act
             after = _reclaim_tree(workdir, restore=ids is not None)
+            for mount in mounts:
+                if mount.writable:
+                    _reclaim_tree(mount.path, restore=ids is not None)
     if survivors:
         result.stderr += f"\n[sandbox: processes {survivors[:5]} survived SIGKILL for {KILL_WAIT_S}s]\n"
     grown, added = after[0] - before[0], after[1] - before[1]
@@ -409,8 +433,12 @@ def _bwrap_argv(
     binds: tuple[tuple[Path, str], ...] = (),
     *,
     ids: tuple[int, int] | None,
+    mounts: tuple[Mount, ...] = (),
+    network: bool = False,
 ) -> list[str]:
     """bwrap options: fresh namespaces, an unprivileged uid, read-only system, only workdir (and binds) writable.
+
+    ``network`` (a setup command only) keeps the host's network namespace and a /etc that can resolve names.
 
     A root worker cannot let bwrap drop to the sandbox uid itself (a user namespace made by root maps to
     root), nor start bwrap as that uid (it could not reach a Python install under /root). So the outer
@@ -418,7 +446,8 @@ def _bwrap_argv(
     sandbox uid with no capabilities, and an inner bwrap adds a user namespace that forbids nested ones.
     """
     uid, gid = ids or (os.getuid(), os.getgid())
-    args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    args = [bwrap, "--unshare-ipc", "--unshare-pid", *([] if network else ["--unshare-net"])]
+    args += ["--unshare-uts", "--unshare-cgroup-try"]
     args += ["--die-with-parent", "--new-session"]
     if ids:
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -439,10 +468,13 @@ def _bwrap_argv(
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    args += ["--ro-bind", str(_private_etc(_etc_users(ids))), "/etc"]
+    args += ["--ro-bind", str(_private_etc(_etc_users(ids), network=network)), "/etc"]
     made: set[str] = set()
     for src, dest in _python_mounts():
         args += _open_parents(dest, made) + ["--ro-bind", src, dest]
+    for mount in mounts:
+        args += _open_parents(str(mount.path), made)
+        args += ["--bind" if mount.writable else "--ro-bind", str(mount.path), str(mount.path)]
     args += ["--bind", str(workdir), SANDBOX_WORKDIR]
     git_dir = workdir / ".git"
     if git_dir.is_dir() and not git_dir.is_symlink():
@@ -482,17 +514,32 @@ def _etc_users(ids: tuple[int, int] | None) -> tuple[tuple[int, int], ...]:
     return tuple((uid, uid) for uid in range(base, base + slots))
 
 
-def _private_etc(users: tuple[tuple[int, int], ...]) -> Path:
-    """A minimal /etc (the sandbox users, no name servers, certificates, no secrets), rebuilt when missing."""
-    etc = _cached_etc(users)
+def _private_etc(users: tuple[tuple[int, int], ...], *, network: bool = False) -> Path:
+    """A minimal /etc (the sandbox users, certificates, no secrets), rebuilt when missing.
+
+    Name servers only with ``network``: then the host's resolv.conf and hosts are copied in.
+    """
+    resolver = _host_resolver() if network else ()
+    etc = _cached_etc(users, resolver)
     if not (etc / "passwd").is_file():  # a tmp cleaner (or an operator) removed it: make it again
         _cached_etc.cache_clear()
-        etc = _cached_etc(users)
+        etc = _cached_etc(users, resolver)
     return etc
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_etc(users: tuple[tuple[int, int], ...]) -> Path:
+def _host_resolver() -> tuple[tuple[str, str], ...]:
+    """(name, text) of the host's /etc files that name resolution needs."""
+    found = []
+    for name in ("resolv.conf", "hosts"):
+        try:
+            found.append((name, Path("/etc", name).read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            continue
+    return (*found, ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_etc(users: tuple[tuple[int, int], ...], resolver: tuple[tuple[str, str], ...] = ()) -> Path:
     """Build the /etc once per content in the state dir; racing workers each build one, the first rename wins."""
     files = {
         "passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -502,6 +549,7 @@ def _cached_etc(users: tuple[tuple[int, int], ...]) -> Path:
         "resolv.conf": "",
         "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
         "hostname": "sandbox\n",
+        **dict(resolver),
     }
     digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
     state = _state_dir()
@@ -622,6 +670,7 @@ def docker_argv(
     *,
     binds: tuple[tuple[Path, str], ...] = (),
     ids: tuple[int, int] | None = None,
+    network: bool = False,
 ) -> list[str]:
     """A throwaway container: no network, read-only root, no capabilities, only the workspace writable.
 
@@ -629,7 +678,7 @@ def docker_argv(
     .git is mounted read-only so the code cannot plant hooks or config that host-side git would run.
     """
     uid, gid = ids or (os.getuid(), os.getgid())
-    argv = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only"]
+    argv = ["docker", "run", "--rm", "-i", *([] if network else ["--network", "none"]), "--read-only"]
     argv += ["--tmpfs", f"/tmp:size={limits.tmp_mb}m"]  # noqa: S108
     argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{uid}:{gid}"]
     argv += ["--pids-limit", str(limits.max_procs), "--memory", f"{limits.memory_mb}m", "--cpus", "1"]
@@ -761,37 +810,196 @@ def _read_capped(handle: BinaryIO) -> str:
     return head.decode("utf-8", errors="replace") + marker + tail.decode("utf-8", errors="replace")
 
 
-# ----------------------------------------------------------------- pytest
+# ----------------------------------------------------------------- pytest and a project's test command
+DEFAULT_TEST_COMMAND = "python -m pytest -q"
+# How a command names pytest; the rest of the command are pytest's arguments.
+PYTEST_PREFIXES = (("pytest",), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
+SETUP_OUTPUT_TAIL_CHARS = 2_000
 PYTEST_BOOT = "import os, sys, pytest; sys.path.append(os.getcwd()); sys.exit(pytest.console_main())"
+VENV_TIMEOUT_S = 120  # making the virtualenv itself (trusted, offline); the setup command has its own limit
 
 
 def run_pytest(workdir: Path, *, limits: SandboxLimits | None = None) -> PytestResult:
-    """Run the workspace's tests in the sandbox and summarise them from JUnit XML.
+    """Run the workspace's tests (``python -m pytest -q``) in the sandbox; see run_test_command."""
+    return run_test_command(workdir, DEFAULT_TEST_COMMAND, limits=limits)
+
+
+def run_test_command(
+    workdir: Path,
+    command: str,
+    *,
+    limits: SandboxLimits | None = None,
+    env_dir: Path | None = None,
+) -> PytestResult:
+    """Run a project's test command in the sandbox, never with network.
+
+    A pytest command (``pytest ...``, ``python -m pytest ...``, ``python3 -m pytest ...``) runs with the
+    right interpreter (env_dir's, else this one) and a JUnit report, so the result lists each test. Any
+    other command (``make test``) runs as given: it has no per-test list and counts as one test that
+    passed (exit 0) or failed, or as one error when it could not start or was stopped.
+    ``env_dir`` (a project environment made by run_setup_command) is mounted read-only at its own path,
+    first on PATH and as VIRTUAL_ENV.
+    """
+    argv = parse_command(command)
+    workdir = _checked_workdir(workdir)
+    mounts, env = _environment(env_dir, writable=False)
+    pytest_args = _pytest_args(argv)
+    if pytest_args is None:
+        run = _run(argv, workdir, limits or SandboxLimits(), env, sandbox_isolation(), mounts=mounts)
+        return _summarise_command(run)
+    python = str(env_dir / "bin" / "python") if env_dir else sys.executable
+    return _run_pytest(workdir, python, pytest_args, limits or SandboxLimits(), env, mounts)
+
+
+def parse_command(command: str) -> list[str]:
+    """The argv of a command line (shell quoting, no shell); SandboxError when empty or unparsable."""
+    if "\0" in command:
+        raise SandboxError("The command contains a NUL character.")
+    try:
+        argv = shlex.split(command)
+    except ValueError as error:
+        raise SandboxError(f"The command {command!r} cannot be parsed: {error}.") from None
+    if not argv:
+        raise SandboxError("The command is empty.")
+    return argv
+
+
+def _pytest_args(argv: list[str]) -> list[str] | None:
+    """pytest's own arguments when argv runs pytest, else None."""
+    for prefix in PYTEST_PREFIXES:
+        if tuple(argv[: len(prefix)]) == prefix:
+            return argv[len(prefix) :]
+    return None
+
+
+def _environment(env_dir: Path | None, *, writable: bool) -> tuple[tuple[Mount, ...], dict[str, str]]:
+    """The mount and variables that put a project environment first."""
+    if env_dir is None:
+        return (), {}
+    env_dir = Path(env_dir)
+    if not env_dir.is_absolute() or not (env_dir / "bin").is_dir():
+        raise SandboxError(f"The project environment {env_dir} does not exist (run the setup command first).")
+    path = f"{env_dir}/bin:{os.path.dirname(sys.executable)}:/usr/bin:/bin"
+    return (Mount(env_dir, writable=writable),), {"PATH": path, "VIRTUAL_ENV": str(env_dir)}
+
+
+def _run_pytest(
+    workdir: Path,
+    python: str,
+    pytest_args: list[str],
+    limits: SandboxLimits,
+    extra_env: dict[str, str],
+    mounts: tuple[Mount, ...],
+) -> PytestResult:
+    """Run pytest and summarise it from JUnit XML.
 
     The report goes to a private directory outside the workspace, so nothing the code under test left
     in the workspace can stand in for it. The product's own pytest plugins stay out of the run
     (no entry-point autoloading); a workspace that brings its own configuration is flagged at commit.
     """
-    workdir = _checked_workdir(workdir)
     isolation = sandbox_isolation()
     report_dir = Path(tempfile.mkdtemp(prefix="mo-report-"))  # 0700: the sandbox sees only the file's mount
     xml_host = report_dir / "junit.xml"
     os.close(os.open(xml_host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     sandboxed = isolation in ("bwrap", "docker")
     xml_arg = REPORT_MOUNT if sandboxed else str(xml_host)
-    argv = [sys.executable, "-c", PYTEST_BOOT, "-q", "-p", "no:cacheprovider", f"--junitxml={xml_arg}"]
+    # Ours come last, so a --junitxml in the project's command cannot redirect the report.
+    argv = [python, "-c", PYTEST_BOOT, *pytest_args, "-p", "no:cacheprovider", f"--junitxml={xml_arg}"]
     # PYTHONSAFEPATH: the workspace is not on sys.path while pytest starts, so a top-level module there
-    # (iniconfig.py, pluggy.py, ...) cannot stand in for one of pytest's own. Once pytest is imported, the
-    # workspace joins the end of sys.path, as `python -m pytest` would have it (at the front): the project's
-    # own package imports from its tests, without shadowing the standard library or installed packages.
-    env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONSAFEPATH": "1"}
+    # (iniconfig.py, pluggy.py, ...) cannot stand in for one of pytest's own. PYTEST_BOOT then appends
+    # it, as ``python -m pytest`` would have put it first: the project's own packages import, but
+    # nothing there can shadow an installed module.
+    env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONSAFEPATH": "1", **extra_env}
     try:
         binds = ((xml_host, REPORT_MOUNT),) if sandboxed else ()
-        run = _run(argv, workdir, limits or SandboxLimits(), env, isolation, binds)
+        run = _run(argv, workdir, limits, env, isolation, binds, mounts=mounts)
         tests, problem = _read_junit(xml_host, workdir)
     finally:
         shutil.rmtree(report_dir, ignore_errors=True)
     return _summarise(run, tests, problem)
+
+
+def _summarise_command(run: SandboxResult) -> PytestResult:
+    """A command without a per-test report: one passed test on exit 0, else one failure or error."""
+    notes = []
+    could_not_run = run.timed_out or run.returncode in (126, 127) or _did_not_start(run)
+    if run.timed_out:
+        notes.append(f"The test command was stopped: wall-clock timeout after {run.duration_s:.1f}s.")
+    elif run.limit_exceeded:
+        notes.append(f"The run failed a sandbox limit: {run.limit_exceeded}.")
+    elif could_not_run:
+        notes.append(f"The test command could not be started (exit code {run.returncode}).")
+    elif run.returncode != 0:
+        notes.append(f"The test command exited with code {run.returncode}.")
+    counts = {"passed": 0, "failed": 0, "errors": 0}
+    if could_not_run or run.limit_exceeded:
+        counts["errors"] = 1
+    else:
+        counts["passed" if run.returncode == 0 else "failed"] = 1
+    header = "".join(f"[sandbox] {note}\n" for note in notes)
+    return PytestResult(
+        **counts,
+        skipped=0,
+        duration_s=run.duration_s,
+        log=header + run.stdout + run.stderr,
+        isolation=run.isolation,
+        timed_out=run.timed_out,
+        returncode=run.returncode,
+    )
+
+
+def _did_not_start(run: SandboxResult) -> bool:
+    """bwrap reports a program it cannot execute on stderr with its own exit code 1."""
+    return run.isolation == "bwrap" and run.returncode == 1 and run.stderr.lstrip().startswith("bwrap: execvp")
+
+
+def run_setup_command(workdir: Path, command: str, *, env_dir: Path, limits: SandboxLimits) -> SandboxResult:
+    """Make a virtualenv at env_dir and run a project's setup command (``sh -c``) in it, with network.
+
+    The environment sees this interpreter's packages (pytest among them) behind its own, so a setup
+    command only adds what the project needs. env_dir is the one writable place besides the checkout
+    (workdir); ``limits.timeout_s`` bounds the run. SandboxError, with the output's tail, when the
+    command fails or is stopped.
+    """
+    if not command.strip() or "\0" in command:
+        raise SandboxError("The setup command is empty.")
+    workdir = _checked_workdir(workdir)
+    env_dir = Path(env_dir)
+    if not env_dir.is_absolute():
+        raise SandboxError(f"The environment directory must be an absolute path, not {env_dir}.")
+    _make_venv(env_dir)
+    mounts, env = _environment(env_dir, writable=True)
+    env["PIP_NO_CACHE_DIR"] = "1"  # the sandbox's /tmp is small, and a cache there dies with the run anyway
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    try:
+        run = _run(["sh", "-c", command], workdir, limits, env, sandbox_isolation(), mounts=mounts, network=True)
+    finally:
+        env_dir.chmod(0o755)  # test runs enter it as the sandbox uid
+    output = (run.stdout + run.stderr).strip()[-SETUP_OUTPUT_TAIL_CHARS:]
+    if run.timed_out:
+        raise SandboxError(f"The setup command was stopped after its {limits.timeout_s:g}s time limit.\n{output}")
+    if run.returncode != 0:
+        raise SandboxError(f"The setup command failed (exit code {run.returncode}).\n{output}")
+    return run
+
+
+def _make_venv(env_dir: Path) -> None:
+    """``python -m venv --system-site-packages`` plus a .pth naming this interpreter's site-packages."""
+    argv = [sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=VENV_TIMEOUT_S, check=False, env=_clean_env(None)
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SandboxError(f"Could not create the project environment: {error}") from None
+    if proc.returncode != 0:
+        raise SandboxError(f"Could not create the project environment: {(proc.stderr or proc.stdout).strip()}")
+    # A venv's --system-site-packages reaches the base interpreter's packages, not those of the venv the
+    # product runs in; pytest lives there. Appended after the env's own, so the project's versions win.
+    parents = [p for p in dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")) if p]
+    lib = env_dir / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    (lib / "_mission_orchestrator_parent.pth").write_text("".join(f"{p}\n" for p in parents), encoding="utf-8")
+    env_dir.chmod(0o755)
 
 
 def _read_junit(path: Path, workdir: Path) -> tuple[list[TestOutcome] | None, str]:

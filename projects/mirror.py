@@ -1,0 +1,140 @@
+"""Git on a project's bare mirror: clone with limits, fetch, read the tree's stats, check a commit out.
+
+The URL comes from a person and the repository from anywhere, so git runs with a fixed argv (``--``
+before every URL), no system or global config, no prompts, only the transports the product supports
+(GIT_ALLOW_PROTOCOL: never ``ext::``), in its own process group that a timeout kills whole.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.runtime.workspace import SAFE_GIT_CONFIG
+
+ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
+LOCAL_GIT_TIMEOUT_S = 60
+ERROR_CHARS = 500
+
+# Files per language, by extension; everything else is "Other".
+LANGUAGES = {
+    ".py": "Python", ".pyi": "Python", ".js": "JavaScript", ".mjs": "JavaScript", ".jsx": "JavaScript",
+    ".ts": "TypeScript", ".tsx": "TypeScript", ".html": "HTML", ".css": "CSS", ".scss": "CSS",
+    ".md": "Markdown", ".rst": "reStructuredText", ".txt": "Text", ".toml": "TOML", ".yml": "YAML",
+    ".yaml": "YAML", ".json": "JSON", ".cfg": "Config", ".ini": "Config", ".sh": "Shell", ".go": "Go",
+    ".rs": "Rust", ".java": "Java", ".kt": "Kotlin", ".c": "C", ".h": "C", ".cc": "C++", ".cpp": "C++",
+    ".hpp": "C++", ".cs": "C#", ".rb": "Ruby", ".php": "PHP", ".sql": "SQL", ".swift": "Swift",
+}  # fmt: skip
+
+
+class MirrorError(Exception):
+    """A git operation on a mirror failed; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class TreeStats:
+    file_count: int
+    size_bytes: int
+    languages: dict[str, int]
+
+
+def git(*args: str, cwd: Path | None = None, timeout: float = LOCAL_GIT_TIMEOUT_S) -> str:
+    """Run git safely; MirrorError with git's own message on failure or timeout."""
+    argv = ["git"]
+    for item in SAFE_GIT_CONFIG:
+        argv += ["-c", item]
+    argv += list(args)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": tempfile.gettempdir(),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+    }
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a timeout kills git's helpers (ssh, remote-https) with it
+        )
+    except OSError as error:
+        raise MirrorError(f"Could not run git: {error}.") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise MirrorError(f"git {args[0]} did not finish within {timeout:g}s.") from None
+    if proc.returncode != 0:
+        message = err.decode("utf-8", errors="replace").strip()[-ERROR_CHARS:]
+        raise MirrorError(message or f"git {args[0]} exited with code {proc.returncode}.")
+    return out.decode("utf-8", errors="replace")
+
+
+def mirror_clone(url: str, dest: Path, *, timeout: float) -> None:
+    """A bare mirror of ``url`` at ``dest`` (which must not exist)."""
+    git("clone", "--mirror", "--quiet", "--no-hardlinks", "--", url, str(dest), timeout=timeout)
+
+
+def mirror_fetch(mirror: Path, *, timeout: float) -> None:
+    """Bring the mirror up to date with upstream (branches deleted there go here too)."""
+    git("--git-dir", str(mirror), "fetch", "--quiet", "--prune", "origin", timeout=timeout)
+
+
+def branch_head(mirror: Path, branch: str) -> str:
+    """The commit ``branch`` points to in the mirror; MirrorError when there is no such branch."""
+    try:
+        return git(
+            "--git-dir", str(mirror), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"
+        ).strip()
+    except MirrorError:
+        raise MirrorError(f"The repository has no branch {branch!r}.") from None
+
+
+def disk_size(path: Path) -> int:
+    """Bytes the directory takes (files' apparent sizes; symlinks not followed)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def tree_stats(mirror: Path, sha: str) -> TreeStats:
+    """Files, bytes and files per language in the tree at ``sha``."""
+    out = git("--git-dir", str(mirror), "ls-tree", "-r", "-l", "-z", sha)
+    count = size = 0
+    languages: Counter[str] = Counter()
+    for entry in out.split("\0"):
+        if not entry:
+            continue
+        meta, path = entry.split("\t", 1)
+        _, kind, _, blob_size = meta.split()
+        if kind != "blob":
+            continue  # submodules
+        count += 1
+        size += int(blob_size) if blob_size.isdigit() else 0
+        languages[LANGUAGES.get(Path(path).suffix.lower(), "Other")] += 1
+    return TreeStats(count, size, dict(languages.most_common()))
+
+
+def checkout(mirror: Path, sha: str, dest: Path) -> Path:
+    """A working copy of the mirror at ``sha`` (detached) in ``dest``."""
+    git("clone", "--quiet", "--no-hardlinks", "--no-checkout", "--", str(mirror), str(dest))
+    git("-C", str(dest), "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha)
+    return dest
