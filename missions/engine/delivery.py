@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from agents.runtime.sandbox import SandboxError, SandboxLimits, run_sandboxed
 from agents.runtime.workspace import Workspace, WorkspaceError
+from missions.changes import mission_change
 from missions.events import event_record
 from missions.knowledge import knowledge_record_retrospective
 from missions.models import Event, Mission, Step, TestRun
@@ -30,6 +31,7 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
         )
     if mission.require_deploy_approval or altered:
         head = mission_head(mission)  # git, outside the transaction: no lock held across a remote call
+        change = mission_change(mission, head)  # the same: a clone; a failure is stored and shown, the gate opens
         with transaction.atomic():
             if mission_transition(
                 mission=mission,
@@ -41,7 +43,7 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
                     mission=mission,
                     kind=ApprovalGate.Kind.DEPLOY,
                     question=f"{summary} Deploy commit {head[:10]} to production?",
-                    data={"sha": head, "alters_test_config": altered},
+                    data={"sha": head, "alters_test_config": altered, "change": change},
                 )
     elif mission_transition(
         mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.EXECUTING, reason=summary
