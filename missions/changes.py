@@ -52,6 +52,8 @@ def change_summary(workspace: Workspace, base: str, head: str) -> dict:
     for entry in shown:
         entry["truncated"], entry["patch"] = False, ""
         too_big = max(before.get(entry["old_path"], 0), after.get(entry["path"], 0)) > MAX_BLOB_BYTES
+        if entry["binary"] and not too_big:
+            _recheck_binary(workspace, base, head, entry, before, after)
         if entry["binary"]:
             pass
         elif too_big or budget <= 0:
@@ -62,6 +64,8 @@ def change_summary(workspace: Workspace, base: str, head: str) -> dict:
                 patch, entry["truncated"] = _cut(patch, MAX_FILE_PATCH_BYTES), True
             if len(patch) > budget:  # the total is spent: this and every later patch are left out
                 patch, entry["truncated"], budget = b"", True, 0
+            if b"\0" in patch:  # binary content that an attribute made git show as text
+                patch, entry["binary"] = b"", True
             entry["patch"] = patch.decode("utf-8", errors="replace").replace("\0", "\ufffd")
             budget -= len(patch)
         files.append(entry)
@@ -194,10 +198,32 @@ def _sizes(workspace: Workspace, rev: str, paths: list[str]) -> dict[str, int]:
     return sizes
 
 
+def _recheck_binary(workspace: Workspace, base: str, head: str, entry: dict, before: dict, after: dict) -> None:
+    """Trust git's "binary" only when a side really has a NUL byte (git's own test): a ``.gitattributes``
+    line such as ``*.py -diff`` in the mission's tree must not hide a source file from the reviewer."""
+    sides = [(base, entry["old_path"], before), (head, entry["path"], after)]
+    if any(path in sizes and b"\0" in _blob_head(workspace, rev, path) for rev, path, sizes in sides):
+        return
+    # numstat keeps saying "-" for such a file, so count the lines of its patch (both sides are small).
+    lines = _file_patch(workspace, base, head, entry).split(b"\n")
+    hunks = next((i for i, line in enumerate(lines) if line.startswith(b"@@")), len(lines))
+    added = sum(1 for line in lines[hunks:] if line.startswith(b"+"))
+    removed = sum(1 for line in lines[hunks:] if line.startswith(b"-"))
+    entry.update(binary=False, added=added, removed=removed)
+
+
+def _blob_head(workspace: Workspace, rev: str, path: str) -> bytes:
+    return workspace._git_bytes("cat-file", "blob", f"{rev}:{path}")[:8000]
+
+
 def _file_patch(workspace: Workspace, base: str, head: str, entry: dict) -> bytes:
-    paths = {entry["old_path"], entry["path"]}  # both sides of a rename, so git pairs them again
-    specs = [f":(literal){p}" for p in sorted(paths)]
-    return workspace._git_bytes("diff", *_DIFF_OPTS, "--patch", base, head, "--", *specs)
+    """The file's patch; --text because only a NUL byte makes a file binary here (see _recheck_binary)."""
+    return workspace._git_bytes("diff", *_DIFF_OPTS, "--text", "--patch", base, head, "--", *_specs(entry))
+
+
+def _specs(entry: dict) -> list[str]:
+    """Literal pathspecs for both sides of a rename, so git pairs them again."""
+    return [f":(literal){p}" for p in sorted({entry["old_path"], entry["path"]})]
 
 
 def _cut(patch: bytes, cap: int) -> bytes:

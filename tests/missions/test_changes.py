@@ -184,3 +184,20 @@ def test_it_turns_a_test_comparison_into_rows_and_ignores_junk():
     rows = comparison_rows(_Run({"fixed": ["t::b"], "regressed": [{"nodeid": "t::a"}], "new": "junk", "other": [1]}))
     assert [(r["key"], r["count"], r["names"]) for r in rows] == [("regressed", 1, ["t::a"]), ("fixed", 1, ["t::b"])]
     assert comparison_rows(None) == [] and comparison_rows(_Run("junk")) == []
+
+
+def test_an_attribute_cannot_hide_source_as_binary_nor_show_binary_as_text(repo):
+    """git's own binary test decides: ``-diff`` on a source file still shows its patch; ``diff`` forced on
+    a file with NUL bytes does not put those bytes in the page."""
+    base = repo.head()
+    repo.write_file(".gitattributes", "*.py -diff\n*.bin diff\n")
+    repo.write_file("app/core.py", CORE + "\n\ndef backdoor():\n    return 'open'\n")
+    (repo.root / "blob.bin").write_bytes(b"abc\x00def\n" * 10)
+    head = repo.commit("Hide a change")
+
+    files = _by_path(change_summary(repo, base, head))
+
+    core = files["app/core.py"]
+    assert (core["binary"], core["added"], core["removed"]) == (False, 4, 0)
+    assert "+def backdoor():" in core["patch"]
+    assert files["blob.bin"]["binary"] and files["blob.bin"]["patch"] == ""

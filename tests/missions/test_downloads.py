@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from missions.engine.delivery import execution_done
-from missions.models import Mission
+from missions.models import Mission, TestRun
 from missions.repository import mission_branch_create, mission_checkout, mission_repo_url
 from missions.services import mission_submit
 from reviews.models import ApprovalGate
@@ -134,6 +134,24 @@ def test_a_change_that_cannot_be_computed_still_opens_the_gate_and_says_why(pm, 
     client.force_login(reviewer)
     html = client.get(mission.get_absolute_url()).content.decode()
     assert "The change could not be computed" in html and 'name="decision"' in html
+
+
+@pytest.mark.django_db
+def test_the_gate_shows_the_last_test_runs_comparison_with_the_baseline(worked, client, reviewer):
+    """Regressed and fixed tests from the last run's comparison are listed with the change."""
+    mission = worked[0]
+    TestRun.objects.create(mission=mission, isolation="bwrap", passed=1, comparison={"regressed": ["old::gone"]})
+    comparison = {"regressed": ["tests/test_a.py::test_sum"], "fixed": ["tests/test_b.py::test_div"], "new": []}
+    TestRun.objects.create(mission=mission, isolation="bwrap", passed=3, failed=1, comparison=comparison)
+    execution_done(mission, [])
+    client.force_login(reviewer)
+
+    html = client.get(mission.get_absolute_url()).content.decode()
+
+    assert "Tests against the baseline" in html
+    assert "Regressed: passed at the base, fail now (1)" in html and "tests/test_a.py::test_sum" in html
+    assert "Fixed: failed at the base, pass now (1)" in html and "New tests" not in html
+    assert "old::gone" not in html  # an earlier run's comparison is not the change's
 
 
 # --- downloads ------------------------------------------------------------------------------------
