@@ -9,4 +9,6 @@ urlpatterns = [
     path("<uuid:code>/", views.mission_detail, name="detail"),
     path("<uuid:code>/cancel/", views.mission_cancel_view, name="cancel"),
     path("<uuid:code>/artifact/", views.mission_artifact, name="artifact"),
+    path("<uuid:code>/change.patch", views.mission_change_patch, name="change_patch"),
+    path("<uuid:code>/change.zip", views.mission_change_zip, name="change_zip"),
 ]

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from missions import selectors
+from missions.changes import ChangeError, NoBranchError, NoChangeError, mission_archive, mission_patch
 from missions.forms import MissionForm
 from missions.models import Mission, MissionTemplate
 from missions.services import DuplicateMissionError, MissionError, mission_cancel, mission_submit
@@ -147,3 +148,28 @@ def mission_artifact(request, code):
         raise Http404("This mission has no deployed archive.")
     filename = f"{slugify(mission.title) or 'mission'}-{mission.code}.zip"
     return FileResponse(path.open("rb"), as_attachment=True, filename=filename)
+
+
+def mission_change_patch(request, code):
+    """The mission's change as ``git format-patch`` output, computed from the git store (not this host's disk)."""
+    return _change_download(request, code, mission_patch, "text/x-patch", "patch")
+
+
+def mission_change_zip(request, code):
+    """The mission branch's tree as a zip, computed from the git store."""
+    return _change_download(request, code, mission_archive, "application/zip", "zip")
+
+
+def _change_download(request, code, read, content_type: str, extension: str) -> HttpResponse:
+    mission = selectors.mission_for_user(request.user, code)
+    try:
+        data = read(mission)
+    except NoBranchError as error:
+        raise Http404(str(error)) from None
+    except NoChangeError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain; charset=utf-8")
+    except ChangeError as error:
+        return HttpResponse(str(error), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{mission.code}.{extension}"'
+    return response

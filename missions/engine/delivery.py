@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from agents.runtime.sandbox import SandboxError, SandboxLimits, run_sandboxed
 from agents.runtime.workspace import Workspace, WorkspaceError
+from missions.changes import mission_change
 from missions.engine.common import enqueue_after_commit
 from missions.engine.testing import mission_baseline, run_test_command_for, test_run_fields, test_verdict
 from missions.events import event_record
@@ -33,6 +34,7 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
         )
     if mission.require_deploy_approval or altered:
         head = mission_head(mission)  # git, outside the transaction: no lock held across a remote call
+        change = mission_change(mission, head)  # the same: a clone; a failure is stored and shown, the gate opens
         with transaction.atomic():
             if mission_transition(
                 mission=mission,
@@ -44,7 +46,7 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
                     mission=mission,
                     kind=ApprovalGate.Kind.DEPLOY,
                     question=f"{summary} Deploy commit {head[:10]} to production?",
-                    data={"sha": head, "alters_test_config": altered},
+                    data={"sha": head, "alters_test_config": altered, "change": change},
                 )
     elif mission_transition(
         mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.EXECUTING, reason=summary
