@@ -162,13 +162,14 @@ def project_refresh(project: Project) -> Project:
     return project
 
 
-def environment_for(project: Project, sha: str) -> Path | None:
+def environment_for(project: Project, sha: str, *, source: Path | None = None) -> Path | None:
     """The project's environment at ``sha`` (made now if missing); None without a setup command.
 
-    A virtualenv is not relocatable (scripts name their own path), so it is built at its final path
-    under a lock, and ENV_READY is written last: a directory without it (a crash mid-build) is made again.
+    ``source`` is a repository holding ``sha`` (a worker has no mirror: it passes its own clone); default
+    the mirror. A virtualenv is not relocatable (scripts name their own path), so it is built at its final
+    path under a lock, and ENV_READY is written last: a directory without it (a crash mid-build) is made again.
     """
-    return _environment(project, sha, source=project.mirror_path)
+    return _environment(project, sha, source=source or project.mirror_path)
 
 
 def _environment(project: Project, sha: str, *, source: Path) -> Path | None:

@@ -192,7 +192,13 @@ def _merge_moved_default_branch(mission: Mission, workspace: Workspace, sha: str
             "tests until they pass, then commit.",
         )
         return None
-    result = run_test_command_for(mission, workspace)
+    try:
+        result = run_test_command_for(mission, workspace)
+    except SandboxError as error:
+        mission_fail(
+            mission=mission, reason=f"Deployment stopped: the tests could not run on {branch} merged in: {error}"
+        )
+        return None
     verdict = test_verdict(result, mission_baseline(mission))
     TestRun.objects.create(
         mission=mission,

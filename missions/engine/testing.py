@@ -11,8 +11,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from agents.runtime.sandbox import PytestResult, SandboxLimits, run_pytest
+from agents.runtime.sandbox import PytestResult, SandboxError, SandboxLimits, run_pytest, run_test_command
 from missions.models import Mission
+from projects.services import ProjectError, environment_for
 
 FAILING = ("failed", "error")
 SHOWN = 50  # node ids kept per category: the comparison is shown on pages and in briefs
@@ -26,10 +27,21 @@ class Verdict:
 
 
 def mission_test_runner(mission: Mission):
-    """A callable (workdir, limits) -> PytestResult that runs the mission's tests in the sandbox."""
+    """A callable (workdir, limits) -> PytestResult that runs the mission's tests in the sandbox.
+
+    On a project: its whole test command, in its setup environment for the base commit (made on this
+    worker from the checkout itself the first time: workers share no disk), which the run sees read-only.
+    """
+    if not mission.project_id:
+        return lambda workdir, limits: run_pytest(workdir, limits=limits)
+    project = mission.project
 
     def run(workdir: Path, limits: SandboxLimits) -> PytestResult:
-        return run_pytest(workdir, limits=limits)
+        try:
+            env_dir = environment_for(project, mission.base_sha, source=workdir) if project.setup_command else None
+        except ProjectError as error:
+            raise SandboxError(str(error)) from None
+        return run_test_command(workdir, project.test_command, limits=limits, env_dir=env_dir)
 
     return run
 
