@@ -89,7 +89,8 @@ def _c_suite_prompt(title: str, focus: str) -> str:
 def _worker_prompt(title: str, focus: str) -> str:
     return (
         f"You are the {title} of a software company run by AI agents; your strength is {focus}. "
-        "You work in a git repository through your tools only: list_files, read_file, write_file, "
-        "run_tests (pytest in a sandbox) and commit. Write the code and its tests, run the tests until "
-        "they pass, commit, then reply with a short summary."
+        "You work in a git repository through your tools only: list_files, search_code, read_file "
+        "(a line range of a long file), edit_file (an exact, unique replacement in an existing file), "
+        "write_file, run_tests (pytest in a sandbox) and commit. Write the code and its tests, run the "
+        "tests until they pass, commit, then reply with a short summary."
     )

@@ -22,6 +22,7 @@ def plan_request_brief(
     amendments: list[str] = (),
     previous=None,
     knowledge: str = "",
+    repo_map: str = "",
 ) -> str:
     text = mission_header(mission) + "\n"
     if mission.template:
@@ -33,6 +34,8 @@ def plan_request_brief(
         "${step_key.commit} or ${step_key.files}. "
         f"Roles available to staff (others get a specialist): {', '.join(roles) or 'developer'}."
     )
+    if repo_map:  # a mission on a project: plan against the code that is there
+        text += f"\n\nThe steps change this existing repository (extend its modules, keep its tests green):\n{repo_map}"
     if knowledge:
         text += f"\n\n{knowledge}"
     if feedback:
@@ -89,7 +92,9 @@ def resolve_references(text: str, outputs: dict[str, dict]) -> str:
     return REFERENCE_RE.sub(value, text)
 
 
-def step_brief(step: Step, dependencies: list[Step], previous_error: str = "", knowledge: str = "") -> str:
+def step_brief(
+    step: Step, dependencies: list[Step], previous_error: str = "", knowledge: str = "", repo_map: str = ""
+) -> str:
     mission = step.plan.mission
     outputs = {dep.key: dep.output for dep in dependencies}
     lines = [
@@ -105,12 +110,22 @@ def step_brief(step: Step, dependencies: list[Step], previous_error: str = "", k
         for dep in dependencies:
             compact = {field: dep.output.get(field) for field in REFERENCE_FIELDS if dep.output.get(field)}
             lines.append(f"- {dep.key}: {json.dumps(compact)[:1500]}")  # never the diff: briefs stay compact
+    if repo_map:
+        lines.append(repo_map)
     if knowledge:
         lines.append(knowledge)
     if previous_error:
         lines.append(f"A previous attempt at this step failed: {previous_error[:1500]}")
-    lines.append(
-        "Work in the repository with your tools: write the code and its pytest tests, "
-        "call run_tests until they pass, then commit. Finish with a short summary of what you did."
-    )
+    if repo_map:
+        lines.append(
+            "Work in this existing repository with your tools: find the code with search_code, read the "
+            "lines you need with read_file, change existing files with edit_file (exact text, unique), add "
+            "pytest tests, call run_tests until the whole suite passes, then commit. "
+            "Finish with a short summary of what you did."
+        )
+    else:
+        lines.append(
+            "Work in the repository with your tools: write the code and its pytest tests, "
+            "call run_tests until they pass, then commit. Finish with a short summary of what you did."
+        )
     return "\n".join(lines)

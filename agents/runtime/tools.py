@@ -14,10 +14,11 @@ from pathlib import Path
 
 from autogen_core.tools import FunctionTool
 
+from agents.runtime.codesearch import SearchError
 from agents.runtime.sandbox import PytestResult, SandboxError, SandboxLimits, run_pytest
 from agents.runtime.workspace import Workspace, WorkspaceError
 
-TOOL_NAMES = ("list_files", "read_file", "write_file", "run_tests", "commit")
+TOOL_NAMES = ("list_files", "read_file", "search_code", "edit_file", "write_file", "run_tests", "commit")
 
 
 @contextmanager
@@ -63,13 +64,34 @@ class StepTools:
             return f"Error: {error}"
         return "\n".join(files) if files else "(no files)"
 
-    async def read_file(self, path: str) -> str:
-        """Read a text file of the repository."""
+    async def read_file(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
+        """Read a text file of the repository; with start_line and/or end_line, only those lines, numbered."""
         try:
             async with self._turn:
-                return await asyncio.to_thread(self.workspace.read_file, path)
+                if start_line is None and end_line is None:
+                    return await asyncio.to_thread(self.workspace.read_file, path)
+                return await asyncio.to_thread(self.workspace.read_lines, path, start_line, end_line)
         except WorkspaceError as error:
             return f"Error: {error}"
+
+    async def search_code(self, pattern: str, path_glob: str = "**/*") -> str:
+        """Search the repository's text files for a Python regular expression; answers path:line: text rows."""
+        try:
+            async with self._turn:
+                return await asyncio.to_thread(self.workspace.search_code, pattern, path_glob)
+        except (WorkspaceError, SearchError) as error:
+            return f"Error: {error}"
+
+    async def edit_file(self, path: str, old: str, new: str) -> str:
+        """Replace the exact text old, which must occur once in the file, with new; the rest stays as it is."""
+        try:
+            async with self._turn:
+                size = await asyncio.to_thread(self.workspace.edit_file, path, old, new)
+        except WorkspaceError as error:
+            return f"Error: {error}"
+        if path not in self.files_written:
+            self.files_written.append(path)
+        return f"Edited {path}: replaced 1 occurrence ({size} bytes now)."
 
     async def write_file(self, path: str, content: str) -> str:
         """Create or replace a text file in the repository (relative path)."""

@@ -8,6 +8,7 @@ sandbox backend, even ``.git``) may have been written by untrusted code.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
 import re
@@ -15,6 +16,8 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
+
+from agents.runtime import codesearch
 
 GIT_TIMEOUT_S = 30
 LIST_LIMIT = 500
@@ -181,6 +184,10 @@ class Workspace:
 
     def read_file(self, path: str, max_bytes: int = 200_000) -> str:
         """Return a file's text; refuse missing, non-regular or oversized files and any symlink on the way."""
+        return self._read_bytes(path, max_bytes).decode("utf-8", errors="replace")
+
+    def _read_bytes(self, path: str, max_bytes: int) -> bytes:
+        """A regular file's bytes, reached without following any symlink (see read_file)."""
         self.resolve(path)  # a clear reason for links that lead outside; the walk below is what holds
         dir_fd, name = self._open_parent(path, create=False)
         try:
@@ -200,7 +207,7 @@ class Workspace:
                     f"File {path!r} is {info.st_size} bytes, larger than the {max_bytes}-byte read limit."
                 )
             data = handle.read(max_bytes + 1)
-        return data[:max_bytes].decode("utf-8", errors="replace")
+        return data[:max_bytes]
 
     def write_file(self, path: str, content: str, max_bytes: int = 200_000) -> int:
         """Write UTF-8 text, creating parent folders; returns the byte count."""
@@ -225,6 +232,87 @@ class Workspace:
             handle.truncate(0)
             handle.write(data)
         return len(data)
+
+    def read_lines(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
+        """Lines ``start_line``..``end_line`` (1-based, inclusive), numbered, under a header with the line count.
+
+        A missing bound means the first or the last line; a range outside the file is refused with its size.
+        """
+        lines = self.read_file(path).splitlines()
+        total = len(lines)
+        start = 1 if start_line is None else start_line
+        end = total if end_line is None else end_line
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (start, end)):
+            raise WorkspaceError("start_line and end_line must be whole numbers.")
+        if total == 0:
+            raise WorkspaceError(f"{path!r} is empty: it has no lines to show.")
+        if not 1 <= start <= total or not 1 <= end <= total:
+            raise WorkspaceError(f"Lines {start}-{end} are out of range: {path!r} has {total} lines (1-{total}).")
+        if end < start:
+            raise WorkspaceError(f"end_line {end} is before start_line {start}.")
+        width = len(str(end))
+        numbered = [f"{n:>{width}}\t{lines[n - 1]}" for n in range(start, end + 1)]
+        return f"{path}: lines {start}-{end} of {total}\n" + "\n".join(numbered)
+
+    def edit_file(self, path: str, old: str, new: str, max_bytes: int = 200_000) -> int:
+        """Replace the one occurrence of ``old`` with ``new``, leaving every other byte as it was; returns the size.
+
+        ``old`` must occur exactly once: a missing one says which line looks closest, several say where
+        they are, so the model can add context and try again.
+        """
+        if not isinstance(old, str) or not old:
+            raise WorkspaceError(
+                f"Refused to edit {path!r}: old is empty. Give the exact text to replace (write_file creates files)."
+            )
+        if not isinstance(new, str):
+            raise WorkspaceError(f"Refused to edit {path!r}: new must be text.")
+        try:
+            text = self._read_bytes(path, max_bytes).decode("utf-8")
+        except UnicodeDecodeError:
+            raise WorkspaceError(f"Refused to edit {path!r}: it is not UTF-8 text.") from None
+        starts = _occurrences(text, old)
+        if not starts:
+            raise WorkspaceError(f"The text to replace (old) was not found in {path!r}.{_closest_line(text, old)}")
+        if len(starts) > 1:
+            lines = ", ".join(str(text.count("\n", 0, i) + 1) for i in starts[:MAX_LISTED])
+            raise WorkspaceError(
+                f"The text to replace (old) occurs {len(starts)} times in {path!r} (at lines {lines}): "
+                "include more of the surrounding lines so that it matches exactly once."
+            )
+        at = starts[0]
+        return self.write_file(path, text[:at] + new + text[at + len(old) :], max_bytes)
+
+    def search_code(self, pattern: str, path_glob: str = "**/*") -> str:
+        """``path:line: text`` for lines matching a Python regex in the tree's text files, bounded (codesearch)."""
+        codesearch.compile_pattern(pattern)  # a bad pattern is refused before any file is read
+        wanted = codesearch.glob_regex(path_glob)
+        files: list[tuple[str, str]] = []
+        scanned, skipped, cut = 0, 0, False
+        root = self.root.resolve()
+        for rel, size in _regular_files(root):
+            if not wanted.match(rel):
+                continue
+            if size > codesearch.MAX_FILE_BYTES:
+                skipped += 1
+                continue
+            if scanned + size > codesearch.SCAN_LIMIT_BYTES:
+                cut = True
+                break
+            try:
+                data = self._read_bytes(rel, codesearch.MAX_FILE_BYTES)
+            except WorkspaceError:
+                continue  # swapped for a link or removed since the walk: not searched
+            if codesearch.is_binary(data):
+                continue
+            scanned += len(data)
+            files.append((rel, data.decode("utf-8", errors="replace")))
+        notes = []
+        if cut:
+            notes.append(f"[searched only the first {len(files)} files ({scanned} bytes); narrow path_glob]")
+        if skipped:
+            notes.append(f"[skipped {skipped} file(s) over {codesearch.MAX_FILE_BYTES} bytes]")
+        matches, more = codesearch.match_lines(pattern, files)
+        return codesearch.format_matches(pattern, path_glob, matches, more=more, notes=notes)
 
     # ------------------------------------------------------------------- git
     def commit(self, message: str) -> str | None:
@@ -563,6 +651,46 @@ def _walk_worktree(root: Path):
             yield Path(entry.path), info
             if stat.S_ISDIR(info.st_mode):
                 stack.append(Path(entry.path))
+
+
+def _regular_files(root: Path):
+    """(relative path, size) of every regular file below root, sorted, skipping git and caches; no links."""
+    found = []
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        for entry in os.scandir(current):
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode) and entry.name not in SKIP_DIRS:
+                stack.append(Path(entry.path))
+            elif stat.S_ISREG(info.st_mode):
+                found.append((Path(entry.path).relative_to(root).as_posix(), info.st_size))
+    return sorted(found)
+
+
+def _occurrences(text: str, old: str) -> list[int]:
+    """Start offsets of ``old`` in ``text``, overlapping ones included (each would be a different edit)."""
+    starts, at = [], text.find(old)
+    while at != -1:
+        starts.append(at)
+        at = text.find(old, at + 1)
+    return starts
+
+
+def _closest_line(text: str, old: str) -> str:
+    """A hint naming the line most like the first line of ``old`` ('' when none is close)."""
+    first = next((line.strip() for line in old.splitlines() if line.strip()), "")[:200]
+    if not first:
+        return ""
+    lines = [line.strip() for line in text.splitlines()]
+    if first in lines:
+        number = lines.index(first) + 1
+        return f" Its first line matches line {number}; the lines after it differ (check indentation and spacing)."
+    close = difflib.get_close_matches(first, lines, n=1, cutoff=0.6)
+    if not close:
+        return " No line looks like its first line: read the file again before editing."
+    number = lines.index(close[0]) + 1
+    return f" The closest line is {number}: {close[0][:200]!r}. Read the file again and copy the text exactly."
 
 
 def _link_problem(root: Path, link: Path) -> str:

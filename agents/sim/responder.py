@@ -447,7 +447,7 @@ def plan_review(body: Body) -> Reply:
 
 # --------------------------------------------------------------------------- specialist
 
-SPECIALIST_TOOLS = ("list_files", "read_file", "write_file", "run_tests", "commit")
+SPECIALIST_TOOLS = ("list_files", "read_file", "search_code", "edit_file", "write_file", "run_tests", "commit")
 FALLBACK_SPECIALIST_ROLE = "specialist"
 MAX_ROLE = 60
 MAX_NAME = 51

@@ -22,6 +22,7 @@ from missions.consult import ask_agent, cycle_close, cycle_open, transcript_reco
 from missions.events import event_record
 from missions.knowledge import knowledge_brief
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Vote
+from missions.repomap import mission_repo_map
 
 
 @dataclass
@@ -58,9 +59,12 @@ def deliberate(mission: Mission, *, feedback: list[str]) -> Deliberation:
     amendments: list[str] = []
     draft, votes = None, []
     knowledge = knowledge_brief(mission)
+    repo_map = mission_repo_map(mission)  # once per deliberation; '' for a mission without a project
     rounds = settings.DELIBERATION_MAX_ROUNDS
     for round_no in range(1, rounds + 1):
-        prompt = briefs.plan_request_brief(mission, roles, feedback, amendments, previous=draft, knowledge=knowledge)
+        prompt = briefs.plan_request_brief(
+            mission, roles, feedback, amendments, previous=draft, knowledge=knowledge, repo_map=repo_map
+        )
         draft = ask_agent(
             mission=mission, agent=drafter, purpose="plan_draft", prompt=prompt, output_type=PlanDraft, cycle=cycle
         )

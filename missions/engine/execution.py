@@ -33,12 +33,14 @@ from missions.engine.delivery import execution_done, resolve_failed
 from missions.engine.testing import mission_baseline, test_run_fields, test_verdict
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
+from missions.repomap import mission_repo_map
 from missions.repository import mission_repo_url
 from missions.selectors import current_plan
 from missions.services import mission_fail, mission_pause_for_budget
 from orchestrator_site.logging import mission_logging
 
 logger = logging.getLogger(__name__)
+CODE_KINDS = (Step.Kind.CODEGEN, Step.Kind.TEST)  # steps that change code get the repository map
 
 
 def mission_schedule(mission: Mission) -> None:
@@ -216,7 +218,13 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
         profile=agent.model_profile or mission.model_profile,
         name=agent.name,
         system_prompt=agent.system_prompt,
-        brief=briefs.step_brief(step, deps, previous_error=step.error, knowledge=mission.knowledge_snapshot),
+        brief=briefs.step_brief(
+            step,
+            deps,
+            previous_error=step.error,
+            knowledge=mission.knowledge_snapshot,
+            repo_map=mission_repo_map(mission, workspace) if step.kind in CODE_KINDS else "",
+        ),
         tools=tools,
         context=CallContext(mission_id=mission.pk, purpose=f"step:{step.kind}", step_id=step.pk, agent_id=agent.pk),
         on_message=on_message,

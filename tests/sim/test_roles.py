@@ -13,7 +13,7 @@ from agents.sim.server import SimServer
 
 from .support import PLAN_DRAFT_SCHEMA, PLAN_REVIEW_SCHEMA, SPECIALIST_SCHEMA, calls, user
 
-FIVE_TOOLS = {"list_files", "read_file", "write_file", "run_tests", "commit"}
+CODE_TOOLS = {"list_files", "read_file", "search_code", "edit_file", "write_file", "run_tests", "commit"}
 
 
 def answer(client: openai.OpenAI, text: str, response_format: dict[str, Any], system: str = "") -> dict[str, Any]:
@@ -53,7 +53,7 @@ def test_specialist_design_for_accessibility(sim: SimServer, client: openai.Open
     assert design["name"] == "accessibility-specialist"
     assert design["title"] == "Accessibility Specialist"
     assert design["role"] == "accessibility"
-    assert design["tools"] and set(design["tools"]) <= FIVE_TOOLS
+    assert design["tools"] and set(design["tools"]) <= CODE_TOOLS
     prompt = design["system_prompt"]
     assert "accessibility" in prompt.lower()
     assert all(word in prompt for word in ("only through your tools", "tests", "run_tests", "commit"))
