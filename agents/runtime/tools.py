@@ -21,6 +21,11 @@ from agents.runtime.workspace import Workspace, WorkspaceError
 TOOL_NAMES = ("list_files", "read_file", "search_code", "edit_file", "write_file", "run_tests", "commit")
 
 
+def _green(result: PytestResult) -> tuple[bool, str]:
+    """Without a baseline: tests ran and none failed."""
+    return bool(result.passed) and not (result.failed or result.errors or result.timed_out), ""
+
+
 @contextmanager
 def workspace_lock(root: Path):
     """Serialise git operations of parallel steps on one workspace."""
@@ -43,10 +48,15 @@ class StepTools:
         limits: SandboxLimits,
         on_test_run: Callable[[PytestResult], Awaitable[None]],
         allowed: tuple[str, ...] = TOOL_NAMES,
+        runner: Callable[[Path, SandboxLimits], PytestResult] | None = None,
+        judge: Callable[[PytestResult], tuple[bool, str]] | None = None,
     ) -> None:
         self.workspace = workspace
         self.limits = limits
         self.on_test_run = on_test_run
+        # How tests run (a project's own command) and what counts as green (against its baseline).
+        self.runner = runner or (lambda root, limits: run_pytest(root, limits=limits))
+        self.judge = judge or _green
         self.allowed = [name for name in TOOL_NAMES if name in allowed]
         self.commits: list[str] = []
         self.files_written: list[str] = []
@@ -110,12 +120,14 @@ class StepTools:
             result = await self.test_run()
         except (SandboxError, WorkspaceError) as error:
             return f"Error: the sandbox could not run the tests: {error}"
-        verdict = "PASSED" if result.passed and not (result.failed or result.errors or result.timed_out) else "FAILED"
+        ok, reason = self.judge(result)
         head = (
-            f"{verdict}: {result.passed} passed, {result.failed} failed, {result.errors} errors, "
+            f"{'PASSED' if ok else 'FAILED'}: {result.passed} passed, {result.failed} failed, {result.errors} errors, "
             f"{result.skipped} skipped in {result.duration_s:.1f}s ({result.isolation} sandbox)"
         )
-        return head + ("\n" + result.log[-3000:] if verdict == "FAILED" else "")
+        if ok:
+            return head + (f"\n{reason}" if reason else "")
+        return f"{head}\n{reason}\n{result.log[-3000:]}"
 
     async def test_run(self) -> PytestResult:
         """Run the tests, remembering which tree they ran on; the engine calls this for its own acceptance run."""
@@ -126,7 +138,7 @@ class StepTools:
 
         async with self._turn:
             tree = await asyncio.to_thread(_tree)
-            result = await asyncio.to_thread(run_pytest, self.workspace.root, limits=self.limits)
+            result = await asyncio.to_thread(self.runner, self.workspace.root, self.limits)
         self.last_test, self.last_test_tree = result, tree
         await self.on_test_run(result)
         return result

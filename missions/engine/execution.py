@@ -30,7 +30,7 @@ from missions import briefs
 from missions.clones import step_clone_path, step_clones_remove
 from missions.engine.common import connection_reset, enqueue_after_commit
 from missions.engine.delivery import execution_done, resolve_failed
-from missions.engine.testing import mission_baseline, test_run_fields, test_verdict
+from missions.engine.testing import mission_baseline, mission_test_runner, test_run_fields, test_verdict
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
 from missions.repomap import mission_repo_map
@@ -208,10 +208,18 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
     async def on_message(kind: str, content: str, data: dict) -> None:
         await sync_to_async(_step_message)(mission, step, agent, kind, content, data)
 
+    def tool_judge(result: PytestResult) -> tuple[bool, str]:
+        verdict = judge(result)
+        if verdict.ok and (still := verdict.comparison.get("counts", {}).get("still_failing")):
+            return True, f"{still} tests failed at the base commit already; they do not block this step."
+        return verdict.ok, verdict.reason
+
     tools = StepTools(
         workspace,
         limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S),
         on_test_run=on_test_run,
+        runner=mission_test_runner(mission),
+        judge=tool_judge,
         allowed=tuple(agent.tools) if (agent.tools or agent.is_dynamic) else TOOL_NAMES,
     )
     report = async_to_sync(run_tool_agent)(

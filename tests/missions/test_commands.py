@@ -34,6 +34,32 @@ def _counts() -> dict:
 # --- seed_demo ------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(settings, tmp_path):
+    """seed_demo makes the demo repository and its mirror under DATA_DIR: each test gets its own."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.MIRRORS_DIR = tmp_path / "data" / "mirrors"
+    settings.ENVS_DIR = tmp_path / "data" / "envs"
+    settings.MIRRORS_DIR.mkdir(parents=True)
+
+
+def test_it_adds_the_sample_repository_as_the_demo_project_with_a_passing_baseline(db, settings):
+    import subprocess
+
+    from projects.models import Project
+
+    out = _run("seed_demo")
+    project = Project.objects.get(slug="sample-inventory")
+    baseline = project.baselines.get()
+    assert baseline.verdict == "passed" and baseline.passed >= 15 and baseline.failed == 0
+    assert f"Demo project sample-inventory from {settings.DATA_DIR / 'demo' / 'sample-inventory'}" in out
+    log = subprocess.run(["git", "-C", project.git_url, "log", "--format=%H"], capture_output=True, text=True)
+    assert log.stdout.split() == [project.head_sha]  # a repository of its own, one commit on main
+    assert project.mirror_path.is_dir() and project.languages.get("Python", 0) >= 6
+    assert "Demo project sample-inventory already exists." in _run("seed_demo")
+    assert Project.objects.count() == 1
+
+
 def test_it_seeds_the_demo_company_idempotently(db, monkeypatch):
     """Running seed_demo twice leaves the same users, groups, agents, profile and templates."""
     monkeypatch.delenv("DEMO_PASSWORD", raising=False)
