@@ -9,6 +9,7 @@ demo and the tests get the same answer every time. The HTTP layer
 * ``plan_review`` - structured review JSON (response_format named ``PlanReview``)
 * ``specialist``  - a designed agent (response_format named ``SpecialistDesign``)
 * ``codegen``     - a scripted tool-calling loop when ``write_file`` is offered
+  (on a brief with a repository map, plans and code steps come from ``existing_repo``)
 * ``chat``        - a short acknowledgement for anything else
 
 Tests can override the default answer per request with a script rule (kept by
