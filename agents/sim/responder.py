@@ -9,6 +9,7 @@ demo and the tests get the same answer every time. The HTTP layer
 * ``plan_review`` - structured review JSON (response_format named ``PlanReview``)
 * ``specialist``  - a designed agent (response_format named ``SpecialistDesign``)
 * ``codegen``     - a scripted tool-calling loop when ``write_file`` is offered
+  (on a brief with a repository map, plans and code steps come from ``existing_repo``)
 * ``chat``        - a short acknowledgement for anything else
 
 Tests can override the default answer per request with a script rule (kept by
@@ -350,6 +351,10 @@ def plan_draft(body: Body) -> Reply:
     Amendments listed in the brief become acceptance checks of ``core`` and are named at
     the end of the summary, so a revised plan visibly differs from the first draft.
     """
+    from agents.sim import existing_repo
+
+    if existing_repo.carries_map(body):  # a mission on a project: plan against its code
+        return existing_repo.plan_draft(body)
     title = mission_title(body)
     merged = amendments(body)
     core_acceptance = ["tests pass", "functions are pure and documented"]
@@ -588,6 +593,16 @@ def codegen(body: Body, variant: str | None = None) -> Reply:
     variant = variant or conversation_variant(body)
     if variant is not None:
         return _codegen_variant(body, brief, variant)
+    from agents.sim import existing_repo
+
+    offered = all(_offers_tool(body, tool) for tool in ("search_code", "edit_file"))
+    if offered and existing_repo.carries_map(body) and existing_repo.plans_step(body):
+        return existing_repo.codegen(body)
+    return default_codegen(body, brief)
+
+
+def default_codegen(body: Body, brief: Brief) -> Reply:
+    """Write a new module and its tests, run them, commit, summarise: the loop for an empty repository."""
     done = _done_calls(body)
     names = [name for _, name, _ in done]
     for name, args in _codegen_script(brief):

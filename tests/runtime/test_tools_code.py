@@ -110,6 +110,8 @@ def test_it_finds_matches_as_path_line_text(ws: Workspace, tools: StepTools) -> 
         "inventory/stock.py:8: def remove(self, sku: str, count: int) -> None:",
     ]
     assert "blob.bin" not in call(tools, "search_code", pattern="def add")
+    assert call(tools, "search_code", pattern="def add", path_glob="*.md") == "README.md:1: def add is documented here"
+    assert call(tools, "search_code", pattern="def add", path_glob="inventory").startswith("inventory/stock.py:5:")
     (ws.root / "big.py").write_text("def add(\n" * 30_000)
     assert "skipped 1 file(s) over" in call(tools, "search_code", pattern="def add")
 
