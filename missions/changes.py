@@ -106,16 +106,21 @@ def mission_change(mission: Mission, head: str = "") -> dict:
 
 
 def mission_patch(mission: Mission) -> bytes:
-    """``git format-patch --stdout base..head`` of the mission branch, read from the git store: it applies
-    with ``git am`` onto the base commit (merge commits are left out, as format-patch does)."""
+    """``git format-patch --stdout base..head`` of the mission branch, read from the git store; it applies
+    with ``git am`` onto the base commit. format-patch leaves merge commits out, so a history with merges
+    (parallel steps, a merged default branch) becomes one commit of the whole change, which always applies."""
     with _change_checkout(mission) as (workspace, base, head):
+        if workspace._git("rev-list", "--merges", f"{base}..{head}").strip():
+            message = f"{mission.title}\n\nThe whole change of mission {mission.code}, from {base[:10]} to {head[:10]}."
+            head = workspace._git("commit-tree", f"{head}^{{tree}}", "-p", base, "-m", message).strip()
+            return workspace._git_bytes("format-patch", "--stdout", "--no-color", "--no-ext-diff", "-1", head)
         return workspace._git_bytes("format-patch", "--stdout", "--no-color", "--no-ext-diff", f"{base}..{head}")
 
 
-def mission_archive(mission: Mission) -> bytes:
-    """A zip of the mission branch's tree at its head, read from the git store."""
+def mission_archive(mission: Mission, sha: str = "") -> bytes:
+    """A zip of the mission branch's tree at ``sha`` (default: its head), read from the git store."""
     with _change_checkout(mission) as (workspace, _base, head):
-        return workspace._git_bytes("archive", "--format=zip", head)
+        return workspace._git_bytes("archive", "--format=zip", _commit(workspace, sha) if sha else head)
 
 
 @contextmanager

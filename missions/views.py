@@ -141,13 +141,24 @@ def mission_cancel_view(request, code):
 
 
 def mission_artifact(request, code):
-    """The archive of what was deployed, for anyone who may see the mission."""
+    """The archive of what was deployed, for anyone who may see the mission.
+
+    The worker that deployed it kept a copy on its own disk; on another host it is made from the git store.
+    """
     mission = selectors.mission_for_user(request.user, code)
-    path = Path(mission.artifact_path) if mission.artifact_path else None
-    if path is None or not path.is_file():
+    if not mission.deployed_sha:
         raise Http404("This mission has no deployed archive.")
     filename = f"{slugify(mission.title) or 'mission'}-{mission.code}.zip"
-    return FileResponse(path.open("rb"), as_attachment=True, filename=filename)
+    path = Path(mission.artifact_path) if mission.artifact_path else None
+    if path is not None and path.is_file():
+        return FileResponse(path.open("rb"), as_attachment=True, filename=filename)
+    try:
+        data = mission_archive(mission, mission.deployed_sha)
+    except ChangeError as error:
+        return HttpResponse(str(error), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def mission_change_patch(request, code):

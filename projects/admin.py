@@ -20,14 +20,32 @@ class BaselineInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    """Stats come from the mirror; add projects on the Projects page or with project_add (they need a mirror)."""
+    """Stats come from the mirror. Adding a project, and changing where its code comes from or how it is
+    tested, goes through the Projects page (or project_add), which checks the URL and runs a new baseline."""
 
     list_display = ["name", "slug", "git_url", "default_branch", "head_sha", "file_count", "restricted", "is_active"]
     list_filter = ["is_active", "restricted"]
     search_fields = ["name", "slug", "git_url"]
     filter_horizontal = ["members"]
-    readonly_fields = ["head_sha", "file_count", "size_bytes", "languages", "mirrored_at", "created_by", "created_at"]
+    readonly_fields = [
+        "slug",
+        "git_url",
+        "default_branch",
+        "test_command",
+        "setup_command",
+        "push_url",
+        "head_sha",
+        "file_count",
+        "size_bytes",
+        "languages",
+        "mirrored_at",
+        "created_by",
+        "created_at",
+    ]
     inlines = [BaselineInline]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Baseline)

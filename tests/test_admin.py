@@ -20,6 +20,7 @@ from missions.models import (
     TestRun,
     Vote,
 )
+from projects.models import Baseline, Project
 from reviews.models import ApprovalGate, PeerReview
 
 # Every record of what happened; gates are decided in the queue, not the admin.
@@ -63,6 +64,12 @@ def records(company, pm):
             ),
             message=AgentMessage.objects.create(mission=mission, source="cto", content="Hello"),
             knowledge=KnowledgeEntry.objects.create(mission=mission, kind="lesson", title="Lesson", body="Learned"),
+            project=(
+                project := Project.objects.create(
+                    name=f"Shop {n}", slug=f"shop-{n}", git_url="/srv/shop", head_sha="a" * 40
+                )
+            ),
+            baseline=Baseline.objects.create(project=project, sha="a" * 40, verdict=Baseline.Verdict.PASSED, passed=3),
         )
     # Axes' login records (written directly: a real login costs a full password hash per test).
     seen = {"username": "pm", "ip_address": "127.0.0.1", "user_agent": "test", "path_info": "/login/"}

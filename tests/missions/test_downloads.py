@@ -222,10 +222,47 @@ def test_the_deployed_archive_link_still_works(worked, client, pm, settings):
     archive = Path(settings.ARTIFACTS_DIR) / f"{mission.code}.zip"
     archive.parent.mkdir(parents=True, exist_ok=True)
     archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    Mission.objects.filter(pk=mission.pk).update(artifact_path=str(archive))
+    Mission.objects.filter(pk=mission.pk).update(artifact_path=str(archive), deployed_sha=worked[2])
     client.force_login(pm)
     response = client.get(reverse("missions:artifact", args=[mission.code]))
     assert response.status_code == 200 and b"".join(response.streaming_content).startswith(b"PK")
+
+
+@pytest.mark.django_db
+def test_the_deployed_archive_comes_from_the_git_store_on_a_host_that_has_no_copy(worked, client, pm):
+    """The worker that deployed kept the zip on its own disk; the web host makes it from git at the deployed sha."""
+    mission, root, head = worked
+    Mission.objects.filter(pk=mission.pk).update(artifact_path="/elsewhere/on/the/worker.zip", deployed_sha=root)
+    client.force_login(pm)
+    response = client.get(reverse("missions:artifact", args=[mission.code]))
+    assert response.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert names == ["README.md"]  # the deployed commit, not the branch's later head
+    Mission.objects.filter(pk=mission.pk).update(deployed_sha="")
+    assert client.get(reverse("missions:artifact", args=[mission.code])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_history_with_merges_downloads_as_one_patch_that_applies_on_the_base(worked, client, pm, tmp_path):
+    """format-patch leaves merge commits out; a branch with merges (parallel steps) downloads as one commit."""
+    mission, root, head = worked
+    with mission_checkout(mission, "side") as workspace:
+        workspace.checkout_detached(root)
+        workspace.write_file("side.py", "SIDE = 1\n")
+        side = workspace.commit("A parallel step")
+        workspace.checkout_detached(head)
+        assert workspace.merge_in(side, "Merge the parallel step") == []
+        assert workspace.push_head(mission.deploy_branch)
+        merged_tree = workspace.head_tree()
+    client.force_login(pm)
+    response = _download(client, mission, "patch")
+    assert response.status_code == 200 and response.content.count(b"\nSubject: ") == 1
+    clone = tmp_path / "applied"
+    git("clone", "-q", "--branch", mission.deploy_branch, mission_repo_url(mission), str(clone))
+    git("checkout", "-q", "--detach", root, cwd=clone)
+    (tmp_path / "change.patch").write_bytes(response.content)
+    git("-c", "user.name=R", "-c", "user.email=r@example.com", "am", "-q", str(tmp_path / "change.patch"), cwd=clone)
+    assert git("rev-parse", "HEAD^{tree}", cwd=clone) == merged_tree
 
 
 # --- end to end -----------------------------------------------------------------------------------
