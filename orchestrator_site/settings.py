@@ -268,6 +268,8 @@ PROJECT_ALLOWED_ROOTS = [root for root in env_str("PROJECT_ALLOWED_ROOTS", "").s
 # How often a step retries merging its work onto the mission branch when other steps pushed first.
 # Names this worker on the steps it claims (which host ran what).
 WORKER_NAME = env_str("WORKER_NAME", f"{socket.gethostname()}:{os.getpid()}")
+# Read by agents/runtime/workspace.py from the environment; checked here so a bad value stops start-up.
+GIT_TIMEOUT_S = env_int("GIT_TIMEOUT_S", 300, minimum=5)
 GIT_PUSH_ATTEMPTS = env_int("GIT_PUSH_ATTEMPTS", 8, minimum=1, maximum=50)
 # How often a project mission goes back to execution to merge a default branch that moved before a human
 # is asked whether to push its branch unmerged.

@@ -8,10 +8,12 @@ sandbox backend, even ``.git``) may have been written by untrusted code.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import os
 import re
+import signal
 import stat
 import subprocess
 import tempfile
@@ -19,7 +21,16 @@ from pathlib import Path, PurePosixPath
 
 from agents.runtime import codesearch
 
-GIT_TIMEOUT_S = 30
+
+def _timeout_s() -> int:
+    try:
+        return max(5, int(os.environ.get("GIT_TIMEOUT_S", "300")))
+    except ValueError:
+        return 300
+
+
+# One git command, a clone or push of a real project included; on expiry git and its helpers are killed.
+GIT_TIMEOUT_S = _timeout_s()
 LIST_LIMIT = 500
 DIFF_LIMIT_BYTES = 200_000
 MAX_SUBJECT_CHARS = 200
@@ -347,7 +358,8 @@ class Workspace:
                 text = self.read_file(line)
             except WorkspaceError:
                 continue  # deleted or unreadable: git add decides
-            if any(row.startswith(("<<<<<<< ", ">>>>>>> ")) or row == "=======" for row in text.splitlines()):
+            # Not "=======" alone: that is also a heading underline in reST and Markdown.
+            if any(row.startswith(("<<<<<<< ", ">>>>>>> ")) for row in text.splitlines()):
                 marked.append(line)
         if marked:
             raise WorkspaceError(
@@ -591,22 +603,29 @@ class Workspace:
             argv += ["-c", item]
         argv += list(args)
         try:
-            proc = subprocess.run(
+            # Its own process group: a timeout also stops the ssh or https helper git started.
+            proc = subprocess.Popen(
                 argv,
                 cwd=self.root,
                 env=_git_env(self.root, bare_env),
-                capture_output=True,
-                timeout=GIT_TIMEOUT_S,
-                check=False,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
-        except subprocess.TimeoutExpired as exc:
-            raise WorkspaceError(f"git {args[0]} timed out after {GIT_TIMEOUT_S}s.") from exc
         except OSError as exc:
             raise WorkspaceError(f"Could not run git: {exc}.") from exc
+        try:
+            out, err = proc.communicate(timeout=GIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise WorkspaceError(f"git {args[0]} timed out after {GIT_TIMEOUT_S}s (GIT_TIMEOUT_S).") from exc
         if proc.returncode != 0:
-            err = (proc.stderr or proc.stdout).decode("utf-8", errors="replace").strip()
-            raise WorkspaceError(f"git {args[0]} failed: {err or f'exit {proc.returncode}'}")
-        return proc.stdout
+            text = (err or out).decode("utf-8", errors="replace").strip()
+            raise WorkspaceError(f"git {args[0]} failed: {text or f'exit {proc.returncode}'}")
+        return out
 
     def _check_config(self) -> None:
         """Refuse to run git on a repository whose .git/config holds keys the product never writes."""
@@ -770,6 +789,7 @@ def _git_env(root: Path, bare_env: bool) -> dict[str, str]:
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",  # never ext:: or other command-running transports
     }
     if not bare_env:
         env["GIT_DIR"] = str(root / ".git")

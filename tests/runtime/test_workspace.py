@@ -260,3 +260,27 @@ def test_a_kept_conflict_is_committed_only_once_the_markers_are_gone(ws: Workspa
     parents = git(ws.root, "rev-list", "--parents", "-n", "1", merged).split()
     assert len(parents) == 3 and upstream in parents  # a real merge commit: upstream is in the history
     assert not (ws.root / ".git" / "mo-conflicts").exists()
+
+
+def test_a_git_server_that_never_answers_times_out_with_a_clear_error(ws: Workspace, monkeypatch) -> None:
+    """A fetch from a remote that accepts and then says nothing is stopped at GIT_TIMEOUT_S, helpers and all."""
+    import socket
+    import time
+
+    from agents.runtime import workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "GIT_TIMEOUT_S", 1)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        started = time.monotonic()
+        with pytest.raises(WorkspaceError, match=r"git fetch timed out after 1s \(GIT_TIMEOUT_S\)"):
+            ws.fetch_branch("main", remote=f"git://127.0.0.1:{server.getsockname()[1]}/repo")
+        assert time.monotonic() - started < 10
+
+
+def test_a_command_running_transport_is_refused_even_where_no_check_ran_before(ws: Workspace, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    with pytest.raises(WorkspaceError):
+        ws.fetch_branch("main", remote=f"ext::sh -c touch% {marker}")
+    assert not marker.exists()
