@@ -321,6 +321,24 @@ def _baseline_run(project: Project, repo: Path, sha: str) -> Baseline:
     )
 
 
+def baseline_at(project: Project, sha: str, *, source: Path) -> Baseline:
+    """The project's baseline at ``sha``, run now from ``source`` (a repository holding it) when there is none.
+
+    A worker calls this for a default branch that moved: the mission is then judged against that commit.
+    """
+    found = project.baselines.filter(sha=sha).first()
+    if found is not None:
+        return found
+    baseline = _baseline_run(project, source, sha)
+    baseline.project = project
+    try:
+        with transaction.atomic():
+            baseline.save()
+    except IntegrityError:  # another worker ran it meanwhile
+        return project.baselines.get(sha=sha)
+    return baseline
+
+
 def baseline_verdict(result: PytestResult) -> str:
     """passed / failed, or errored when the command could not run (stopped, nothing collected, only errors)."""
     ran = result.passed + result.failed

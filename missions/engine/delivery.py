@@ -32,7 +32,13 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
             f" This change alters how tests run (steps {', '.join(altered)}: {', '.join(files[:8])}), so the test "
             "results above are not evidence: read those files before approving."
         )
-    if mission.require_deploy_approval or altered:
+    dropped = sorted({t for s in steps for t in (s.output or {}).get("dropped_tests", [])})
+    if dropped:
+        summary += (
+            f" {len(dropped)} tests that passed at the base commit no longer run (removed or skipped: "
+            f"{', '.join(dropped[:8])}): check that this is intended before approving."
+        )
+    if mission.require_deploy_approval or altered or dropped:
         head = mission_head(mission)  # git, outside the transaction: no lock held across a remote call
         change = mission_change(mission, head)  # the same: a clone; a failure is stored and shown, the gate opens
         with transaction.atomic():
@@ -45,13 +51,19 @@ def execution_done(mission: Mission, steps: list[Step]) -> None:
                 gate_open(
                     mission=mission,
                     kind=ApprovalGate.Kind.DEPLOY,
-                    question=f"{summary} Deploy commit {head[:10]} to production?",
-                    data={"sha": head, "alters_test_config": altered, "change": change},
+                    question=f"{summary} {_deploy_question(mission, head)}",
+                    data={"sha": head, "alters_test_config": altered, "dropped_tests": dropped, "change": change},
                 )
     elif mission_transition(
         mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.EXECUTING, reason=summary
     ):
         mission_deploy(mission)
+
+
+def _deploy_question(mission: Mission, head: str) -> str:
+    if mission.project_id:
+        return f"Push commit {head[:10]} to {mission.project.name} as branch {mission.deploy_branch}?"
+    return f"Deploy commit {head[:10]} to production?"
 
 
 def mission_deploy(mission: Mission) -> None:
@@ -193,13 +205,15 @@ def _merge_moved_default_branch(mission: Mission, workspace: Workspace, sha: str
         )
         return None
     try:
-        result = run_test_command_for(mission, workspace)
+        # Judged against where the branch moved to: what the move itself broke is not this mission's doing.
+        baseline = mission_baseline(mission, upstream, source=workspace.root)
+        result = run_test_command_for(mission, workspace, upstream)
     except SandboxError as error:
         mission_fail(
             mission=mission, reason=f"Deployment stopped: the tests could not run on {branch} merged in: {error}"
         )
         return None
-    verdict = test_verdict(result, mission_baseline(mission))
+    verdict = test_verdict(result, baseline)
     TestRun.objects.create(
         mission=mission,
         purpose=TestRun.Purpose.DELIVERY,

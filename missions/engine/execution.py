@@ -30,7 +30,13 @@ from missions import briefs
 from missions.clones import step_clone_path, step_clones_remove
 from missions.engine.common import connection_reset, enqueue_after_commit
 from missions.engine.delivery import execution_done, resolve_failed
-from missions.engine.testing import mission_baseline, mission_test_runner, test_run_fields, test_verdict
+from missions.engine.testing import (
+    dropped_tests,
+    mission_baseline,
+    mission_test_runner,
+    test_run_fields,
+    test_verdict,
+)
 from missions.events import event_record
 from missions.models import Event, Mission, Step, TestRun
 from missions.repomap import mission_repo_map
@@ -194,10 +200,16 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
     """Let the agent work in its clone; accept, commit, merge and push only when the step's checks pass."""
     agent = step.agent
     base = workspace.head()
-    if step.merge_from and (problem := _merge_default_branch(mission, workspace)):
-        return None, problem
+    judged_at = mission.base_sha  # the commit whose baseline the tests are compared with
+    if step.merge_from:
+        judged_at, problem = _merge_default_branch(mission, step, workspace)
+        if problem:
+            return None, problem
     deps = list(step.plan.steps.filter(key__in=step.depends_on))
-    baseline = mission_baseline(mission)
+    try:
+        baseline = mission_baseline(mission, judged_at, source=workspace.root if step.merge_from else None)
+    except SandboxError as exc:
+        return None, f"Could not run the tests at {judged_at[:10]} to compare with: {exc}"
 
     def judge(result: PytestResult):
         return test_verdict(result, baseline)
@@ -218,7 +230,7 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
         workspace,
         limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S),
         on_test_run=on_test_run,
-        runner=mission_test_runner(mission),
+        runner=mission_test_runner(mission, judged_at),
         judge=tool_judge,
         allowed=tuple(agent.tools) if (agent.tools or agent.is_dynamic) else TOOL_NAMES,
     )
@@ -264,23 +276,25 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
         "files": tools.files_written,
         "diff": diff[:20000],
         "test_config_files": test_config,
+        "dropped_tests": dropped_tests(judge(tools.last_test).comparison)[:50] if tested and baseline else [],
     }
     return output, ""
 
 
-def _merge_default_branch(mission: Mission, workspace: Workspace) -> str:
-    """A resolve step starts by merging the project's default branch as it is now ('' when done).
+def _merge_default_branch(mission: Mission, step: Step, workspace: Workspace) -> tuple[str, str]:
+    """A resolve step starts by merging the commit the default branch had moved to: (that commit, problem).
 
     Conflicts stay in the files for the agent; the merge is committed once their markers are gone.
     """
     branch = mission.project.default_branch
     try:
-        upstream = workspace.fetch_branch(branch, remote=mission.project.git_url)
-        if not workspace.is_ancestor(upstream, workspace.head()):
-            workspace.merge_in(upstream, f"Merge {branch} ({upstream[:10]})", keep_conflicts=True)
+        fetched = workspace.fetch_branch(branch, remote=mission.project.git_url)
+        target = step.merge_from if workspace.is_ancestor(step.merge_from, fetched) else fetched
+        if not workspace.is_ancestor(target, workspace.head()):
+            workspace.merge_in(target, f"Merge {branch} ({target[:10]})", keep_conflicts=True)
     except WorkspaceError as exc:
-        return f"Could not merge {branch} into the step's workspace: {exc}"
-    return ""
+        return "", f"Could not merge {branch} into the step's workspace: {exc}"
+    return target, ""
 
 
 def _integrate(mission: Mission, step: Step, workspace: Workspace, tools: StepTools, judge) -> str:
@@ -418,7 +432,13 @@ def _step_finish(
                 "step %s attempt %s finished after it was taken over; result dropped", step.key, step.attempt
             )
             return
-        if output is not None and test_config:
+        dropped = (output or {}).get("dropped_tests", [])
+        if output is not None and dropped:
+            message = (
+                f"Step {step.key} succeeded, but {len(dropped)} tests that passed at the base commit no longer run "
+                f"({', '.join(dropped[:5])}): a human decides at the deploy gate."
+            )
+        elif output is not None and test_config:
             message = (
                 f"Step {step.key} succeeded, but its change alters how tests run ({', '.join(test_config[:5])}): "
                 "its test results do not count until a human has reviewed it at the deploy gate."

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from agents.runtime.sandbox import PytestResult, SandboxError, SandboxLimits, run_pytest, run_test_command
 from missions.models import Mission
-from projects.services import ProjectError, environment_for
+from projects.services import ProjectError, baseline_at, environment_for
 
 FAILING = ("failed", "error")
 SHOWN = 50  # node ids kept per category: the comparison is shown on pages and in briefs
@@ -26,19 +26,20 @@ class Verdict:
     comparison: dict = field(default_factory=dict)
 
 
-def mission_test_runner(mission: Mission):
+def mission_test_runner(mission: Mission, sha: str = ""):
     """A callable (workdir, limits) -> PytestResult that runs the mission's tests in the sandbox.
 
-    On a project: its whole test command, in its setup environment for the base commit (made on this
-    worker from the checkout itself the first time: workers share no disk), which the run sees read-only.
+    On a project: its whole test command, in its setup environment for commit ``sha`` (default: the base;
+    made on this worker from the checkout itself the first time: workers share no disk), read-only.
     """
     if not mission.project_id:
         return lambda workdir, limits: run_pytest(workdir, limits=limits)
     project = mission.project
+    env_sha = sha or mission.base_sha
 
     def run(workdir: Path, limits: SandboxLimits) -> PytestResult:
         try:
-            env_dir = environment_for(project, mission.base_sha, source=workdir) if project.setup_command else None
+            env_dir = environment_for(project, env_sha, source=workdir) if project.setup_command else None
         except ProjectError as error:
             raise SandboxError(str(error)) from None
         return run_test_command(workdir, project.test_command, limits=limits, env_dir=env_dir)
@@ -46,9 +47,9 @@ def mission_test_runner(mission: Mission):
     return run
 
 
-def run_test_command_for(mission: Mission, workspace) -> PytestResult:
+def run_test_command_for(mission: Mission, workspace, sha: str = "") -> PytestResult:
     """Run the mission's tests on ``workspace`` (a checkout) in the sandbox, as acceptance runs do."""
-    return mission_test_runner(mission)(workspace.root, SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S))
+    return mission_test_runner(mission, sha)(workspace.root, SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S))
 
 
 def test_run_fields(result: PytestResult) -> dict:
@@ -66,11 +67,21 @@ def test_run_fields(result: PytestResult) -> dict:
     }
 
 
-def mission_baseline(mission: Mission):
-    """The project's baseline at the mission's base commit (None without a project or baseline)."""
-    if not mission.project_id or not mission.base_sha:
+def mission_baseline(mission: Mission, sha: str = "", *, source: Path | None = None):
+    """The project's baseline at ``sha`` (default: the base commit); None without a project.
+
+    With ``source`` (a repository holding ``sha``) a missing baseline is run now: after the default branch
+    moved, the work is judged against where it moved to, not blamed for what the move broke.
+    """
+    sha = sha or mission.base_sha
+    if not mission.project_id or not sha:
         return None
-    return mission.project.baselines.filter(sha=mission.base_sha).first()
+    if source is None:
+        return mission.project.baselines.filter(sha=sha).first()
+    try:
+        return baseline_at(mission.project, sha, source=source)
+    except ProjectError as error:
+        raise SandboxError(str(error)) from None
 
 
 def test_verdict(result: PytestResult, baseline=None) -> Verdict:
@@ -107,6 +118,12 @@ def test_verdict(result: PytestResult, baseline=None) -> Verdict:
     return Verdict(True, "", comparison)
 
 
+def dropped_tests(comparison: dict) -> list[str]:
+    """Tests that passed at the base and no longer run (removed or skipped now): no evidence either way, so a
+    human decides at the deploy gate, as for a change to how tests run."""
+    return sorted(set(comparison.get("removed", [])) | set(comparison.get("skipped_now", [])))
+
+
 def compare(base_tests: list[dict], now_tests: list[dict]) -> dict:
     """Per-test comparison of a run with the baseline: what regressed, was fixed, is new, still fails, went."""
     base = {t["nodeid"]: t["outcome"] for t in base_tests}
@@ -117,6 +134,7 @@ def compare(base_tests: list[dict], now_tests: list[dict]) -> dict:
         "new": [],
         "new_failing": [],
         "still_failing": [],
+        "skipped_now": [],
         "removed": sorted(set(base) - set(now)),
     }
     for nodeid, outcome in sorted(now.items()):
@@ -130,5 +148,7 @@ def compare(base_tests: list[dict], now_tests: list[dict]) -> dict:
             groups["fixed"].append(nodeid)
         elif before in FAILING and failing:
             groups["still_failing"].append(nodeid)
+        elif before == "passed" and outcome == "skipped":
+            groups["skipped_now"].append(nodeid)
     counts = {name: len(ids) for name, ids in groups.items()}
     return {**{name: ids[:SHOWN] for name, ids in groups.items()}, "counts": counts}

@@ -180,3 +180,63 @@ def test_a_conflict_with_the_moved_default_branch_goes_back_to_execution_then_to
     gate_decide(gate=unmerged, by=reviewer, decision="approved")
     assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason
     assert git("rev-parse", f"refs/heads/{mission.deploy_branch}", cwd=product) == approved == mission.pushed_sha
+
+
+def test_a_test_the_moved_default_branch_broke_itself_does_not_hold_the_mission_back(
+    company, pm, reviewer, sim, celery_worker, project, product, tmp_path
+):
+    """main moved and its own change breaks test_greet: judged against main as it is now, that failure is not
+    the mission's regression, so the branch is merged, re-tested and pushed; the run shows it as failing at base."""
+    _baseline(project, product, tmp_path)
+    mission = _submit(pm, project, require_deploy_approval=True)
+    assert wait_for(lambda: _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL), timeout=120) == (
+        Mission.Status.AWAITING_DEPLOY_APPROVAL
+    ), mission.failure_reason
+    test = product / "tests" / "test_greeting.py"
+    test.write_text(test.read_text().replace("Hello, Ada!", "Hi, Ada!"))  # a file the mission does not touch
+    upstream = _commit(product, "A change on main that breaks its own test")
+
+    gate_decide(gate=_gate(mission), by=reviewer, decision="approved")
+    assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason
+    git("merge-base", "--is-ancestor", upstream, mission.pushed_sha, cwd=product)
+    moved = project.baselines.get(sha=upstream)  # run by the worker against main as it moved
+    assert moved.failed == 1 and moved.verdict == "failed"
+    delivery = TestRun.objects.get(mission=mission, purpose=TestRun.Purpose.DELIVERY)
+    assert delivery.failed == 1
+    assert delivery.comparison["still_failing"] == ["tests/test_greeting.py::test_greet"]
+    assert delivery.comparison["counts"]["regressed"] == 0
+
+
+SKIPS_ONCE_TESTS_ARE_ADDED = """from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(len(list(ROOT.rglob("test_*.py"))) > 2, reason="only checked on the released tree")
+def test_release_layout():
+    assert (ROOT / "shop" / "greeting.py").is_file()
+"""
+
+
+def test_a_test_that_passed_at_the_base_and_no_longer_runs_needs_a_human(
+    company, pm, sim, celery_worker, project, product, tmp_path, client
+):
+    """Work that makes a passing test of the product skip (or removes it) is no evidence either way: even
+    without deploy approval asked for, the mission stops at a deploy gate that names the test."""
+    (product / "tests" / "test_layout.py").write_text(SKIPS_ONCE_TESTS_ARE_ADDED)
+    project.head_sha = _commit(product, "A layout check")
+    project.save()
+    git("--git-dir", str(project.mirror_path), "fetch", "-q", "origin", "+refs/heads/*:refs/heads/*")
+    assert _baseline(project, product, tmp_path).passed == 2
+    mission = _submit(pm, project, require_deploy_approval=False)
+    assert wait_for(lambda: _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL), timeout=120) == (
+        Mission.Status.AWAITING_DEPLOY_APPROVAL
+    ), mission.failure_reason
+    gate = _gate(mission)
+    assert gate.data["dropped_tests"] == ["tests/test_layout.py::test_release_layout"]
+    assert "no longer run" in gate.question and "Push commit" in gate.question
+    client.force_login(pm)
+    page = client.get(mission.get_absolute_url()).content.decode()
+    assert "that passed at the base commit no longer run" in page

@@ -60,3 +60,11 @@ def test_a_command_without_per_test_results_is_judged_by_its_exit_status():
     failing = PytestResult(passed=0, failed=1, errors=0, skipped=0, duration_s=1, log="", returncode=2)
     assert verdict_of(passing, _baseline(a="passed")).ok
     assert "exit 2" in verdict_of(failing, _baseline(a="passed")).reason
+
+
+def test_a_test_that_passed_at_the_base_and_is_skipped_or_gone_now_is_named_as_dropped():
+    from missions.engine.testing import dropped_tests
+
+    verdict = verdict_of(_run(a="passed", b="skipped"), _baseline(a="passed", b="passed", c="passed"))
+    assert verdict.ok  # no evidence either way: not a failure, but a human looks (execution_done opens a gate)
+    assert dropped_tests(verdict.comparison) == ["tests/test_a.py::b", "tests/test_a.py::c"]
