@@ -82,6 +82,8 @@ class StepTools:
                     return await asyncio.to_thread(self.workspace.read_file, path)
                 return await asyncio.to_thread(self.workspace.read_lines, path, start_line, end_line)
         except WorkspaceError as error:
+            if "read limit" in str(error):  # a big module: it can still be read in parts
+                return f"Error: {error} Read it in parts with start_line and end_line (search_code finds where)."
             return f"Error: {error}"
 
     async def search_code(self, pattern: str, path_glob: str = "**/*") -> str:

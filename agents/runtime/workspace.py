@@ -33,6 +33,9 @@ def _timeout_s() -> int:
 GIT_TIMEOUT_S = _timeout_s()
 LIST_LIMIT = 500
 DIFF_LIMIT_BYTES = 200_000
+# Real repositories have big modules: they are read by line range and edited in place up to this size.
+LARGE_FILE_BYTES = 2_000_000
+RANGE_MAX_CHARS = 40_000  # one ranged read's answer
 MAX_SUBJECT_CHARS = 200
 MAX_MESSAGE_CHARS = 5_000
 DEFAULT_MESSAGE = "Update workspace"
@@ -249,7 +252,7 @@ class Workspace:
 
         A missing bound means the first or the last line; a range outside the file is refused with its size.
         """
-        lines = self.read_file(path).splitlines()
+        lines = self._read_bytes(path, LARGE_FILE_BYTES).decode("utf-8", errors="replace").splitlines()
         total = len(lines)
         start = 1 if start_line is None else start_line
         end = total if end_line is None else end_line
@@ -262,10 +265,18 @@ class Workspace:
         if end < start:
             raise WorkspaceError(f"end_line {end} is before start_line {start}.")
         width = len(str(end))
-        numbered = [f"{n:>{width}}\t{lines[n - 1]}" for n in range(start, end + 1)]
+        numbered, size = [], 0
+        for n in range(start, end + 1):
+            row = f"{n:>{width}}\t{lines[n - 1]}"
+            if size + len(row) > RANGE_MAX_CHARS and numbered:
+                numbered.append(f"[cut after line {n - 1}: ask for lines {n}-{end} next]")
+                end = n - 1
+                break
+            numbered.append(row)
+            size += len(row) + 1
         return f"{path}: lines {start}-{end} of {total}\n" + "\n".join(numbered)
 
-    def edit_file(self, path: str, old: str, new: str, max_bytes: int = 200_000) -> int:
+    def edit_file(self, path: str, old: str, new: str, max_bytes: int = LARGE_FILE_BYTES) -> int:
         """Replace the one occurrence of ``old`` with ``new``, leaving every other byte as it was; returns the size.
 
         ``old`` must occur exactly once: a missing one says which line looks closest, several say where

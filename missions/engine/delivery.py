@@ -297,7 +297,8 @@ def resolve_failed(mission: Mission, step: Step) -> None:
 
 def _gate_unmerged(mission: Mission, reason: str, *, expected: str) -> None:
     """Resolving did not make it deliverable: ask a human whether to push the approved branch unmerged."""
-    approved = _approved_gate_data(mission).get("sha", "")
+    approved = _approved_gate_data(mission).get("sha", "") or mission_head(mission)
+    change = mission_change(mission, approved)  # outside the transaction: a clone
     with transaction.atomic():
         if mission_transition(
             mission=mission,
@@ -311,5 +312,5 @@ def _gate_unmerged(mission: Mission, reason: str, *, expected: str) -> None:
                 kind=ApprovalGate.Kind.DEPLOY,
                 question=f"{reason} Resolving it did not succeed. Push {mission.deploy_branch} at {approved[:10]} "
                 f"without {mission.project.default_branch}, for a person to merge?",
-                data={"sha": approved, "unmerged": True},
+                data={"sha": approved, "unmerged": True, "change": change},
             )

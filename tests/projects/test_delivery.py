@@ -175,7 +175,8 @@ def test_a_conflict_with_the_moved_default_branch_goes_back_to_execution_then_to
     assert "Conflict markers" in resolve.error
     assert mission.events.filter(message__contains="Back to execution").exists()
     unmerged = _gate(mission)
-    assert unmerged.data == {"sha": approved, "unmerged": True}
+    assert unmerged.data["sha"] == approved and unmerged.data["unmerged"] is True
+    assert unmerged.data["change"]["head"] == approved  # the reviewer sees what would be pushed
 
     gate_decide(gate=unmerged, by=reviewer, decision="approved")
     assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason

@@ -15,7 +15,7 @@ import pytest
 from agents.runtime import codesearch
 from agents.runtime.sandbox import PytestResult, SandboxLimits
 from agents.runtime.tools import TOOL_NAMES, StepTools
-from agents.runtime.workspace import Workspace
+from agents.runtime.workspace import LARGE_FILE_BYTES, Workspace
 
 MODULE = (
     '"""Stock levels."""\r\n'  # a CRLF line and a non-ASCII one: an edit must keep both as they are
@@ -112,7 +112,7 @@ def test_it_finds_matches_as_path_line_text(ws: Workspace, tools: StepTools) -> 
     assert "blob.bin" not in call(tools, "search_code", pattern="def add")
     assert call(tools, "search_code", pattern="def add", path_glob="*.md") == "README.md:1: def add is documented here"
     assert call(tools, "search_code", pattern="def add", path_glob="inventory").startswith("inventory/stock.py:5:")
-    (ws.root / "big.py").write_text("def add(\n" * 30_000)
+    (ws.root / "big.py").write_text("def add(\n" * (codesearch.MAX_FILE_BYTES // 9 + 1))
     assert "skipped 1 file(s) over" in call(tools, "search_code", pattern="def add")
 
 
@@ -214,7 +214,25 @@ def test_it_refuses_an_empty_old_and_oversized_results(ws: Workspace, tools: Ste
     assert call(tools, "edit_file", path="inventory/stock.py", old="", new="x").startswith(
         "Error: Refused to edit 'inventory/stock.py': old is empty."
     )
-    too_big = call(tools, "edit_file", path="inventory/stock.py", old="class Inventory:", new="x" * 200_001)
+    too_big = call(
+        tools, "edit_file", path="inventory/stock.py", old="class Inventory:", new="x" * (LARGE_FILE_BYTES + 1)
+    )
     assert too_big.startswith("Error: Refused to write 'inventory/stock.py':") and "exceeds" in too_big
     assert call(tools, "edit_file", path="nope.py", old="a", new="b").startswith("Error: File not found")
     assert (ws.root / "inventory/stock.py").read_bytes() == MODULE.encode()
+
+
+def test_a_big_module_is_read_in_parts_searched_and_edited_in_place(ws: Workspace, tools: StepTools) -> None:
+    """A 600 KB module (over the whole-file read limit) is still workable: the whole read says how to read it,
+    a range comes back bounded, search finds the line, and edit_file changes one line of it."""
+    rows = [f"def f{n}(x):\n    return x + {n}\n" for n in range(20_000)]
+    big = "".join(rows)
+    (ws.root / "big.py").write_text(big)
+    assert len(big) > 500_000
+    assert "Read it in parts with start_line and end_line" in call(tools, "read_file", path="big.py")
+    part = call(tools, "read_file", path="big.py", start_line=1, end_line=40_000)
+    assert part.startswith("big.py: lines 1-") and "[cut after line" in part and len(part) < 45_000
+    assert "big.py:30001: def f15000(x):" in call(tools, "search_code", pattern=r"^def f15000\b")
+    assert call(tools, "edit_file", path="big.py", old="    return x + 15000\n", new="    return x - 15000\n")
+    edited = (ws.root / "big.py").read_text()
+    assert edited == big.replace("    return x + 15000\n", "    return x - 15000\n")
