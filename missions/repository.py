@@ -75,6 +75,25 @@ def mission_branch_create(mission: Mission, *, source: Path | None = None, sha: 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def mission_branch_delete(mission: Mission) -> None:
+    """Remove the mission's branch from the store (a mission that was refused after its branch was made)."""
+    scratch = Path(tempfile.mkdtemp(prefix="mo-delete-", dir=settings.WORKSPACES_DIR))
+    try:  # git pushes only from a repository: an empty one will do
+        Workspace(scratch)._git("init", "-q", "--bare", str(scratch), bare_env=True)
+        Workspace(scratch)._git(
+            "--git-dir",
+            str(scratch),
+            "push",
+            "-q",
+            "--",
+            mission_repo_url(mission),
+            f":refs/heads/{mission.deploy_branch}",
+            bare_env=True,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def mission_head(mission: Mission) -> str:
     """The commit the mission branch points to now ('' before it exists)."""
     found = Workspace(settings.WORKSPACES_DIR)._git(

@@ -142,42 +142,47 @@ def mission_submit(
     code = uuid.uuid4()
     if project is not None:
         _project_branch_create(project=project, requester=requester, code=code)
-    with transaction.atomic():
-        if refuse_duplicates:
-            # Lock the requester's row so two identical posts at once cannot both pass the check.
-            get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
-            _refuse_duplicate(requester=requester, template=template, variables=variables, **text)
-        mission = Mission.objects.create(
-            code=code,
-            project=project,
-            base_sha=project.head_sha if project is not None else "",
-            requester=requester,
-            title=text["title"],
-            request=text["request"],
-            acceptance_criteria=text["acceptance_criteria"],
-            template=template,
-            variables=variables,
-            priority=priority,
-            budget_usd=budget_usd,
-            require_plan_approval=require_plan_approval,
-            require_deploy_approval=require_deploy_approval,
-            consensus_rule=consensus_rule
-            or (template.consensus_rule if template else MissionTemplate.ConsensusRule.QUORUM),
-            deadlock_policy=deadlock_policy
-            or (template.deadlock_policy if template else MissionTemplate.DeadlockPolicy.GATE),
-            conversation_mode=conversation_mode
-            or (template.conversation_mode if template else MissionTemplate.ConversationMode.ROUND_ROBIN),
-            model_profile=profile,
-            uses_simulated_model=bool(profile and profile.is_simulated),
-        )
-        event_record(
-            mission=mission,
-            kind=Event.Kind.SUBMITTED,
-            message=f"{requester} filed the mission with a budget of ${budget_usd}.",
-            data={"status": mission.status},
-        )
-        # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
-        transaction.on_commit(lambda: _start(mission.pk), robust=True)
+    try:
+        with transaction.atomic():
+            if refuse_duplicates:
+                # Lock the requester's row so two identical posts at once cannot both pass the check.
+                get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
+                _refuse_duplicate(requester=requester, template=template, variables=variables, **text)
+            mission = Mission.objects.create(
+                code=code,
+                project=project,
+                base_sha=project.head_sha if project is not None else "",
+                requester=requester,
+                title=text["title"],
+                request=text["request"],
+                acceptance_criteria=text["acceptance_criteria"],
+                template=template,
+                variables=variables,
+                priority=priority,
+                budget_usd=budget_usd,
+                require_plan_approval=require_plan_approval,
+                require_deploy_approval=require_deploy_approval,
+                consensus_rule=consensus_rule
+                or (template.consensus_rule if template else MissionTemplate.ConsensusRule.QUORUM),
+                deadlock_policy=deadlock_policy
+                or (template.deadlock_policy if template else MissionTemplate.DeadlockPolicy.GATE),
+                conversation_mode=conversation_mode
+                or (template.conversation_mode if template else MissionTemplate.ConversationMode.ROUND_ROBIN),
+                model_profile=profile,
+                uses_simulated_model=bool(profile and profile.is_simulated),
+            )
+            event_record(
+                mission=mission,
+                kind=Event.Kind.SUBMITTED,
+                message=f"{requester} filed the mission with a budget of ${budget_usd}.",
+                data={"status": mission.status},
+            )
+            # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
+            transaction.on_commit(lambda: _start(mission.pk), robust=True)
+    except BaseException:
+        if project is not None:  # refused (a duplicate) or failed: no branch without its mission
+            _project_branch_remove(project=project, code=code)
+        raise
     return mission
 
 
@@ -193,6 +198,15 @@ def _project_branch_create(*, project, requester, code) -> None:
         mission_branch_create(Mission(code=code, project=project), source=project.mirror_path, sha=project.head_sha)
     except WorkspaceError as error:
         raise ValueError(f"Could not start from {project}'s repository: {error}") from error
+
+
+def _project_branch_remove(*, project, code) -> None:
+    from missions.repository import mission_branch_delete
+
+    try:
+        mission_branch_delete(Mission(code=code, project=project))
+    except WorkspaceError:
+        logger.warning("could not remove the branch of mission %s that was not filed", code, exc_info=True)
 
 
 def _refuse_duplicate(

@@ -78,3 +78,16 @@ def test_a_project_the_requester_may_not_use_is_refused_and_nothing_is_filed(com
     with pytest.raises(ValueError, match="may not file missions against Shop"):
         mission_submit(requester=pm, title="t", request="r", budget_usd=Decimal("1"), project=project)
     assert not Mission.objects.exists()
+
+
+def test_a_refused_duplicate_leaves_no_branch_in_the_store(company, pm, project, settings):
+    from missions.repository import mission_repo_url
+    from missions.services import DuplicateMissionError
+
+    fields = dict(requester=pm, title="Twice", request="Same", budget_usd=Decimal("1"), project=project)
+    first = mission_submit(refuse_duplicates=True, **fields)
+    with pytest.raises(DuplicateMissionError):
+        mission_submit(refuse_duplicates=True, **fields)
+    store = mission_repo_url(first)
+    branches = _git("--git-dir", store, "for-each-ref", "--format=%(refname)", "refs/heads/").split()
+    assert branches == [f"refs/heads/{first.deploy_branch}"]
