@@ -156,7 +156,7 @@ def test_it_serves_the_archive_only_when_deployed(client, pm, other_pm, tmp_path
     assert client.get(f"/missions/{mission.code}/artifact/").status_code == 404
     archive = tmp_path / "a.zip"
     archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    Mission.objects.filter(pk=mission.pk).update(artifact_path=str(archive))
+    Mission.objects.filter(pk=mission.pk).update(artifact_path=str(archive), deployed_sha="a" * 40)
     response = client.get(f"/missions/{mission.code}/artifact/")
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="shipped-thing-{mission.code}.zip"'
