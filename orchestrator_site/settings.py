@@ -263,6 +263,9 @@ ENVS_DIR = _private_dir(DATA_DIR / "envs")
 PROJECT_CLONE_TIMEOUT_S = env_int("PROJECT_CLONE_TIMEOUT_S", 300, minimum=1)
 PROJECT_MAX_MB = env_int("PROJECT_MAX_MB", 500, minimum=1)
 PROJECT_SETUP_TIMEOUT_S = env_int("PROJECT_SETUP_TIMEOUT_S", 600, minimum=1)
+# A setup command that failed (or was stopped) at a commit is not run again for this long: missions' test
+# runs get the remembered reason at once. Adding, changing or refreshing a project always tries again.
+PROJECT_SETUP_RETRY_S = env_int("PROJECT_SETUP_RETRY_S", 600, minimum=0)
 # Colon-separated directories local repositories (paths, file://) must lie in; empty: any local path.
 PROJECT_ALLOWED_ROOTS = [root for root in env_str("PROJECT_ALLOWED_ROOTS", "").split(":") if root.strip()]
 # How often a step retries merging its work onto the mission branch when other steps pushed first.

@@ -11,7 +11,9 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from agents.runtime.workspace import SAFE_GIT_CONFIG
 ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
 LOCAL_GIT_TIMEOUT_S = 60
 ERROR_CHARS = 500
+SIZE_POLL_S = 0.5  # how often a clone's directory is measured while git writes it
 
 # Files per language, by extension; everything else is "Other".
 LANGUAGES = {
@@ -36,6 +39,14 @@ class MirrorError(Exception):
     """A git operation on a mirror failed; the message is for a person."""
 
 
+class MirrorTooLarge(MirrorError):
+    """A clone grew past its size limit and was stopped; ``size`` is what it had written by then."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the clone was stopped after writing {size / 1024 / 1024:.1f} MB")
+        self.size, self.limit = size, limit
+
+
 @dataclass(frozen=True)
 class TreeStats:
     file_count: int
@@ -43,8 +54,17 @@ class TreeStats:
     languages: dict[str, int]
 
 
-def git(*args: str, cwd: Path | None = None, timeout: float = LOCAL_GIT_TIMEOUT_S) -> str:
-    """Run git safely; MirrorError with git's own message on failure or timeout."""
+def git(
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = LOCAL_GIT_TIMEOUT_S,
+    watch: Callable[[], None] | None = None,
+) -> str:
+    """Run git safely; MirrorError with git's own message on failure or timeout.
+
+    ``watch`` is called every SIZE_POLL_S while git runs; a MirrorError it raises kills git's process
+    group and is raised here.
+    """
     argv = ["git"]
     for item in SAFE_GIT_CONFIG:
         argv += ["-c", item]
@@ -71,21 +91,49 @@ def git(*args: str, cwd: Path | None = None, timeout: float = LOCAL_GIT_TIMEOUT_
         )
     except OSError as error:
         raise MirrorError(f"Could not run git: {error}.") from None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise MirrorError(f"git {args[0]} did not finish within {timeout:g}s.") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            out, err = proc.communicate(timeout=min(left, SIZE_POLL_S) if watch else left)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                _kill(proc)
+                raise MirrorError(f"git {args[0]} did not finish within {timeout:g}s.") from None
+        if watch is not None:
+            try:
+                watch()
+            except MirrorError:
+                _kill(proc)
+                raise
     if proc.returncode != 0:
         message = err.decode("utf-8", errors="replace").strip()[-ERROR_CHARS:]
         raise MirrorError(message or f"git {args[0]} exited with code {proc.returncode}.")
     return out.decode("utf-8", errors="replace")
 
 
-def mirror_clone(url: str, dest: Path, *, timeout: float) -> None:
-    """A bare mirror of ``url`` at ``dest`` (which must not exist)."""
-    git("clone", "--mirror", "--quiet", "--no-hardlinks", "--", url, str(dest), timeout=timeout)
+def _kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: helpers (ssh, remote-https, upload-pack) too
+    proc.communicate()
+
+
+def mirror_clone(url: str, dest: Path, *, timeout: float, max_bytes: int | None = None) -> None:
+    """A bare mirror of ``url`` at ``dest`` (which must not exist).
+
+    With ``max_bytes``, git is stopped (MirrorTooLarge) as soon as ``dest`` grows past it, so a huge
+    repository never fills the disk; what it wrote stays at ``dest`` for the caller to remove.
+    """
+
+    def watch() -> None:
+        size = disk_size(dest)
+        if size > max_bytes:
+            raise MirrorTooLarge(size, max_bytes)
+
+    git(
+        "clone", "--mirror", "--quiet", "--no-hardlinks", "--", url, str(dest),
+        timeout=timeout, watch=watch if max_bytes is not None else None,
+    )  # fmt: skip
 
 
 def mirror_fetch(mirror: Path, *, timeout: float) -> None:

@@ -14,14 +14,17 @@ Adding a project, step by step:
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -40,10 +43,16 @@ from projects.models import DEFAULT_TEST_COMMAND, Baseline, Project
 
 BASELINE_LOG_CHARS = 20_000
 ERROR_LOG_CHARS = 1_500
-ENV_READY = ".mo-ready"  # written last into a finished environment; holds the setup command it was made by
+# Beside an environment ENVS_DIR/<slug>/<sha> (never inside it: the setup command writes there), each
+# holding the setup command it is about: <sha>.ready is written last into a finished one, <sha>.failed
+# remembers why the last try failed, so runs within PROJECT_SETUP_RETRY_S do not try again.
+READY_SUFFIX = ".ready"
+FAILED_SUFFIX = ".failed"
+MARKER_MAX_BYTES = 64 * 1024
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
 _SCP_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")  # git@host:path
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+ALTERNATES_DEPTH = 5  # git follows alternates of alternates this deep
 UPDATABLE = frozenset(
     {"name", "default_branch", "test_command", "setup_command", "push_url", "merge_after_approval", "restricted"}
 )
@@ -94,6 +103,7 @@ def project_add(
         _take_stats(project, staged, sha)
         baseline = _baseline_run(project, staged, sha)
         _refuse_if_errored(project, baseline, sha)
+        _refuse_if_unjudgeable(project, baseline, sha)
         try:
             os.rename(staged, project.mirror_path)
         except OSError as error:
@@ -129,10 +139,13 @@ def project_update(project: Project, *, members=None, **fields) -> Project:
     if rerun:
         sha = _branch_head(changed.mirror_path, changed.default_branch)
         if changed.setup_command != project.setup_command:
+            _forget_failures(changed)
+            _remove(_marker(_env_path(changed, sha), READY_SUFFIX))
             shutil.rmtree(_env_path(changed, sha), ignore_errors=True)
         _take_stats(changed, changed.mirror_path, sha)
         baseline = _baseline_run(changed, changed.mirror_path, sha)
         _refuse_if_errored(changed, baseline, sha)
+        _refuse_if_unjudgeable(changed, baseline, sha)
     with transaction.atomic():
         changed.save()
         if members is not None:
@@ -167,32 +180,62 @@ def environment_for(project: Project, sha: str, *, source: Path | None = None) -
 
     ``source`` is a repository holding ``sha`` (a worker has no mirror: it passes its own clone); default
     the mirror. A virtualenv is not relocatable (scripts name their own path), so it is built at its final
-    path under a lock, and ENV_READY is written last: a directory without it (a crash mid-build) is made again.
+    path under a lock, and its ``.ready`` marker is written last: a directory without it (a crash mid-build)
+    is made again. A failed build is remembered for PROJECT_SETUP_RETRY_S: until then ProjectError at once,
+    with the reason, instead of another slow or hanging run before every test run.
     """
     return _environment(project, sha, source=source or project.mirror_path)
 
 
-def _environment(project: Project, sha: str, *, source: Path) -> Path | None:
-    """environment_for, checking out from ``source`` (while a project is added, its staged mirror)."""
+def _environment(project: Project, sha: str, *, source: Path, retry: bool = False) -> Path | None:
+    """environment_for, checking out from ``source`` (while a project is added, its staged mirror);
+    ``retry``: a person asked (adding, changing, refreshing), so a remembered failure is tried again."""
     if not project.setup_command:
         return None
     env_dir = _env_path(project, sha)
+    ready, failed = _marker(env_dir, READY_SUFFIX), _marker(env_dir, FAILED_SUFFIX)
     with _env_lock(env_dir):
-        if _env_ready(env_dir, project.setup_command):
+        if _read_marker(ready).get("command") == project.setup_command:
             return env_dir
+        if not retry:
+            _raise_if_failed_recently(_read_marker(failed), project.setup_command)
+        _remove(ready)
+        _remove(failed)
         shutil.rmtree(env_dir, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=f"{project.slug}-setup-", dir=settings.WORKSPACES_DIR))
         try:
             checkout = mirror.checkout(source, sha, work / "repo")
             limits = SandboxLimits(timeout_s=settings.PROJECT_SETUP_TIMEOUT_S, cpu_s=settings.PROJECT_SETUP_TIMEOUT_S)
             run_setup_command(checkout, project.setup_command, env_dir=env_dir, limits=limits)
-            (env_dir / ENV_READY).write_text(project.setup_command, encoding="utf-8")
-        except (SandboxError, mirror.MirrorError) as error:
+            _write_marker(ready, {"command": project.setup_command})
+        except mirror.MirrorError as error:  # the source lacks the commit: not the setup command's fault
             shutil.rmtree(env_dir, ignore_errors=True)
             raise ProjectError(f"The setup command did not complete: {error}") from None
+        except SandboxError as error:
+            shutil.rmtree(env_dir, ignore_errors=True)
+            message = f"The setup command did not complete: {error}"
+            _write_marker(failed, {"command": project.setup_command, "message": message, "at": time.time()})
+            raise ProjectError(message) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return env_dir
+
+
+def _raise_if_failed_recently(failure: dict, setup_command: str) -> None:
+    """ProjectError with the remembered reason while the last failure of this command is recent."""
+    at = failure.get("at")
+    if failure.get("command") != setup_command or not isinstance(at, (int, float)):
+        return
+    retry_at = at + settings.PROJECT_SETUP_RETRY_S
+    if time.time() >= retry_at:
+        return
+    stamp = "%Y-%m-%d %H:%M:%S UTC"
+    raise ProjectError(
+        f"{failure.get('message', 'The setup command did not complete.')}\n"
+        f"(Remembered from the run at {time.strftime(stamp, time.gmtime(at))}; the setup command is tried "
+        f"again after {time.strftime(stamp, time.gmtime(retry_at))} (PROJECT_SETUP_RETRY_S), or at once when "
+        "it is changed.)"
+    )
 
 
 # ----------------------------------------------------------------- checks
@@ -212,7 +255,7 @@ def check_git_url(url: str, *, label: str = "The repository URL") -> None:
             raise ProjectError(f"{label} has no host name.")
         return
     if lowered.startswith("file://"):
-        _check_local(urlsplit(url).path, label)
+        _check_local(_file_url_path(url, label), label)
         return
     if url.startswith("/"):
         _check_local(url, label)
@@ -222,16 +265,76 @@ def check_git_url(url: str, *, label: str = "The repository URL") -> None:
     raise ProjectError(f"{label} must be https://, ssh://, git@host:path, file:// or an absolute local path.")
 
 
+def _file_url_path(url: str, label: str) -> str:
+    """The local path git reads for a file:// URL: git decodes %-escapes, so ``%2e%2e`` is ``..``."""
+    host, slash, path = url[len("file://") :].partition("/")
+    if host.lower() not in ("", "localhost"):
+        raise ProjectError(f"{label} names the host {host!r}: a file:// URL must be on this machine.")
+    path = unquote(slash + path)
+    if _CONTROL_RE.search(path):
+        raise ProjectError(f"{label} contains control characters.")
+    return path
+
+
 def _check_local(path: str, label: str) -> None:
-    roots = settings.PROJECT_ALLOWED_ROOTS
+    """With PROJECT_ALLOWED_ROOTS set: the path, and every git directory a clone of it would read, lie inside."""
+    roots = [os.path.realpath(root) for root in settings.PROJECT_ALLOWED_ROOTS]
     if not roots:
         return
-    real = os.path.realpath(path)
-    for root in roots:
-        top = os.path.realpath(root)
-        if real == top or real.startswith(top.rstrip("/") + "/"):
-            return
-    raise ProjectError(f"{label} is outside the directories local repositories may come from (PROJECT_ALLOWED_ROOTS).")
+    for place in (path, *_git_dirs_read(path)):
+        real = os.path.realpath(place)
+        if not any(real == top or real.startswith(top.rstrip("/") + "/") for top in roots):
+            raise ProjectError(
+                f"{label} is outside the directories local repositories may come from (PROJECT_ALLOWED_ROOTS)."
+            )
+
+
+def _git_dirs_read(path: str) -> list[str]:
+    """Where a local clone of ``path`` could read from: each candidate git clone tries (path/.git, path,
+    path.git/.git, path.git, path.bundle), the git dir a ``.git`` file points to ("gitdir: ..."), its
+    ``commondir`` and the object directories its ``objects/info/alternates`` name (followed a few levels,
+    as git does)."""
+    found: list[str] = []
+    pending = []
+    for suffix in ("/.git", "", ".git/.git", ".git", ".bundle"):
+        candidate = path.rstrip("/") + suffix if suffix else path
+        if not os.path.lexists(candidate):
+            continue
+        found.append(candidate)
+        if os.path.isfile(candidate):
+            target = _read_small(candidate)
+            if target.startswith("gitdir:"):
+                pending.append(os.path.join(os.path.dirname(candidate), target[len("gitdir:") :].strip()))
+        else:
+            pending.append(candidate)
+    for _ in range(ALTERNATES_DEPTH):
+        more = []
+        for git_dir in pending:
+            found.append(git_dir)
+            common = _read_small(os.path.join(git_dir, "commondir")).strip()
+            if common:
+                more.append(os.path.join(git_dir, common))
+            objects = os.path.join(git_dir, "objects")
+            for line in _read_small(os.path.join(objects, "info", "alternates")).splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    # An alternate is an objects directory; its parent is the git dir to check further.
+                    found.append(os.path.join(objects, line))
+                    more.append(os.path.dirname(os.path.join(objects, line).rstrip("/")))
+        pending = more
+    return found + pending
+
+
+def _read_small(path: str) -> str:
+    """The start of a small control file (a .git file, commondir, alternates); '' when it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return ""
+        return handle.read(64 * 1024).decode("utf-8", errors="replace")
 
 
 def check_branch(branch: str) -> None:
@@ -265,12 +368,17 @@ def _check_fields(project: Project) -> None:
 
 # ----------------------------------------------------------------- mirror, stats, baseline
 def _clone(url: str, dest: Path) -> None:
+    limit = settings.PROJECT_MAX_MB * 1024 * 1024
     try:
-        mirror.mirror_clone(url, dest, timeout=settings.PROJECT_CLONE_TIMEOUT_S)
+        mirror.mirror_clone(url, dest, timeout=settings.PROJECT_CLONE_TIMEOUT_S, max_bytes=limit)
+    except mirror.MirrorTooLarge as error:
+        raise ProjectError(
+            f"The repository is more than the {settings.PROJECT_MAX_MB} MB allowed (PROJECT_MAX_MB): {error}."
+        ) from None
     except mirror.MirrorError as error:
         raise ProjectError(f"Could not clone {url}: {error}") from None
-    size = mirror.disk_size(dest)
-    if size > settings.PROJECT_MAX_MB * 1024 * 1024:
+    size = mirror.disk_size(dest)  # a clone quicker than one poll
+    if size > limit:
         raise ProjectError(
             f"The repository is {size / 1024 / 1024:.1f} MB, more than the {settings.PROJECT_MAX_MB} MB "
             "allowed (PROJECT_MAX_MB)."
@@ -298,7 +406,7 @@ def _baseline_run(project: Project, repo: Path, sha: str) -> Baseline:
     work = Path(tempfile.mkdtemp(prefix=f"{project.slug}-baseline-", dir=settings.WORKSPACES_DIR))
     try:
         checkout = mirror.checkout(repo, sha, work / "repo")
-        env_dir = _environment(project, sha, source=repo)
+        env_dir = _environment(project, sha, source=repo, retry=True)
         limits = SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S)
         result = run_test_command(checkout, project.test_command, limits=limits, env_dir=env_dir)
     except SandboxError as error:
@@ -362,23 +470,71 @@ def _refuse_if_errored(project: Project, baseline: Baseline, sha: str) -> None:
     )
 
 
+def _refuse_if_unjudgeable(project: Project, baseline: Baseline, sha: str) -> None:
+    """A failing command without per-test results (not pytest) would block every step: the judge could only
+    ask for exit 0, which the base itself does not reach, and could not tell a regression from old failures."""
+    if baseline.verdict != Baseline.Verdict.FAILED or baseline.tests:
+        return
+    raise ProjectError(
+        f"`{project.test_command}` fails at {sha[:10]} and gives no per-test results, so regressions cannot be "
+        "told apart: make it pass at the base commit, or use a pytest command."
+        f"\n{baseline.log[-ERROR_LOG_CHARS:]}"
+    )
+
+
 # ----------------------------------------------------------------- environments
 def _env_path(project: Project, sha: str) -> Path:
     return settings.ENVS_DIR / project.slug / sha
 
 
-def _env_ready(env_dir: Path, setup_command: str) -> bool:
+def _marker(env_dir: Path, suffix: str) -> Path:
+    return env_dir.parent / f"{env_dir.name}{suffix}"
+
+
+def _read_marker(path: Path) -> dict:
+    """A marker's JSON; {} when missing or not a small regular file (never follows a symlink)."""
     try:
-        return (env_dir / ENV_READY).read_text(encoding="utf-8") == setup_command
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return False
+        return {}
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MARKER_MAX_BYTES:
+            return {}
+        try:
+            data = json.loads(handle.read(MARKER_MAX_BYTES))
+        except ValueError:
+            return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_marker(path: Path, data: dict) -> None:
+    """A fresh file (an old one, or anything planted there, is unlinked first; nothing is followed)."""
+    _remove(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _forget_failures(project: Project) -> None:
+    """A changed setup command gets a fresh try at every commit."""
+    for path in (settings.ENVS_DIR / project.slug).glob(f"*{FAILED_SUFFIX}"):
+        _remove(path)
 
 
 @contextmanager
 def _env_lock(env_dir: Path):
     """One builder per environment on this host (workers on other hosts have their own ENVS_DIR)."""
     env_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(env_dir.parent / f"{env_dir.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(env_dir.parent / f"{env_dir.name}.lock", flags, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -959,7 +959,8 @@ def run_setup_command(workdir: Path, command: str, *, env_dir: Path, limits: San
     The environment sees this interpreter's packages (pytest among them) behind its own, so a setup
     command only adds what the project needs. env_dir is the one writable place besides the checkout
     (workdir); ``limits.timeout_s`` bounds the run. SandboxError, with the output's tail, when the
-    command fails or is stopped.
+    command fails or is stopped. Afterwards env_dir has no setuid/setgid bits (the run's reclaim strips
+    them), and one holding device files, FIFOs or sockets is refused: test runs mount it for later code.
     """
     if not command.strip() or "\0" in command:
         raise SandboxError("The setup command is empty.")
@@ -980,7 +981,27 @@ def run_setup_command(workdir: Path, command: str, *, env_dir: Path, limits: San
         raise SandboxError(f"The setup command was stopped after its {limits.timeout_s:g}s time limit.\n{output}")
     if run.returncode != 0:
         raise SandboxError(f"The setup command failed (exit code {run.returncode}).\n{output}")
+    special = _special_files(env_dir)
+    if special:
+        raise SandboxError(
+            f"The setup command left {len(special)} device file(s), FIFO(s) or socket(s) in the environment, "
+            f"which is not allowed: {', '.join(special[:5])}."
+        )
     return run
+
+
+def _special_files(root: Path) -> list[str]:
+    """Paths (relative to root) of entries that are neither regular files, directories nor symlinks.
+
+    Called after the run's processes are gone, so the tree no longer changes; symlinks are not followed.
+    """
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            mode = os.lstat(os.path.join(folder, name)).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                found.append(os.path.relpath(os.path.join(folder, name), root))
+    return sorted(found)
 
 
 def _make_venv(env_dir: Path) -> None:

@@ -194,3 +194,12 @@ def test_a_hanging_setup_is_stopped(workdir: Path, tmp_path: Path) -> None:
 def test_an_empty_setup_command_is_refused(workdir: Path, tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="The setup command is empty."):
         run_setup_command(workdir, "  ", env_dir=tmp_path / "env", limits=SandboxLimits())
+
+
+def test_a_setup_that_leaves_special_files_in_the_environment_is_refused(workdir: Path, tmp_path: Path) -> None:
+    """Device files, FIFOs and sockets have no place in an environment later runs mount; the run is refused."""
+    make_socket = "import os, socket; socket.socket(socket.AF_UNIX).bind(os.environ['VIRTUAL_ENV'] + '/lib/sock')"
+    with pytest.raises(SandboxError, match=r"left 1 device file\(s\), FIFO\(s\) or socket\(s\).*: lib/sock\."):
+        run_setup_command(
+            workdir, f'python -c "{make_socket}"', env_dir=tmp_path / "env", limits=SandboxLimits(timeout_s=60)
+        )
