@@ -815,7 +815,7 @@ DEFAULT_TEST_COMMAND = "python -m pytest -q"
 # How a command names pytest; the rest of the command are pytest's arguments.
 PYTEST_PREFIXES = (("pytest",), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
 SETUP_OUTPUT_TAIL_CHARS = 2_000
-PYTEST_BOOT = "import os, sys, pytest; sys.path.append(os.getcwd()); sys.exit(pytest.console_main())"
+PYTEST_BOOT = "import os, sys, pytest; sys.path.append(os.getcwd()); sys.exit(pytest.main())"
 VENV_TIMEOUT_S = 120  # making the virtualenv itself (trusted, offline); the setup command has its own limit
 
 

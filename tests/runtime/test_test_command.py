@@ -104,6 +104,7 @@ def test_it_reports_each_test_of_a_pytest_command(workdir: Path, command: str) -
     assert outcomes(result) == {"test_mixed.py::test_good": "passed", "test_mixed.py::test_bad": "failed"}
     assert (result.passed, result.failed, result.errors) == (1, 1, 0)
     assert result.isolation == "bwrap"
+    assert "Warning" not in result.log  # nothing of how the product starts pytest shows in the project's log
 
 
 def test_it_passes_pytest_arguments_through(workdir: Path) -> None:
