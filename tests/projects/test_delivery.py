@@ -241,3 +241,19 @@ def test_a_test_that_passed_at_the_base_and_no_longer_runs_needs_a_human(
     client.force_login(pm)
     page = client.get(mission.get_absolute_url()).content.decode()
     assert "that passed at the base commit no longer run" in page
+
+
+def test_a_default_branch_that_disappeared_does_not_stop_the_push(
+    company, pm, reviewer, sim, celery_worker, project, product, tmp_path
+):
+    """main was renamed away before the approval: the branch is pushed anyway, and the event says why unmerged."""
+    _baseline(project, product, tmp_path)
+    mission = _submit(pm, project, require_deploy_approval=True)
+    assert wait_for(lambda: _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL), timeout=120) == (
+        Mission.Status.AWAITING_DEPLOY_APPROVAL
+    ), mission.failure_reason
+    git("branch", "-m", "main", "trunk", cwd=product)
+    gate_decide(gate=_gate(mission), by=reviewer, decision="approved")
+    assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason
+    assert git("rev-parse", f"refs/heads/{mission.deploy_branch}", cwd=product) == mission.pushed_sha
+    assert mission.events.filter(message__contains="Could not fetch main to check whether it moved").exists()
