@@ -21,7 +21,7 @@ def main() -> int:
     args = sys.argv[1:]
     if not any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in args):
         # Most of the suite waits on workers, servers and sandboxes, so a few processes share 2 cores well.
-        args = ["-n", env.get("TEST_PROCESSES", "3"), *args]
+        args = ["-n", env.get("TEST_PROCESSES", "4"), *args]
     try:
         return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
     finally:

@@ -773,3 +773,9 @@ class SimServer:
     def set_capabilities(self, **changes: bool) -> None:
         """Switch capabilities on or off, same as ``POST /_sim/capabilities``."""
         self.state.set_capabilities(changes)
+
+    def set_latency(self, latency_ms: float) -> None:
+        """How long every request waits before it is answered (a slower model), from now on."""
+        if self._httpd is None:
+            raise RuntimeError("SimServer is not started")
+        self.latency_ms = self._httpd.latency_ms = max(0.0, float(latency_ms))

@@ -232,6 +232,7 @@ def test_it_runs_independent_steps_in_parallel_and_merges_their_work(company, pm
         "steps": [_step("alpha", []), _step("beta", []), _step("gamma", ["alpha", "beta"])],
     }
     sim.script({"role": "plan_draft", "times": 1, "reply": {"json": plan}})
+    sim.set_latency(250)  # each step then takes over a second: long enough to overlap on a loaded machine
     mission = _submit(pm)
     assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason
     steps = {s.key: s for s in Step.objects.filter(plan__mission=mission)}
