@@ -26,7 +26,7 @@ def user_can_cancel(user: AbstractBaseUser, mission: Mission) -> bool:
 
 def missions_visible_to(user: AbstractBaseUser) -> QuerySet[Mission]:
     """Requesters see their own missions; reviewers and staff see all."""
-    missions = Mission.objects.select_related("requester", "template")
+    missions = Mission.objects.select_related("requester", "template", "project")
     if not user.is_authenticated:
         return missions.none()
     if user_is_reviewer(user):

@@ -118,7 +118,7 @@ def _frozen_digest(repo) -> str:
 
 
 def test_a_default_branch_that_moved_is_merged_and_re_tested_before_the_push(
-    company, pm, reviewer, sim, celery_worker, project, product, tmp_path
+    company, pm, reviewer, sim, celery_worker, project, product, tmp_path, client
 ):
     _baseline(project, product, tmp_path)
     mission = _submit(pm, project, require_deploy_approval=True)
@@ -139,6 +139,11 @@ def test_a_default_branch_that_moved_is_merged_and_re_tested_before_the_push(
     delivery = TestRun.objects.get(mission=mission, purpose=TestRun.Purpose.DELIVERY)
     assert delivery.failed == 0 and delivery.passed >= 2
     assert mission.events.filter(message__contains="merged it in and re-ran the tests").exists()
+    client.force_login(pm)
+    page = client.get(mission.get_absolute_url()).content.decode()
+    assert f'from <code title="{project.head_sha}">{project.head_sha[:10]}</code> (main)' in page
+    assert f'pushed <code title="{pushed}">' in page
+    assert "Shop</span>" in client.get("/missions/").content.decode()  # the list names the project
 
 
 def test_a_conflict_with_the_moved_default_branch_goes_back_to_execution_then_to_a_human(
