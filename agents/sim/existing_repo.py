@@ -398,3 +398,52 @@ def edge_case_test(name: str) -> str:
         f"    from_module = {name}('a  b')\n"
         f"    assert from_module == {label(name) + ': a  b'!r}\n"
     )
+
+
+# --------------------------------------------------------------------------- resolving a merge conflict
+
+_CONFLICTS_RE = re.compile(r"conflicts in (?P<files>[^\n]+?)\. The repository is in the middle of that merge")
+
+
+def conflicted_files(body: r.Body) -> list[str]:
+    """The files a resolve step's brief names as conflicted ([] for any other step)."""
+    found = _CONFLICTS_RE.search("\n".join(r._texts_by_role(body, "user")))
+    return [name.strip() for name in found.group("files").split(",") if name.strip()] if found else []
+
+
+def keep_both(text: str) -> str:
+    """The file with each conflict resolved by keeping both sides, ours first (the base section dropped)."""
+    kept, side = [], None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("<<<<<<< "):
+            side = "ours"
+        elif side and line.startswith("||||||| "):
+            side = "base"
+        elif side and line.rstrip("\r\n") == "=======":
+            side = "theirs"
+        elif side and line.startswith(">>>>>>> "):
+            side = None
+        elif side != "base":
+            kept.append(line)
+    return "".join(kept)
+
+
+def resolve_conflicts(body: r.Body) -> r.Reply:
+    """A resolve step: read each conflicted file, keep both sides, run the whole suite, commit the merge."""
+    brief = r.parse_brief(body)
+    done = r._done_calls(body)
+    actions: list[tuple[str, dict[str, Any]]] = []
+    for path in conflicted_files(body):
+        actions.append(("read_file", {"path": path}))
+        current = _output_of(body, done, "read_file", {"path": path})
+        if current is None:
+            break
+        if not current.startswith("Error"):
+            actions.append(("write_file", {"path": path, "content": keep_both(current)}))
+    else:
+        actions += [("run_tests", {}), ("commit", {"message": f"{brief.key}: keep both sides of the merge"})]
+    for tool, args in actions:
+        if not _already(done, tool, args) and r._offers_tool(body, tool):
+            return r.Reply(role="codegen", tool_calls=(r.ToolCall(name=tool, arguments=json.dumps(args)),))
+    files = ", ".join(conflicted_files(body))
+    return r.Reply(role="codegen", content=f"Resolved the merge conflicts in {files} by keeping both sides.")

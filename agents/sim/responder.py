@@ -595,6 +595,8 @@ def codegen(body: Body, variant: str | None = None) -> Reply:
         return _codegen_variant(body, brief, variant)
     from agents.sim import existing_repo
 
+    if existing_repo.conflicted_files(body):  # a resolve step after the default branch moved
+        return existing_repo.resolve_conflicts(body)
     offered = all(_offers_tool(body, tool) for tool in ("search_code", "edit_file"))
     if offered and existing_repo.carries_map(body) and existing_repo.plans_step(body):
         return existing_repo.codegen(body)

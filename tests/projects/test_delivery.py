@@ -2,6 +2,7 @@
 branch that moved meanwhile is merged and re-tested before the push, or sent back when it cannot be."""
 
 import shutil
+import subprocess
 from decimal import Decimal
 
 import pytest
@@ -146,42 +147,70 @@ def test_a_default_branch_that_moved_is_merged_and_re_tested_before_the_push(
     assert "Shop</span>" in client.get("/missions/").content.decode()  # the list names the project
 
 
-def test_a_conflict_with_the_moved_default_branch_goes_back_to_execution_then_to_a_human(
+def _conflicting_main(mission, project, product, settings) -> tuple[str, str]:
+    """At the deploy gate, main changes the very files the mission wrote, differently: (approved, upstream)."""
+    assert wait_for(lambda: _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL), timeout=120) == (
+        Mission.Status.AWAITING_DEPLOY_APPROVAL
+    ), mission.failure_reason
+    approved = _gate(mission).data["sha"]
+    store = str(settings.GIT_STORE_DIR / "projects" / "shop.git")
+    changed = git("--git-dir", store, "diff", "--name-only", project.head_sha, approved).split()
+    assert changed
+    for path in changed:
+        (product / path).parent.mkdir(parents=True, exist_ok=True)
+        (product / path).write_text("CONFLICT = 'main'\n")
+    return approved, _commit(product, "Main takes the same files another way")
+
+
+def _back_at_the_gate(mission) -> bool:
+    return bool(
+        _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL)
+        and mission.gates.filter(status=ApprovalGate.Status.PENDING).exists()
+    )
+
+
+def test_a_conflict_with_the_moved_default_branch_goes_back_to_execution_and_is_resolved(
+    company, pm, reviewer, sim, celery_worker, project, product, settings, tmp_path
+):
+    _baseline(project, product, tmp_path)
+    mission = _submit(pm, project, require_deploy_approval=True)
+    approved, upstream = _conflicting_main(mission, project, product, settings)
+
+    gate_decide(gate=_gate(mission), by=reviewer, decision="approved")
+    # Back to execution: a resolve step starts from the merge, resolves the files, the tests pass, a new gate.
+    assert wait_for(lambda: _back_at_the_gate(mission), timeout=120), mission.failure_reason
+    resolve = Step.objects.get(plan__mission=mission, key="resolve-1")
+    assert resolve.merge_from == upstream and resolve.status == Step.Status.SUCCEEDED, resolve.error
+    assert mission.events.filter(message__contains="Back to execution").exists()
+    merged = _gate(mission).data["sha"]
+    gate_decide(gate=_gate(mission), by=reviewer, decision="approved")
+    assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason
+    pushed = git("rev-parse", f"refs/heads/{mission.deploy_branch}", cwd=product)
+    assert pushed == merged == mission.pushed_sha
+    for ancestor in (approved, upstream):
+        git("merge-base", "--is-ancestor", ancestor, pushed, cwd=product)
+    marked = subprocess.run(["git", "grep", "-l", "-e", "^<<<<<<< ", pushed], cwd=product, capture_output=True)
+    assert marked.returncode == 1, f"conflict markers pushed: {marked.stdout}"  # 1: nothing found
+
+
+def test_a_conflict_that_cannot_be_resolved_asks_a_human_whether_to_push_unmerged(
     company, pm, reviewer, sim, celery_worker, project, product, settings, tmp_path
 ):
     settings.STEP_MAX_ATTEMPTS = 1
     _baseline(project, product, tmp_path)
+    # The agent of the resolve step never gets the tests green (and leaves the conflict markers).
+    sim.script({"role": "codegen", "match": "Step: resolve-1", "times": 1, "reply": {"variant": "always_fail"}})
     mission = _submit(pm, project, require_deploy_approval=True)
-    assert wait_for(lambda: _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL), timeout=120) == (
-        Mission.Status.AWAITING_DEPLOY_APPROVAL
-    ), mission.failure_reason
-    gate = _gate(mission)
-    approved = gate.data["sha"]
-    store = str(settings.GIT_STORE_DIR / "projects" / "shop.git")
-    changed = git("--git-dir", store, "diff", "--name-only", project.head_sha, approved).split()
-    assert changed
-    for path in changed:  # main changes the very files the mission wrote, differently
-        (product / path).parent.mkdir(parents=True, exist_ok=True)
-        (product / path).write_text("CONFLICT = 'main'\n")
-    upstream = _commit(product, "Main takes the same files another way")
+    approved, upstream = _conflicting_main(mission, project, product, settings)
 
-    gate_decide(gate=gate, by=reviewer, decision="approved")
-    # Back to execution with a resolve step; the simulated agent leaves the conflict markers, so its commit is
-    # refused and, that step failed, a human is asked whether to push the approved branch unmerged.
-    assert wait_for(
-        lambda: (
-            _status(mission, Mission.Status.AWAITING_DEPLOY_APPROVAL)
-            and mission.gates.filter(status=ApprovalGate.Status.PENDING).exists()
-        ),
-        timeout=120,
-    ), mission.failure_reason
+    gate_decide(gate=_gate(mission), by=reviewer, decision="approved")
+    assert wait_for(lambda: _back_at_the_gate(mission), timeout=120), mission.failure_reason
     resolve = Step.objects.get(plan__mission=mission, key="resolve-1")
     assert resolve.merge_from == upstream and resolve.status == Step.Status.FAILED
-    assert "Conflict markers" in resolve.error
-    assert mission.events.filter(message__contains="Back to execution").exists()
     unmerged = _gate(mission)
     assert unmerged.data["sha"] == approved and unmerged.data["unmerged"] is True
     assert unmerged.data["change"]["head"] == approved  # the reviewer sees what would be pushed
+    assert "without main" in unmerged.question
 
     gate_decide(gate=unmerged, by=reviewer, decision="approved")
     assert wait_for(lambda: _status(mission), timeout=120) == Mission.Status.COMPLETED, mission.failure_reason

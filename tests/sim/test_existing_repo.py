@@ -275,3 +275,11 @@ def test_a_mission_on_the_sample_project_edits_a_module_adds_tests_and_keeps_the
     runs = list(mission.test_runs.order_by("pk"))
     assert runs and all(r.failed == 0 and r.errors == 0 for r in runs)
     assert runs[-1].passed == 19  # the project's 16 tests, the step's 2 and the edge case
+
+
+def test_a_conflict_is_resolved_by_keeping_both_sides_and_the_base_section_is_dropped():
+    from agents.sim.existing_repo import keep_both
+
+    text = "a = 1\n<<<<<<< HEAD\nours = 1\n||||||| base\nold = 0\n=======\ntheirs = 2\n>>>>>>> main\nz = 9\n"
+    assert keep_both(text) == "a = 1\nours = 1\ntheirs = 2\nz = 9\n"
+    assert keep_both("Title\n=======\n") == "Title\n=======\n"  # a heading underline outside a conflict stays
