@@ -815,7 +815,12 @@ DEFAULT_TEST_COMMAND = "python -m pytest -q"
 # How a command names pytest; the rest of the command are pytest's arguments.
 PYTEST_PREFIXES = (("pytest",), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
 SETUP_OUTPUT_TAIL_CHARS = 2_000
-PYTEST_BOOT = "import os, sys, pytest; sys.path.append(os.getcwd()); sys.exit(pytest.main())"
+# The checkout, and its src/ folder for a src-layout package (what `pip install -e .` would make importable),
+# join the end of sys.path once pytest is imported.
+PYTEST_BOOT = (
+    "import os, sys, pytest; sys.path.append(os.getcwd()); "
+    "os.path.isdir('src') and sys.path.append(os.path.abspath('src')); sys.exit(pytest.main())"
+)
 VENV_TIMEOUT_S = 120  # making the virtualenv itself (trusted, offline); the setup command has its own limit
 
 

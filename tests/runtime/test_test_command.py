@@ -89,6 +89,7 @@ def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write(workdir: Path, name: str, code: str) -> None:
+    (workdir / name).parent.mkdir(parents=True, exist_ok=True)
     (workdir / name).write_text(textwrap.dedent(code))
 
 
@@ -204,3 +205,11 @@ def test_a_setup_that_leaves_special_files_in_the_environment_is_refused(workdir
         run_setup_command(
             workdir, f'python -c "{make_socket}"', env_dir=tmp_path / "env", limits=SandboxLimits(timeout_s=60)
         )
+
+
+def test_a_src_layout_package_imports_from_its_tests_without_an_install(workdir: Path) -> None:
+    """Many projects keep their package in src/ and install it before testing; the run finds it there."""
+    write(workdir, "src/widgets/__init__.py", "SIZE = 3\n")
+    write(workdir, "tests/test_widgets.py", "from widgets import SIZE\n\ndef test_size():\n    assert SIZE == 3\n")
+    result = run_test_command(workdir, "python -m pytest -q")
+    assert outcomes(result) == {"tests/test_widgets.py::test_size": "passed"}, result.log
