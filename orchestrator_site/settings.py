@@ -282,6 +282,15 @@ DEPLOY_REMOTE = env_str("DEPLOY_REMOTE", str(DATA_DIR / "production.git"))
 # Optional command run in the sandbox on the approved tree before it is pushed (e.g. "python -m compileall -q .").
 DEPLOY_COMMAND = env_str("DEPLOY_COMMAND", "")
 SANDBOX_TIMEOUT_S = env_int("SANDBOX_TIMEOUT_S", 120, minimum=1)
+# Read by agents/runtime/sandbox.py per run; checked here so a bad value stops start-up instead of every run.
+for _name, _default, _minimum in (
+    ("SANDBOX_MEMORY_MB", 2048, 64),
+    ("SANDBOX_CPU_S", 120, 1),
+    ("SANDBOX_TMP_MB", 128, 1),
+    ("SANDBOX_DISK_MB", 200, 1),
+    ("SANDBOX_MAX_FILES", 20_000, 1),
+):
+    env_int(_name, _default, minimum=_minimum)
 # A running step's lease: its worker renews it every third of this while alive, so a killed worker's
 # step is retried after about this long (and the reaper runs every third of it, at most every minute).
 STEP_LEASE_S = env_int("STEP_LEASE_S", 90, minimum=5)

@@ -245,6 +245,8 @@ def test_it_flags_development_settings_in_the_deploy_check():
             "REDIS_URL must be a URL with one of the schemes redis, rediss, unix",
         ),
         ({"DATABASE_URL": "mysql://db/app"}, "DATABASE_URL must be a postgres:// or sqlite:// URL"),
+        ({"SANDBOX_MEMORY_MB": "lots"}, "SANDBOX_MEMORY_MB must be a whole number, got 'lots'."),
+        ({"GIT_TIMEOUT_S": "1"}, "GIT_TIMEOUT_S"),
     ],
 )
 def test_it_refuses_to_start_when_misconfigured(changes, message):

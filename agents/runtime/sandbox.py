@@ -99,8 +99,9 @@ class SandboxLimits:
     """Per-run resource limits; frozen so a shared default cannot be mutated."""
 
     timeout_s: float = 60
-    cpu_s: int = 60
-    memory_mb: int = 1024
+    # A real project's whole suite needs room: CPU seconds and address space (RLIMIT_AS counts virtual memory).
+    cpu_s: int = field(default_factory=lambda: _env_int("SANDBOX_CPU_S", 120, minimum=1))
+    memory_mb: int = field(default_factory=lambda: _env_int("SANDBOX_MEMORY_MB", 2048, minimum=64))
     max_procs: int = 128
     max_file_mb: int = 50
     # The private /tmp is memory; RLIMIT_AS does not count it, so it has its own cap.
