@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.runtime.workspace import SAFE_GIT_CONFIG
+from agents.runtime.workspace import SAFE_GIT_CONFIG, safe_git_env
 
-ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
 LOCAL_GIT_TIMEOUT_S = 60
 ERROR_CHARS = 500
 SIZE_POLL_S = 0.5  # how often a clone's directory is measured while git writes it
@@ -69,16 +67,7 @@ def git(
     for item in SAFE_GIT_CONFIG:
         argv += ["-c", item]
     argv += list(args)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": tempfile.gettempdir(),
-        "LANG": "C.UTF-8",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
-    }
+    env = safe_git_env()
     try:
         proc = subprocess.Popen(
             argv,

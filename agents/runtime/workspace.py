@@ -791,9 +791,9 @@ def sanitize_message(message: str) -> str:
     return text[:MAX_MESSAGE_CHARS]
 
 
-def _git_env(root: Path, bare_env: bool) -> dict[str, str]:
-    """Minimal env: no user/system config, no discovery of a parent repository."""
-    env = {
+def safe_git_env() -> dict[str, str]:
+    """The environment every git call runs in: no user or system config, no prompts, no command transports."""
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": tempfile.gettempdir(),
         "LANG": "C.UTF-8",
@@ -801,7 +801,13 @@ def _git_env(root: Path, bare_env: bool) -> dict[str, str]:
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",  # never ext:: or other command-running transports
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",  # a key or nothing: never a password prompt on a worker
     }
+
+
+def _git_env(root: Path, bare_env: bool) -> dict[str, str]:
+    """safe_git_env, bound to this workspace's repository unless ``bare_env`` (no parent repository found)."""
+    env = safe_git_env()
     if not bare_env:
         env["GIT_DIR"] = str(root / ".git")
         env["GIT_WORK_TREE"] = str(root)
