@@ -114,14 +114,15 @@ def mission_deploy(mission: Mission) -> None:
         event_record(
             mission=mission,
             kind=Event.Kind.STATUS,
-            message=f"Deployed {sha[:10]} to {where}; archive ready to download.{notes}",
+            message=f"{'Pushed' if mission.project_id else 'Deployed'} {sha[:10]} to {where}; "
+            f"archive ready to download.{notes}",
             data={"sha": sha},
         )
         if mission_transition(
             mission=mission,
             to=Mission.Status.COMPLETED,
             expected=Mission.Status.DEPLOYING,
-            reason=f"Deployed {sha[:10]}.",
+            reason=f"{'Pushed' if mission.project_id else 'Deployed'} {sha[:10]}.",
         ):
             knowledge_record_retrospective(mission)
 
