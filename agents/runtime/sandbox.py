@@ -529,9 +529,10 @@ def _private_etc(users: tuple[tuple[int, int], ...], *, network: bool = False) -
 
 
 def _host_resolver() -> tuple[tuple[str, str], ...]:
-    """(name, text) of the host's /etc files that name resolution needs."""
+    """(name, text) of the host's /etc files that name resolution and package indexes need (pip.conf: a
+    company index or CA bundle the worker's own pip uses)."""
     found = []
-    for name in ("resolv.conf", "hosts"):
+    for name in ("resolv.conf", "hosts", "pip.conf"):
         try:
             found.append((name, Path("/etc", name).read_text(encoding="utf-8", errors="replace")))
         except OSError:
@@ -816,6 +817,28 @@ DEFAULT_TEST_COMMAND = "python -m pytest -q"
 # How a command names pytest; the rest of the command are pytest's arguments.
 PYTEST_PREFIXES = (("pytest",), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
 SETUP_OUTPUT_TAIL_CHARS = 2_000
+# What a setup run (with network) gets from the worker's environment: where packages come from and how
+# TLS and proxies are set up there. Nothing else of the worker's environment reaches a sandbox.
+SETUP_ENV_PASSTHROUGH = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_TRUSTED_HOST",
+    "PIP_CERT",
+    "PIP_DEFAULT_TIMEOUT",
+    "UV_INDEX_URL",
+    "NPM_CONFIG_REGISTRY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
 # The checkout, and its src/ folder for a src-layout package (what `pip install -e .` would make importable),
 # join the end of sys.path once pytest is imported.
 PYTEST_BOOT = (
@@ -976,6 +999,8 @@ def run_setup_command(workdir: Path, command: str, *, env_dir: Path, limits: San
         raise SandboxError(f"The environment directory must be an absolute path, not {env_dir}.")
     _make_venv(env_dir)
     mounts, env = _environment(env_dir, writable=True)
+    # The worker's package-index, CA and proxy settings, so `pip install` works where the worker's pip does.
+    env.update({name: os.environ[name] for name in SETUP_ENV_PASSTHROUGH if os.environ.get(name)})
     env["PIP_NO_CACHE_DIR"] = "1"  # the sandbox's /tmp is small, and a cache there dies with the run anyway
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     try:

@@ -177,6 +177,22 @@ def test_the_test_run_has_no_network_but_setup_does(workdir: Path, env_dir: Path
     run_setup_command(workdir, probe, env_dir=setup_env, limits=SandboxLimits(timeout_s=60))
 
 
+def test_a_setup_run_gets_the_workers_package_index_settings_and_nothing_else(
+    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip in a setup command finds the same index, CA bundle and proxy as the worker's own pip; other
+    variables of the worker (a secret) stay out."""
+    monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.mirror.example/simple")
+    monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("WORKER_SECRET", "do-not-pass")
+    env_dir = tmp_path / "env"
+    seen = 'printf "%s|%s|%s" "$PIP_INDEX_URL" "$PIP_CERT" "${WORKER_SECRET:-none}" > "$VIRTUAL_ENV/seen"'
+    run_setup_command(workdir, seen, env_dir=env_dir, limits=SandboxLimits(timeout_s=60))
+    assert (
+        env_dir / "seen"
+    ).read_text() == "https://pypi.mirror.example/simple|/etc/ssl/certs/ca-certificates.crt|none"
+
+
 def test_a_failing_setup_says_why(workdir: Path, tmp_path: Path) -> None:
     """A setup command that exits non-zero raises with its exit code and output."""
     with pytest.raises(SandboxError) as caught:
