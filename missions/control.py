@@ -87,6 +87,7 @@ def mission_resume(*, mission: Mission, by: AbstractBaseUser) -> None:
         elif resume_at == Mission.Status.QUEUED:  # planning starts over: the cycle it left open is over
             mission.cycles.filter(finished_at__isnull=True).update(finished_at=timezone.now())
         enqueue_after_commit(advance_mission, mission.pk)
+        _backoffs_restart(mission)
 
 
 def mission_retry(*, mission: Mission, by: AbstractBaseUser) -> list[str]:
@@ -121,6 +122,7 @@ def mission_retry(*, mission: Mission, by: AbstractBaseUser) -> list[str]:
             status=Step.Status.PENDING, attempt=0, retry_at=None, finished_at=None, lease_expires_at=None
         )
         enqueue_after_commit(advance_mission, mission.pk)
+        _backoffs_restart(mission)
     return keys
 
 
@@ -169,6 +171,20 @@ def mission_clone(*, mission: Mission, by: AbstractBaseUser, budget_confirmed: b
 
 def clone_needs_confirmation(mission: Mission) -> bool:
     return budget_needs_confirmation(mission.budget_usd)
+
+
+def _backoffs_restart(mission: Mission) -> None:
+    """Send again the delayed runs of steps waiting out a retry backoff.
+
+    Their own delayed task may have come while the mission was stopped and been refused; advancing only
+    starts steps whose backoff is over, so without this they would wait for the reaper.
+    """
+    from missions.tasks import run_step
+
+    now = timezone.now()
+    waiting = Step.objects.filter(plan__mission=mission, status=Step.Status.PENDING, retry_at__gt=now)
+    for step_id, retry_at in waiting.values_list("pk", "retry_at"):
+        enqueue_after_commit(run_step, step_id, countdown=(retry_at - now).total_seconds())
 
 
 def _failed_steps(mission: Mission) -> list[Step]:

@@ -1,11 +1,13 @@
 """Pause, resume, retry and clone a mission; a deploy rejected at the gate is "Rejected", not "Failed"."""
 
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db.models import Count
 from django.urls import reverse
+from django.utils import timezone
 
 from agents.models import AgentMessage, LLMCall
 from missions.control import mission_clone, mission_pause, mission_resume, mission_retry
@@ -171,6 +173,16 @@ def test_it_refuses_to_pause_where_nothing_can_stop(pm, status):
         mission_pause(mission=mission, by=pm)
     mission.refresh_from_db()
     assert mission.status == status
+
+
+def test_it_sends_again_a_step_waiting_out_its_backoff(pm, django_capture_on_commit_callbacks):
+    """Its delayed run may have been refused while paused: resuming sends it again, besides the advance."""
+    mission = _mission(pm, Mission.Status.PAUSED, paused_from=Mission.Status.EXECUTING)
+    _with_steps(mission, waiting=Step.Status.PENDING, ready=Step.Status.PENDING)
+    Step.objects.filter(key="waiting").update(retry_at=timezone.now() + timedelta(seconds=30))
+    with django_capture_on_commit_callbacks() as callbacks:
+        mission_resume(mission=mission, by=pm)
+    assert len([c for c in callbacks if c.__qualname__.startswith("enqueue_after_commit")]) == 2
 
 
 def test_it_refuses_to_resume_a_mission_that_is_not_paused(pm):
