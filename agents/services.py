@@ -37,7 +37,8 @@ def llm_call_reserve(
     """Reserve the call's worst-case cost against the budget and write its ledger row.
 
     1. Lock the mission row, so concurrent steps reserve one after another.
-    2. Refuse when the mission has stopped (this is how a cancel reaches a running step).
+    2. Refuse when the mission has stopped or is paused (this is how a cancel or a pause reaches a running step:
+       the tool call under way finishes, the model call after it is refused).
     3. Refuse when the upper-bound cost does not fit what is left of the budget.
     4. Add the bound to ``reserved_usd`` and write a pending LLMCall that keeps the bounds: the call must send
        ``max_output_tokens`` as its max_tokens, and it is never billed above them (``llm_call_settle``).
@@ -45,7 +46,7 @@ def llm_call_reserve(
     estimate = profile.cost_usd(prompt_tokens=prompt_token_bound, completion_tokens=max_output_tokens)
     with transaction.atomic():
         mission = Mission.objects.select_for_update().get(pk=mission_id)
-        if mission.is_finished:
+        if mission.is_finished or mission.status == Mission.Status.PAUSED:
             raise MissionStopped(f"The mission is {mission.get_status_display().lower()}.")
         if estimate > mission.budget_remaining_usd:
             raise BudgetExceeded(

@@ -94,8 +94,10 @@ class Mission(models.Model):
         AWAITING_DEPLOY_APPROVAL = "awaiting_deploy_approval", "Awaiting deploy approval"
         DEPLOYING = "deploying", "Deploying"
         PAUSED_BUDGET = "paused_budget", "Paused: budget"
+        PAUSED = "paused", "Paused"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
         CANCELLED = "cancelled", "Cancelled"
 
     class Priority(models.TextChoices):
@@ -104,8 +106,14 @@ class Mission(models.Model):
         HIGH = "high", "High"
         URGENT = "urgent", "Urgent"
 
-    FINISHED = {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
-    WAITING = {Status.AWAITING_PLAN_APPROVAL, Status.DEADLOCKED, Status.AWAITING_DEPLOY_APPROVAL, Status.PAUSED_BUDGET}
+    FINISHED = {Status.COMPLETED, Status.FAILED, Status.REJECTED, Status.CANCELLED}
+    WAITING = {
+        Status.AWAITING_PLAN_APPROVAL,
+        Status.DEADLOCKED,
+        Status.AWAITING_DEPLOY_APPROVAL,
+        Status.PAUSED_BUDGET,
+        Status.PAUSED,
+    }
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     title = models.CharField(max_length=TITLE_MAX)
@@ -116,6 +124,7 @@ class Mission(models.Model):
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
     requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="missions")
     status = models.CharField(max_length=30, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # The status a paused mission (by a person, or for budget) goes back to when it resumes.
     paused_from = models.CharField(max_length=30, choices=Status.choices, blank=True)
     budget_usd = models.DecimalField(max_digits=10, decimal_places=2)
     spent_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))

@@ -322,7 +322,11 @@ def mission_apply_gate_decision(*, gate) -> None:
     kind, status = gate.kind, gate.status
     if status == ApprovalGate.Status.REJECTED:
         why = f" “{gate.comment}”" if gate.comment else ""
-        mission_fail(mission=mission, reason=f"{gate.get_kind_display()} rejected by {gate.decided_by}.{why}")
+        reason = f"{gate.get_kind_display()} rejected by {gate.decided_by}.{why}"
+        if kind == ApprovalGate.Kind.DEPLOY:  # a person said no to finished work: rejected, not failed
+            mission_transition(mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason)
+        else:
+            mission_fail(mission=mission, reason=reason)
         return
     moved = False
     if kind == ApprovalGate.Kind.DEPLOY:

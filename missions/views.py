@@ -12,7 +12,7 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from missions import selectors
+from missions import control, selectors
 from missions.changes import ChangeError, NoBranchError, NoChangeError, mission_archive, mission_patch
 from missions.forms import MissionForm
 from missions.models import Mission, MissionTemplate
@@ -138,6 +138,60 @@ def mission_cancel_view(request, code):
     if request.htmx:  # the button re-rendered live posts through htmx; follow with a full page load
         return HttpResponseClientRedirect(mission.get_absolute_url())
     return redirect(mission)
+
+
+def _control_view(request, code, action, done: str):
+    """Run ``action(mission=..., by=...)`` for the PM who filed the mission or an admin; others get a 403."""
+    mission = selectors.mission_for_user(request.user, code)
+    if not control.user_may_control(request.user, mission):
+        raise PermissionDenied("Only the PM who filed this mission, or an admin, can do that.")
+    try:
+        action(mission=mission, by=request.user)
+    except MissionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, done)
+    return _back_to(request, mission)
+
+
+def _back_to(request, mission: Mission):
+    if request.htmx:  # the button re-rendered live posts through htmx; follow with a full page load
+        return HttpResponseClientRedirect(mission.get_absolute_url())
+    return redirect(mission)
+
+
+@require_POST
+def mission_pause_view(request, code):
+    return _control_view(
+        request, code, control.mission_pause, "Mission paused: running steps stop after their current tool call."
+    )
+
+
+@require_POST
+def mission_resume_view(request, code):
+    return _control_view(request, code, control.mission_resume, "Mission resumed where it stopped.")
+
+
+@require_POST
+def mission_retry_view(request, code):
+    return _control_view(request, code, control.mission_retry, "Retrying from the failed step.")
+
+
+@require_POST
+def mission_clone_view(request, code):
+    """File a copy of a mission the user can see, as that user (who must be allowed to file it)."""
+    mission = selectors.mission_for_user(request.user, code)
+    if not selectors.user_can_file_missions(request.user):
+        raise PermissionDenied("Only product managers can file missions.")
+    try:
+        clone = control.mission_clone(
+            mission=mission, by=request.user, budget_confirmed=request.POST.get("confirm_budget") == "1"
+        )
+    except (MissionError, ValueError) as error:
+        messages.error(request, f"Not cloned: {error}")
+        return _back_to(request, mission)
+    messages.success(request, "Mission cloned and filed.")
+    return _back_to(request, clone)
 
 
 def mission_artifact(request, code):

@@ -8,7 +8,7 @@ claims of lost workers. This module only decides which phase the mission's statu
 
 import logging
 
-from agents.errors import AgentRunError, BudgetExceeded, database_error_is_transient
+from agents.errors import AgentRunError, BudgetExceeded, MissionStopped, database_error_is_transient
 from missions.engine.common import connection_reset
 from missions.engine.delivery import mission_deploy
 from missions.engine.execution import mission_schedule, step_run
@@ -45,6 +45,9 @@ def mission_advance(*, mission_id: int) -> None:
             resume = Mission.Status.STAFFING if mission.status == Mission.Status.STAFFING else Mission.Status.QUEUED
             Plan.objects.filter(mission=mission).update(staffed_at=None)  # staffing may start again when resumed
             mission_pause_for_budget(mission=mission, reason=str(error), resume_to=resume)
+        except MissionStopped as error:
+            # Paused (resuming starts the phase again) or finished meanwhile: nothing to fail.
+            logger.info("advance: %s", error)
         except AgentRunError as error:
             mission_fail(mission=mission, reason=str(error))
         except Exception as error:

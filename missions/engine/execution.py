@@ -160,7 +160,10 @@ def _step_work(step_id: int) -> None:
             mission_pause_for_budget(mission=mission, reason=str(exc), resume_to=Mission.Status.EXECUTING)
             return
         except MissionStopped as exc:
-            _step_finish(mission, step, None, str(exc), final_status=Step.Status.CANCELLED)
+            if Mission.objects.filter(pk=mission.pk, status=Mission.Status.PAUSED).exists():
+                _step_pause(mission, step)  # it starts again when the mission resumes
+            else:
+                _step_finish(mission, step, None, str(exc), final_status=Step.Status.CANCELLED)
             return
         except AgentRunError as exc:
             outcome, error = None, str(exc)
@@ -342,6 +345,24 @@ def _step_requeue(step: Step) -> None:
     Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
         status=Step.Status.PENDING, lease_expires_at=None, error="", attempt=F("attempt") - 1
     )  # not the step's fault: the attempt is given back
+
+
+def _step_pause(mission: Mission, step: Step) -> None:
+    """The mission was paused mid-step: back to pending, the attempt given back.
+
+    Its error (the previous attempt's) is kept, so the resumed run has the same brief and the model calls
+    already answered replay from the ledger instead of being paid again.
+    """
+    with transaction.atomic():
+        Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
+            status=Step.Status.PENDING, lease_expires_at=None, attempt=F("attempt") - 1
+        )
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STEP,
+            message=f"Step {step.key} stopped after its current tool call: the mission is paused.",
+            data={"step": step.key, "status": Step.Status.PENDING},
+        )
 
 
 @contextmanager

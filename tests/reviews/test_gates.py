@@ -62,12 +62,20 @@ def test_it_never_changes_a_decision(pm, reviewer, django_capture_on_commit_call
     assert (gate.status, gate.comment, gate.decided_by) == ("rejected", "Not now", reviewer)
 
 
-def test_it_fails_the_mission_when_a_gate_is_rejected(pm, reviewer):
-    mission, gate = _waiting(pm, Mission.Status.AWAITING_DEPLOY_APPROVAL, ApprovalGate.Kind.DEPLOY)
+@pytest.mark.parametrize(
+    ("kind", "waiting", "after"),
+    [
+        (ApprovalGate.Kind.DEPLOY, Mission.Status.AWAITING_DEPLOY_APPROVAL, Mission.Status.REJECTED),
+        (ApprovalGate.Kind.BUDGET, Mission.Status.PAUSED_BUDGET, Mission.Status.FAILED),
+    ],
+)
+def test_it_ends_the_mission_when_a_gate_is_rejected(pm, reviewer, kind, waiting, after):
+    """A rejected deploy is "Rejected" (a person said no to finished work); other rejected gates fail it."""
+    mission, gate = _waiting(pm, waiting, kind)
     gate_decide(gate=gate, by=reviewer, decision="rejected", comment="Too risky")
     mission.refresh_from_db()
-    assert mission.status == Mission.Status.FAILED
-    assert mission.failure_reason == "Deploy approval rejected by reviewer. “Too risky”"
+    assert mission.status == after and mission.is_finished
+    assert mission.failure_reason == f"{gate.get_kind_display()} rejected by reviewer. “Too risky”"
 
 
 @pytest.mark.parametrize(
