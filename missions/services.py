@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -178,7 +177,7 @@ def mission_submit(
                 data={"status": mission.status},
             )
             # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
-            transaction.on_commit(lambda: _start(mission.pk), robust=True)
+            transaction.on_commit(lambda: mission_start(mission.pk), robust=True)
     except BaseException:
         if project is not None:  # refused (a duplicate) or failed: no branch without its mission
             _project_branch_remove(project=project, code=code)
@@ -224,7 +223,8 @@ def _refuse_duplicate(
             raise DuplicateMissionError(mission)
 
 
-def _start(mission_id: int) -> None:
+def mission_start(mission_id: int) -> None:
+    """Ask a worker to advance the mission; call after commit."""
     from missions.tasks import advance_mission
 
     advance_mission.delay(mission_id)
@@ -265,10 +265,10 @@ def mission_transition(
             data={"status": to, "from": previous},
         )
         if to in Mission.FINISHED:
-            from reviews.services import gate_close_open
+            from reviews.gates import gates_close_open  # the one way in from missions/ (see reviews/gates.py)
 
             ended = f"The mission was {label.lower()}." + (f" {reason}" if reason else "")
-            gate_close_open(mission=mission, reason=ended)
+            gates_close_open(mission=mission, reason=ended)
     logger.info("mission %s: %s -> %s", mission.code, previous, to)
     return True
 
@@ -292,67 +292,3 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:
             raise MissionError("The mission changed state meanwhile; reload and try again.")
         Step.objects.filter(plan__mission=mission, status=Step.Status.PENDING).update(status=Step.Status.CANCELLED)
         mission.cycles.filter(finished_at__isnull=True).update(finished_at=timezone.now())
-
-
-def mission_pause_for_budget(*, mission: Mission, reason: str, resume_to: str) -> None:
-    """Stop spending and ask a reviewer for more budget; approval resumes at ``resume_to``."""
-    from reviews.models import ApprovalGate
-    from reviews.services import gate_open
-
-    increase = max(Decimal("1.00"), mission.budget_usd).quantize(Decimal("0.01"))
-    with transaction.atomic():
-        active = tuple(s for s in Mission.Status.values if s not in Mission.FINISHED and s not in Mission.WAITING)
-        if not mission_transition(
-            mission=mission, to=Mission.Status.PAUSED_BUDGET, expected=active, reason=reason, paused_from=resume_to
-        ):
-            return
-        gate_open(
-            mission=mission,
-            kind=ApprovalGate.Kind.BUDGET,
-            question=f"{reason} Approve to raise the budget by ${increase} to ${mission.budget_usd + increase}.",
-            data={"increase_usd": str(increase)},
-        )
-
-
-def mission_apply_gate_decision(*, gate) -> None:
-    """Move the mission on from the gate it was waiting at; runs inside the decision's transaction."""
-    from reviews.models import ApprovalGate
-
-    mission = Mission.objects.get(pk=gate.mission_id)
-    kind, status = gate.kind, gate.status
-    if status == ApprovalGate.Status.REJECTED:
-        why = f" “{gate.comment}”" if gate.comment else ""
-        reason = f"{gate.get_kind_display()} rejected by {gate.decided_by}.{why}"
-        if kind == ApprovalGate.Kind.DEPLOY:  # a person said no to finished work: rejected, not failed
-            mission_transition(mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason)
-        else:
-            mission_fail(mission=mission, reason=reason)
-        return
-    moved = False
-    if kind == ApprovalGate.Kind.DEPLOY:
-        moved = mission_transition(
-            mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.AWAITING_DEPLOY_APPROVAL
-        )
-    elif kind in (ApprovalGate.Kind.PLAN, ApprovalGate.Kind.DEADLOCK):
-        approved = status == ApprovalGate.Status.APPROVED
-        moved = mission_transition(
-            mission=mission,
-            to=Mission.Status.STAFFING if approved else Mission.Status.QUEUED,
-            # A deadlock gate opened before the "deadlocked" status existed waits in plan approval.
-            expected=(Mission.Status.AWAITING_PLAN_APPROVAL, Mission.Status.DEADLOCKED),
-        )
-    elif kind == ApprovalGate.Kind.BUDGET:
-        increase = Decimal(gate.data.get("increase_usd", "0"))
-        Mission.objects.filter(pk=mission.pk, status=Mission.Status.PAUSED_BUDGET).update(
-            budget_usd=F("budget_usd") + increase
-        )
-        mission.refresh_from_db()
-        moved = mission_transition(
-            mission=mission,
-            to=mission.paused_from or Mission.Status.QUEUED,
-            expected=Mission.Status.PAUSED_BUDGET,
-            reason=f"Budget raised by ${increase} to ${mission.budget_usd}.",
-            paused_from="",
-        )
-    if moved:
-        transaction.on_commit(lambda: _start(mission.pk), robust=True)

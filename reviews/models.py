@@ -37,6 +37,14 @@ class ApprovalGate(models.Model):
         DEPLOY = "deploy", "Deploy approval"
         BUDGET = "budget", "Budget increase"
         DEADLOCK = "deadlock", "Deadlock"
+        REVIEW = "review", "Review"  # agent reviewers could not agree on a step, or one rejected it
+
+    class Decision(models.TextChoices):
+        """What a person can decide; each value is also the status the gate ends in."""
+
+        APPROVED = "approved", "Approve"
+        REJECTED = "rejected", "Reject"
+        REVISION_REQUESTED = "revision_requested", "Request changes"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -5,11 +5,9 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from missions.selectors import mission_for_user, user_is_reviewer
+from reviews.gates import Decision, GateError, gate_decide
 from reviews.models import ApprovalGate
 from reviews.selectors import gate_queue_for_user, recent_decisions
-from reviews.services import GateError, gate_decide
-
-DECISION_LABELS = {"approved": "Approve", "rejected": "Reject", "revision_requested": "Request revision"}
 
 
 def gate_queue(request):
@@ -25,13 +23,13 @@ def gate_decide_view(request, pk):
     mission = mission_for_user(request.user, gate.mission.code)  # 404 for a mission the user cannot see
     decision = request.POST.get("decision", "")
     try:
-        if decision not in DECISION_LABELS:
-            raise GateError("Choose approve, reject or request revision.")
+        if decision not in Decision.values:
+            raise GateError("Choose approve, reject or request changes.")
         gate_decide(gate=gate, by=request.user, decision=decision, comment=request.POST.get("comment", ""))
     except GateError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"{gate.get_kind_display()}: {DECISION_LABELS[decision].lower()} recorded.")
+        messages.success(request, f"{gate.get_kind_display()}: {Decision(decision).label.lower()} recorded.")
     target = request.POST.get("next") == "queue" and "reviews:queue"
     url = redirect(target) if target else redirect(mission)
     if request.htmx:  # a form re-rendered live posts through htmx; follow with a full page load

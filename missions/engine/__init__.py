@@ -16,8 +16,9 @@ from missions.engine.planning import mission_plan
 from missions.engine.recovery import claims_release, reap_stalled
 from missions.engine.staffing import mission_staff
 from missions.models import Mission, Plan
-from missions.services import mission_fail, mission_pause_for_budget
+from missions.services import mission_fail
 from orchestrator_site.logging import mission_logging
+from reviews.gates import gate_open_budget
 
 __all__ = ["mission_advance", "reap_stalled", "step_run"]
 
@@ -44,7 +45,7 @@ def mission_advance(*, mission_id: int) -> None:
             # Planning and staffing get here (steps handle their own): they start over once the budget is raised.
             resume = Mission.Status.STAFFING if mission.status == Mission.Status.STAFFING else Mission.Status.QUEUED
             Plan.objects.filter(mission=mission).update(staffed_at=None)  # staffing may start again when resumed
-            mission_pause_for_budget(mission=mission, reason=str(error), resume_to=resume)
+            gate_open_budget(mission=mission, reason=str(error), resume_to=resume)
         except MissionStopped as error:
             # Paused (resuming starts the phase again) or finished meanwhile: nothing to fail.
             logger.info("advance: %s", error)

@@ -17,8 +17,8 @@ from missions.models import Event, Mission, Step, TestRun
 from missions.repository import mission_checkout, mission_head
 from missions.selectors import current_plan
 from missions.services import mission_fail, mission_transition
+from reviews.gates import gate_open
 from reviews.models import ApprovalGate
-from reviews.services import gate_open
 
 
 def execution_done(mission: Mission, steps: list[Step]) -> None:

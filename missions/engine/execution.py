@@ -42,8 +42,9 @@ from missions.models import Event, Mission, Step, TestRun
 from missions.repomap import mission_repo_map
 from missions.repository import mission_repo_url
 from missions.selectors import current_plan
-from missions.services import mission_fail, mission_pause_for_budget
+from missions.services import mission_fail
 from orchestrator_site.logging import mission_logging
+from reviews.gates import gate_open_budget
 
 logger = logging.getLogger(__name__)
 CODE_KINDS = (Step.Kind.CODEGEN, Step.Kind.TEST)  # steps that change code get the repository map
@@ -157,7 +158,7 @@ def _step_work(step_id: int) -> None:
             outcome, error = _execute(mission, step)
         except BudgetExceeded as exc:
             _step_requeue(step)
-            mission_pause_for_budget(mission=mission, reason=str(exc), resume_to=Mission.Status.EXECUTING)
+            gate_open_budget(mission=mission, reason=str(exc), resume_to=Mission.Status.EXECUTING)
             return
         except MissionStopped as exc:
             if Mission.objects.filter(pk=mission.pk, status=Mission.Status.PAUSED).exists():

@@ -15,8 +15,8 @@ from missions.engine.validation import validate_plan
 from missions.events import event_record
 from missions.models import DecisionCycle, Event, Mission, Plan, Step
 from missions.services import mission_fail, mission_transition
+from reviews.gates import gate_open
 from reviews.models import ApprovalGate
-from reviews.services import gate_open
 
 
 def mission_plan(mission: Mission) -> None:

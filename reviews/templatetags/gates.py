@@ -1,8 +1,7 @@
 from django import template
 
 from missions.inputs import GATE_COMMENT_MAX
-from reviews.services import DECISIONS, gate_can_decide
-from reviews.views import DECISION_LABELS
+from reviews.gates import gate_can_decide, gate_decisions
 
 register = template.Library()
 
@@ -14,7 +13,7 @@ def gate_decision_form(context, gate, next_page=""):
     return {
         "gate": gate,
         "allowed": user is not None and gate_can_decide(user, gate),
-        "choices": [(d, DECISION_LABELS[d]) for d in DECISIONS[gate.kind]],
+        "choices": [(d.value, d.label) for d in gate_decisions(gate)],
         "next_page": next_page,
         "comment_max": GATE_COMMENT_MAX,
         "csrf_token": context.get("csrf_token"),

@@ -13,8 +13,8 @@ from agents.models import AgentMessage, LLMCall
 from missions.control import mission_clone, mission_pause, mission_resume, mission_retry
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step
 from missions.services import MissionError, mission_submit
+from reviews.gates import gate_decide, gate_open
 from reviews.models import ApprovalGate
-from reviews.services import gate_decide, gate_open
 from tests.conftest import wait_for
 from tests.projects.conftest import product, project  # noqa: F401 - fixtures
 

@@ -12,7 +12,7 @@ from missions.inputs import REQUEST_MAX
 from missions.knowledge import knowledge_brief, knowledge_search
 from missions.models import KnowledgeEntry, Mission, MissionTemplate
 from missions.services import DuplicateMissionError, mission_submit
-from reviews.services import GateError, gate_decide, gate_open
+from reviews.gates import GateError, gate_decide, gate_open
 
 NEW_URL = reverse("missions:new")
 

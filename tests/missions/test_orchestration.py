@@ -8,8 +8,8 @@ from agents.models import AgentSpec
 from agents.runtime.tools import TOOL_NAMES
 from missions.models import DecisionCycle, Event, Mission, Step, Vote
 from missions.services import mission_submit
+from reviews.gates import gate_decide
 from reviews.models import ApprovalGate
-from reviews.services import gate_decide
 from tests.conftest import wait_for
 from tests.sandbox_support import require_bwrap
 

@@ -9,8 +9,8 @@ import pytest
 from agents.models import LLMCall
 from missions.models import Event, Mission, MissionTemplate, Step
 from missions.services import mission_submit
+from reviews.gates import GateError, gate_decide
 from reviews.models import ApprovalGate
-from reviews.services import GateError, gate_decide
 from tests.conftest import wait_for
 from tests.sandbox_support import require_bwrap
 

@@ -11,8 +11,8 @@ from agents.runtime.sandbox import run_pytest
 from missions.models import Mission, Step, TestRun
 from missions.services import mission_submit
 from projects.models import Baseline
+from reviews.gates import gate_decide
 from reviews.models import ApprovalGate
-from reviews.services import gate_decide
 from tests.conftest import wait_for
 from tests.projects.conftest import git
 

@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from missions.models import Event, Mission
 from missions.services import mission_cancel, mission_fail, mission_transition
+from reviews.gates import GateError, gate_decide, gate_open
 from reviews.models import ApprovalGate
-from reviews.services import GateError, gate_decide, gate_open
 
 
 def _waiting(requester, status=Mission.Status.AWAITING_DEPLOY_APPROVAL, kind=ApprovalGate.Kind.DEPLOY):

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 
 from missions.models import Event, Mission
+from reviews.gates import GateError, gate_decide, gate_open
 from reviews.models import ApprovalGate
-from reviews.services import GateError, gate_decide, gate_open
 
 
 def _waiting(requester, status, kind, **fields):
@@ -134,7 +134,7 @@ def test_it_shows_errors_from_the_decide_view_without_deciding(client, pm, revie
     mission, gate = _waiting(pm, Mission.Status.AWAITING_DEPLOY_APPROVAL, ApprovalGate.Kind.DEPLOY)
     client.force_login(reviewer)
     response = client.post(f"/gates/{gate.pk}/decide/", {"decision": "maybe"}, follow=True)
-    assert b"Choose approve, reject or request revision." in response.content
+    assert b"Choose approve, reject or request changes." in response.content
     gate.refresh_from_db()
     assert gate.is_pending
 
