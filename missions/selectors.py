@@ -13,7 +13,12 @@ PRODUCT_MANAGERS_GROUP = "Product managers"
 
 
 def user_is_reviewer(user: AbstractBaseUser) -> bool:
-    return user.is_staff or user.groups.filter(name=REVIEWERS_GROUP).exists()
+    """Staff or in the Reviewers group; asked once per user object, since a page asks it for every gate."""
+    cached = getattr(user, "_is_reviewer", None)
+    if cached is None:
+        cached = user.is_authenticated and (user.is_staff or user.groups.filter(name=REVIEWERS_GROUP).exists())
+        user._is_reviewer = cached
+    return cached
 
 
 def user_can_file_missions(user: AbstractBaseUser) -> bool:

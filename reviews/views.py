@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -9,11 +10,27 @@ from reviews.gates import Decision, GateError, gate_decide
 from reviews.models import ApprovalGate
 from reviews.selectors import gate_queue_for_user, recent_decisions
 
+QUEUE_PAGE_SIZE = 25
+
 
 def gate_queue(request):
+    """The gates waiting for this reviewer, oldest first, a page at a time; the same few queries for any length."""
     if not user_is_reviewer(request.user):
         raise PermissionDenied("Only reviewers can see the approval queue.")
-    context = {"gates": gate_queue_for_user(request.user), "decided": recent_decisions()}
+    kind = request.GET.get("kind", "")
+    gates = gate_queue_for_user(request.user)
+    if kind in ApprovalGate.Kind.values:
+        gates = gates.filter(kind=kind)
+    else:
+        kind = ""
+    page = Paginator(gates, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "gates": page.object_list,
+        "kind": kind,
+        "kinds": ApprovalGate.Kind.choices,
+        "decided": recent_decisions(),
+    }
     return render(request, "reviews/queue.html", context)
 
 

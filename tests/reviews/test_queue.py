@@ -151,3 +151,58 @@ def test_it_allows_one_pending_gate_per_kind(pm):
     _gate(mission, kind=ApprovalGate.Kind.PLAN)  # another kind is fine
     _gate(mission, status=ApprovalGate.Status.APPROVED)  # so is a decided one
     assert mission.gates.count() == 3
+
+
+def _many_gates(requester, count: int) -> list[ApprovalGate]:
+    missions = Mission.objects.bulk_create(
+        Mission(
+            requester=requester,
+            title=f"Mission {n}",
+            request="Anything.",
+            budget_usd=Decimal("5.00"),
+            status=Mission.Status.AWAITING_DEPLOY_APPROVAL,
+        )
+        for n in range(count)
+    )
+    return ApprovalGate.objects.bulk_create(
+        ApprovalGate(mission=mission, kind=ApprovalGate.Kind.DEPLOY, question=f"Deploy {mission.title}?")
+        for mission in missions
+    )
+
+
+def test_it_runs_the_same_few_queries_for_a_long_queue(client, pm, reviewer, django_assert_max_num_queries):
+    """Rendering a page of 25 gates takes a fixed handful of queries: no permission query per row."""
+    _many_gates(pm, 3)
+    client.force_login(reviewer)
+    client.get(QUEUE_URL)  # warm the session
+    with django_assert_max_num_queries(9) as few:
+        client.get(QUEUE_URL)
+    _many_gates(pm, 80)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(QUEUE_URL)
+    assert len(response.context["gates"]) == 25
+    assert response.content.count(b'class="decision"') == 25
+
+
+def test_it_pages_the_queue_oldest_first(client, pm, reviewer):
+    """Page 2 continues where page 1 ended; a page number out of range shows the last page; links keep the filter."""
+    gates = _many_gates(pm, 30)
+    client.force_login(reviewer)
+    first = client.get(QUEUE_URL)
+    assert [g.pk for g in first.context["gates"]] == [g.pk for g in gates[:25]]
+    assert b"Page 1 of 2" in first.content
+    assert b'href="?page=2" rel="next"' in first.content
+    second = client.get(QUEUE_URL, {"page": "2"})
+    assert [g.pk for g in second.context["gates"]] == [g.pk for g in gates[25:]]
+    assert [g.pk for g in client.get(QUEUE_URL, {"page": "99"}).context["gates"]] == [g.pk for g in gates[25:]]
+    for bad in ("x", "-1", "1e9"):
+        assert client.get(QUEUE_URL, {"page": bad}).status_code == 200
+
+
+def test_it_filters_the_queue_by_kind(client, pm, reviewer):
+    """?kind=budget shows only budget gates; an unknown kind shows everything rather than an error."""
+    deploy = _gate(_mission(pm, "A"))
+    budget = _gate(_mission(pm, "B"), kind=ApprovalGate.Kind.BUDGET, question="More money?")
+    client.force_login(reviewer)
+    assert list(client.get(QUEUE_URL, {"kind": "budget"}).context["gates"]) == [budget]
+    assert list(client.get(QUEUE_URL, {"kind": "<script>"}).context["gates"]) == [deploy, budget]
