@@ -6,6 +6,7 @@ The patches are text written by a model: templates render them through missions/
 which escapes them.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +22,7 @@ MAX_COMMITS = 50
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "added", "T": "modified"}
 _DIFF_OPTS = ("--no-ext-diff", "--no-textconv", "--no-color", "-M")
 _LOG_FORMAT = "%H%x00%an%x00%aI%x00%s%x00"
+_HUNK = re.compile(r"^@@ -(?P<old>\d+)(?:,\d+)? \+(?P<new>\d+)(?:,\d+)? @@")
 
 
 class ChangeError(Exception):
@@ -245,3 +247,41 @@ def _commits(workspace: Workspace, base: str, head: str) -> tuple[list[dict], bo
         for i in range(0, len(fields) - 3, 4)
     ]
     return commits[:MAX_COMMITS], len(commits) > MAX_COMMITS
+
+
+def diff_lines(patch: str) -> list[dict]:
+    """A file's unified diff as lines with their numbers: ``{"kind", "old", "new", "text"}``.
+
+    ``kind`` is ``hunk`` (an ``@@`` header), ``add``, ``del``, ``ctx`` or ``meta`` (``---``/``+++`` and the
+    like). ``new`` is the line's number in the changed file (None for a removed line): what a comment
+    anchors to.
+    """
+    rows, old, new, in_hunk = [], 0, 0, False
+    for text in str(patch or "").splitlines():
+        if text.startswith("@@"):
+            match = _HUNK.match(text)
+            if match:
+                old, new, in_hunk = int(match["old"]), int(match["new"]), True
+                rows.append({"kind": "hunk", "old": None, "new": None, "text": text})
+                continue
+        if not in_hunk or text.startswith("\\"):
+            rows.append({"kind": "meta", "old": None, "new": None, "text": text})
+        elif text.startswith("+"):
+            rows.append({"kind": "add", "old": None, "new": new, "text": text})
+            new += 1
+        elif text.startswith("-"):
+            rows.append({"kind": "del", "old": old, "new": None, "text": text})
+            old += 1
+        else:
+            rows.append({"kind": "ctx", "old": old, "new": new, "text": text})
+            old, new = old + 1, new + 1
+    return rows
+
+
+def change_line_numbers(change: dict) -> dict[str, set[int]]:
+    """For each file of a change summary, the line numbers (in the changed file) its diff shows."""
+    return {
+        f["path"]: {row["new"] for row in diff_lines(f.get("patch", "")) if row["new"] is not None}
+        for f in (change or {}).get("files", [])
+        if isinstance(f, dict) and f.get("path")
+    }

@@ -92,6 +92,6 @@ def mission_detail(mission: Mission) -> dict:
             key=lambda message: message.pk,
         ),
         "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
-        "gates": list(mission.gates.all()),
+        "gates": list(mission.gates.select_related("decided_by").prefetch_related("line_comments__author")),
         "llm_calls": LLMCall.objects.filter(mission=mission).count(),
     }

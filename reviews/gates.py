@@ -17,12 +17,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from missions.changes import change_line_numbers
 from missions.events import event_record
 from missions.inputs import GATE_COMMENT_MAX
-from missions.models import Event, Mission
-from missions.selectors import user_is_reviewer
+from missions.models import Event, Mission, Step
+from missions.selectors import current_plan, user_is_reviewer
 from missions.services import mission_fail, mission_start, mission_transition
-from reviews.models import ApprovalGate
+from reviews.models import ApprovalGate, GateComment
+
+LINE_COMMENTS_MAX = 200  # per gate: enough for a thorough review, not a flood
 
 Decision = ApprovalGate.Decision
 
@@ -31,7 +34,8 @@ Decision = ApprovalGate.Decision
 DECISIONS: dict[str, tuple[Decision, ...]] = {
     ApprovalGate.Kind.PLAN: (Decision.APPROVED, Decision.REJECTED, Decision.REVISION_REQUESTED),
     ApprovalGate.Kind.DEADLOCK: (Decision.APPROVED, Decision.REJECTED, Decision.REVISION_REQUESTED),
-    ApprovalGate.Kind.DEPLOY: (Decision.APPROVED, Decision.REJECTED),
+    # A change request on a deploy sends the work back to execution as a new step; a new deploy gate follows.
+    ApprovalGate.Kind.DEPLOY: (Decision.APPROVED, Decision.REJECTED, Decision.REVISION_REQUESTED),
     ApprovalGate.Kind.BUDGET: (Decision.APPROVED, Decision.REJECTED),
     ApprovalGate.Kind.REVIEW: (Decision.APPROVED, Decision.REJECTED, Decision.REVISION_REQUESTED),
 }
@@ -85,8 +89,13 @@ def gate_decisions(gate: ApprovalGate) -> tuple[Decision, ...]:
     return DECISIONS[gate.kind]
 
 
-def gate_decide(*, gate: ApprovalGate, by: AbstractBaseUser, decision: str, comment: str = "") -> ApprovalGate:
-    """Record the decision (once) and move the mission on after commit."""
+def gate_decide(
+    *, gate: ApprovalGate, by: AbstractBaseUser, decision: str, comment: str = "", step_key: str = ""
+) -> ApprovalGate:
+    """Record the decision (once) and move the mission on after commit.
+
+    ``step_key`` names the step a change request on a deploy revises (its agent does the work); empty: a new step.
+    """
     gate.refresh_from_db()
     if gate.is_closed:
         raise GateError(f"This gate was closed without a decision: {gate.comment} There is nothing left to decide.")
@@ -108,6 +117,9 @@ def gate_decide(*, gate: ApprovalGate, by: AbstractBaseUser, decision: str, comm
         raise GateError(f"The comment is {len(comment):,} characters long; the limit is {GATE_COMMENT_MAX:,}.")
     if decision in NEEDS_COMMENT and not comment:
         raise GateError(f"Say why: {NEEDS_COMMENT[decision]} needs a comment.")
+    step_key = step_key.strip()
+    if step_key and step_key not in revisable_steps(gate):
+        raise GateError(f"There is no step {step_key[:60]!r} to revise; choose one of the plan's steps or a new step.")
     with transaction.atomic():
         # The conditional UPDATE makes decisions immutable even when two reviewers click at once.
         decided = (
@@ -128,11 +140,60 @@ def gate_decide(*, gate: ApprovalGate, by: AbstractBaseUser, decision: str, comm
             + (f": “{comment}”" if comment else "."),
             data={"gate": gate.pk, "kind": gate.kind, "status": decision, "by": by.pk},
         )
-        _apply(gate=gate, mission=mission)
+        _apply(gate=gate, mission=mission, step_key=step_key)
     return gate
 
 
-def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
+def revisable_steps(gate: ApprovalGate) -> list[str]:
+    """The steps a change request on this deploy gate can name: the plan's code steps."""
+    if gate.kind != ApprovalGate.Kind.DEPLOY:
+        return []
+    plan = current_plan(gate.mission)
+    if plan is None:
+        return []
+    return list(plan.steps.filter(kind=Step.Kind.CODEGEN).values_list("key", flat=True))
+
+
+def gate_comment_add(*, gate: ApprovalGate, by: AbstractBaseUser, path: str, line: str | int | None, body: str):
+    """A reviewer's comment on one line of the gate's change (or on a whole file when ``line`` is empty).
+
+    Only someone who may decide the gate may comment on it, and only on a line the change shows, so a
+    comment always points at something the agent can find.
+    """
+    gate.refresh_from_db()
+    if not gate_can_decide(by, gate) or Mission.objects.get(pk=gate.mission_id).is_finished:
+        raise GateError("Only a reviewer who may decide this gate can comment on it, while it is open.")
+    body = (body or "").strip()
+    if not body:
+        raise GateError("Write the comment first.")
+    if len(body) > GATE_COMMENT_MAX:
+        raise GateError(f"The comment is {len(body):,} characters long; the limit is {GATE_COMMENT_MAX:,}.")
+    lines = change_line_numbers((gate.data or {}).get("change") or {})
+    path = (path or "").strip()
+    if path not in lines:
+        raise GateError("Choose a file of this change to comment on.")
+    number = None
+    if line not in (None, ""):
+        try:
+            number = int(str(line).strip())
+        except ValueError:
+            raise GateError(f"Line {str(line)[:20]!r} is not a number.") from None
+        if number not in lines[path]:
+            raise GateError(f"Line {number} of {path} is not in the change shown; comment on a line of its diff.")
+    if gate.line_comments.count() >= LINE_COMMENTS_MAX:
+        raise GateError(f"This gate has {LINE_COMMENTS_MAX} comments already; put the rest in the decision's comment.")
+    with transaction.atomic():
+        comment = GateComment.objects.create(gate=gate, author=by, path=path, line=number, body=body)
+        event_record(
+            mission=gate.mission,
+            kind=Event.Kind.GATE,
+            message=f"{by} commented on {comment.anchor}: “{body[:200]}”",
+            data={"gate": gate.pk, "kind": gate.kind, "status": gate.status, "comment": comment.pk, "by": by.pk},
+        )
+    return comment
+
+
+def _apply(*, gate: ApprovalGate, mission: Mission, step_key: str = "") -> None:
     """Move the mission on from the gate it was waiting at; runs inside the decision's transaction."""
     kind, status = gate.kind, gate.status
     if status == Decision.REJECTED:
@@ -143,7 +204,9 @@ def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
             mission_fail(mission=mission, reason=reason)
         return
     moved = False
-    if kind == ApprovalGate.Kind.DEPLOY:
+    if kind == ApprovalGate.Kind.DEPLOY and status == Decision.REVISION_REQUESTED:
+        moved = _revision_step_add(gate=gate, mission=mission, step_key=step_key)
+    elif kind == ApprovalGate.Kind.DEPLOY:
         moved = mission_transition(
             mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.AWAITING_DEPLOY_APPROVAL
         )
@@ -170,6 +233,63 @@ def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
         )
     if moved:
         transaction.on_commit(lambda: mission_start(mission.pk), robust=True)
+
+
+def _revision_step_add(*, gate: ApprovalGate, mission: Mission, step_key: str) -> bool:
+    """Back to execution with one new step that does what the reviewer asked; its success opens a new deploy gate.
+
+    Naming a step makes the new step its revision (same agent and role, its brief included); otherwise the
+    author of the last code step does it. The new step depends on every step so far: it starts from the
+    reviewed head.
+    """
+    if not mission_transition(
+        mission=mission,
+        to=Mission.Status.EXECUTING,
+        expected=Mission.Status.AWAITING_DEPLOY_APPROVAL,
+        reason=f"Changes requested by {gate.decided_by}: “{gate.comment}”",
+        deploy_started_at=None,
+    ):
+        return False
+    plan = current_plan(mission)
+    steps = list(plan.steps.select_related("agent"))
+    keys = {s.key for s in steps}
+    named = next((s for s in steps if s.key == step_key), None)
+    author = named or next((s for s in reversed(steps) if s.kind == Step.Kind.CODEGEN and s.agent_id), None)
+    stem = f"{named.key[:40]}-rev" if named else "revise-"
+    number = next(n for n in range(1, len(steps) + 2) if f"{stem}{n}" not in keys)
+    step = Step.objects.create(
+        plan=plan,
+        key=f"{stem}{number}",
+        order=max((s.order for s in steps), default=0) + 1,
+        title=(f"Revise {named.key}: " if named else "Changes requested: ") + gate.comment.splitlines()[0][:120],
+        kind=Step.Kind.CODEGEN,
+        role=author.role if author else "developer",
+        agent=author.agent if author else None,
+        instructions=_revision_instructions(gate, named),
+        depends_on=[s.key for s in steps],
+        acceptance=["every reviewer comment is addressed", "the project's whole test suite passes"],
+    )
+    event_record(
+        mission=mission,
+        kind=Event.Kind.STEP,
+        message=f"Step {step.key} added: {step.title}.",
+        data={"step": step.key, "status": step.status, "gate": gate.pk},
+    )
+    return True
+
+
+def _revision_instructions(gate: ApprovalGate, named: Step | None) -> str:
+    parts = [f"A human reviewer read the change at the deploy gate and asked for changes:\n{gate.comment}"]
+    comments = list(gate.line_comments.all())
+    if comments:
+        parts.append(
+            "Their comments on the code (file:line — comment):\n"
+            + "\n".join(f"- {c.anchor} — {c.body}" for c in comments)
+        )
+    if named:
+        parts.append(f"This revises step {named.key} ({named.title}). Its instructions were:\n{named.instructions}")
+    parts.append("Change only what the comments ask for, keep the rest of the work as it is, and run the tests.")
+    return "\n\n".join(parts)
 
 
 def gates_close_open(*, mission: Mission, reason: str) -> int:

@@ -83,3 +83,31 @@ class ApprovalGate(models.Model):
     @property
     def is_closed(self) -> bool:
         return self.status == self.Status.CLOSED
+
+
+class GateComment(models.Model):
+    """A reviewer's comment on a gate's change, on one line of one file (or on a whole file when ``line`` is None).
+
+    Comments are written before the decision and go with it: a change request hands them to the agent.
+    """
+
+    gate = models.ForeignKey(ApprovalGate, on_delete=models.CASCADE, related_name="line_comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    path = models.CharField(max_length=500)
+    line = models.PositiveIntegerField(null=True, blank=True)
+    body = models.TextField(max_length=GATE_COMMENT_MAX)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path", "line", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.anchor}: {self.body[:40]}"
+
+    @property
+    def anchor(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+    @property
+    def author_label(self) -> str:
+        return str(self.author)

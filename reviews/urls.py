@@ -6,4 +6,5 @@ app_name = "reviews"
 urlpatterns = [
     path("", views.gate_queue, name="queue"),
     path("<int:pk>/decide/", views.gate_decide_view, name="decide"),
+    path("<int:pk>/comments/", views.gate_comment_view, name="comment"),
 ]

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from missions.selectors import mission_for_user, user_is_reviewer
-from reviews.gates import Decision, GateError, gate_decide
+from reviews.gates import Decision, GateError, gate_comment_add, gate_decide
 from reviews.models import ApprovalGate
 from reviews.selectors import gate_queue_for_user, recent_decisions
 
@@ -42,7 +42,13 @@ def gate_decide_view(request, pk):
     try:
         if decision not in Decision.values:
             raise GateError("Choose approve, reject or request changes.")
-        gate_decide(gate=gate, by=request.user, decision=decision, comment=request.POST.get("comment", ""))
+        gate_decide(
+            gate=gate,
+            by=request.user,
+            decision=decision,
+            comment=request.POST.get("comment", ""),
+            step_key=request.POST.get("step", ""),
+        )
     except GateError as error:
         messages.error(request, str(error))
     else:
@@ -52,3 +58,23 @@ def gate_decide_view(request, pk):
     if request.htmx:  # a form re-rendered live posts through htmx; follow with a full page load
         return HttpResponseClientRedirect(url.url)
     return url
+
+
+@require_POST
+def gate_comment_view(request, pk):
+    """Add a line comment to a gate's change; back to the gate on the mission page, where it shows."""
+    gate = get_object_or_404(ApprovalGate.objects.select_related("mission"), pk=pk)
+    mission = mission_for_user(request.user, gate.mission.code)  # 404 for a mission the user cannot see
+    try:
+        comment = gate_comment_add(
+            gate=gate,
+            by=request.user,
+            path=request.POST.get("path", ""),
+            line=request.POST.get("line", ""),
+            body=request.POST.get("body", ""),
+        )
+    except GateError as error:
+        messages.error(request, str(error))
+        return redirect(f"{mission.get_absolute_url()}#change-{gate.pk}")
+    messages.success(request, f"Comment added on {comment.anchor}.")
+    return redirect(f"{mission.get_absolute_url()}#change-{gate.pk}")

@@ -44,8 +44,8 @@ def test_the_diff_scrolls_inside_its_box_on_a_phone(gated_change, reviewer, live
     page = _log_in(browser, live_url, "reviewer")
     page.goto(live_url + gated_change.get_absolute_url())
     _assert_no_sideways_scroll(page, "the mission page with a diff")
-    code = page.locator("details.change-file[open] pre.diff-code").first
-    assert code.locator("span.diff-gi").count() >= 4  # the added lines, coloured
+    code = page.locator("details.change-file[open] .diff-table-wrap").first
+    assert code.locator("tr.diff-gi").count() >= 4  # the added lines, coloured
     inner, outer = code.evaluate("e => [e.scrollWidth, e.clientWidth]")
     assert inner > outer, "the long line should scroll inside the diff box"
     box = code.bounding_box()

@@ -43,8 +43,8 @@ def test_a_pm_files_on_the_demo_project_and_a_reviewer_approves_the_coloured_dif
     review.goto(live_url + mission.get_absolute_url())
     change = review.locator("#mission-gates .change")
     assert "changed" in change.locator(".change-summary").inner_text()
-    assert change.locator(".diff-code .diff-gi").count() > 0  # added lines, coloured
-    added = change.locator(".diff-code .diff-gi").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert change.locator(".diff-lines tr.diff-gi").count() > 0  # added lines, coloured
+    added = change.locator(".diff-lines tr.diff-gi td.code").first.evaluate("e => getComputedStyle(e).backgroundColor")
     assert added not in ("rgba(0, 0, 0, 0)", "transparent"), "added lines are not coloured"
     review.fill("#mission-gates textarea[name=comment]", "Reads well")
     review.click("#mission-gates button:has-text('Approve')")

@@ -5,6 +5,7 @@ to it as a step would, and a downloaded patch is applied with ``git am`` in a fr
 """
 
 import io
+import re
 import subprocess
 import zipfile
 from decimal import Decimal
@@ -107,8 +108,9 @@ def test_the_mission_page_shows_the_files_and_the_coloured_escaped_diff(worked, 
 
     assert "5 files changed" in html and f"<code>{head[:10]}</code>" in html
     assert '<span class="badge file-added">added</span> <code>shop/totals.py</code>' in html
-    assert '<span class="diff-gi">+def total(items):</span>' in html
-    assert '<span class="diff-gd">-# Workspace</span>' not in html  # the unchanged first line is context
+    numbered = r'<tr class="diff-gi" id="d-\d+-\d+-L1"><td class="ln"></td><td class="ln">1</td>'
+    assert re.search(numbered + r'<td class="code">\+def total\(items\):</td></tr>', html)
+    assert '<td class="code">-# Workspace</td>' not in html  # the unchanged first line is context
     assert "binary file" in html and "Binary file: not shown as a diff." in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     assert "Totals for &lt;b&gt;carts&lt;/b&gt;" in html and "<b>carts" not in html

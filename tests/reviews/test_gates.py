@@ -38,9 +38,9 @@ def test_it_refuses_non_reviewers(pm, other_pm):
         gate_decide(gate=gate, by=other_pm, decision="approved")
 
 
-@pytest.mark.parametrize("kind", [ApprovalGate.Kind.DEPLOY, ApprovalGate.Kind.BUDGET])
-def test_it_offers_no_revision_on_yes_or_no_gates(pm, reviewer, kind):
-    mission, gate = _waiting(pm, Mission.Status.AWAITING_DEPLOY_APPROVAL, kind)
+def test_it_offers_no_revision_on_a_budget_gate(pm, reviewer):
+    """A budget increase is yes or no: there is nothing for an agent to change."""
+    mission, gate = _waiting(pm, Mission.Status.PAUSED_BUDGET, ApprovalGate.Kind.BUDGET)
     with pytest.raises(GateError, match="cannot be decided as 'revision_requested'"):
         gate_decide(gate=gate, by=reviewer, decision="revision_requested", comment="x")
 
