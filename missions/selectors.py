@@ -95,3 +95,33 @@ def mission_detail(mission: Mission) -> dict:
         "gates": list(mission.gates.select_related("decided_by").prefetch_related("line_comments__author")),
         "llm_calls": LLMCall.objects.filter(mission=mission).count(),
     }
+
+
+PLAN_DIFF_FIELDS = ("title", "kind", "role", "instructions", "depends_on", "acceptance")
+
+
+def plan_review(mission: Mission, version: int | None) -> dict | None:
+    """What a plan gate shows: the plan's steps, the votes on it round by round, and what changed since the
+    version before (steps added, removed, and changed field by field). Four queries; None without the plan."""
+    plans = list(mission.plans.filter(version__lte=version or 10**6).order_by("-version")[:2])
+    if not plans:
+        return None
+    plan, previous = plans[0], (plans[1] if len(plans) > 1 else None)
+    steps = list(plan.steps.select_related("agent"))
+    rounds: dict[int, list[Vote]] = {}
+    if plan.cycle_id:
+        for vote in Vote.objects.filter(cycle_id=plan.cycle_id).select_related("agent"):
+            rounds.setdefault(vote.round, []).append(vote)
+    review = {"plan": plan, "steps": steps, "rounds": sorted(rounds.items()), "previous": previous}
+    if previous is not None:
+        before = {s.key: s for s in previous.steps.all()}
+        now = {s.key: s for s in steps}
+        review["added"] = [now[k] for k in now if k not in before]
+        review["removed"] = [before[k] for k in before if k not in now]
+        review["changed"] = [
+            {"key": k, "fields": [f for f in PLAN_DIFF_FIELDS if getattr(before[k], f) != getattr(now[k], f)]}
+            for k in now
+            if k in before
+        ]
+        review["changed"] = [c for c in review["changed"] if c["fields"]]
+    return review

@@ -32,7 +32,9 @@ def mission_plan(mission: Mission) -> None:
     if mission.model_profile is None:
         raise AgentRunError("No model profile is configured: run `manage.py seed_demo` or add one in the admin.")
     feedback = list(
-        mission.gates.filter(status=ApprovalGate.Status.REVISION_REQUESTED).values_list("comment", flat=True)
+        mission.gates.filter(
+            status=ApprovalGate.Status.REVISION_REQUESTED, kind__in=(ApprovalGate.Kind.PLAN, ApprovalGate.Kind.DEADLOCK)
+        ).values_list("comment", flat=True)
     )
     for attempt in range(settings.VALIDATION_MAX_ATTEMPTS + 1):
         outcome = deliberate(mission, feedback=feedback)
@@ -42,7 +44,7 @@ def mission_plan(mission: Mission) -> None:
                 f"The C-suite is deadlocked on plan v{plan.version} ({outcome.tally}). "
                 "Adopt it anyway, send it back with comments, or reject the mission."
             )
-            _await_plan_decision(mission, ApprovalGate.Kind.DEADLOCK, question)
+            _await_plan_decision(mission, ApprovalGate.Kind.DEADLOCK, question, plan=plan)
             return
         if not mission_transition(mission=mission, to=Mission.Status.VALIDATING, expected=Mission.Status.PLANNING):
             return
@@ -63,16 +65,18 @@ def mission_plan(mission: Mission) -> None:
     plan = _plan_store(mission, outcome.cycle, outcome.draft, adopted=True)
     if mission.require_plan_approval:
         question = f"The C-suite agreed on plan v{plan.version} ({outcome.tally}). Approve it before work starts?"
-        _await_plan_decision(mission, ApprovalGate.Kind.PLAN, question, expected=Mission.Status.VALIDATING)
+        _await_plan_decision(mission, ApprovalGate.Kind.PLAN, question, plan=plan, expected=Mission.Status.VALIDATING)
     elif mission_transition(mission=mission, to=Mission.Status.STAFFING, expected=Mission.Status.VALIDATING):
         mission_staff(mission)
 
 
-def _await_plan_decision(mission: Mission, kind: str, question: str, expected: str = Mission.Status.PLANNING) -> None:
+def _await_plan_decision(
+    mission: Mission, kind: str, question: str, *, plan: Plan, expected: str = Mission.Status.PLANNING
+) -> None:
     waiting = Mission.Status.DEADLOCKED if kind == ApprovalGate.Kind.DEADLOCK else Mission.Status.AWAITING_PLAN_APPROVAL
     with transaction.atomic():
         if mission_transition(mission=mission, to=waiting, expected=expected):
-            gate_open(mission=mission, kind=kind, question=question)
+            gate_open(mission=mission, kind=kind, question=question, data={"plan": plan.version})
 
 
 def _plan_store(mission: Mission, cycle: DecisionCycle, draft: PlanDraft, *, adopted: bool) -> Plan:

@@ -1,6 +1,7 @@
 from django import template
 
 from missions.inputs import GATE_COMMENT_MAX
+from missions.selectors import plan_review
 from reviews.gates import gate_can_decide, gate_decisions, revisable_steps
 from reviews.models import ApprovalGate
 
@@ -35,3 +36,9 @@ def gate_can_comment(context, gate) -> bool:
 def gate_file_comments(gate, path: str) -> list:
     """The comments on one file of the gate's change: the reviewers' (prefetched with the gate)."""
     return [c for c in gate.line_comments.all() if c.path == path]
+
+
+@register.inclusion_tag("reviews/_plan_review.html")
+def plan_gate_review(gate):
+    """A pending plan (or deadlock) gate's plan: steps and dependencies, votes per round, changes since the last."""
+    return {"review": plan_review(gate.mission, (gate.data or {}).get("plan")), "gate": gate}

@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from missions.models import Event, Mission, Step
+from agents.models import AgentSpec
+from missions.models import DecisionCycle, Event, Mission, Plan, Step, Vote
 from missions.services import mission_cancel, mission_submit
 from reviews.gates import GateError, gate_comment_add, gate_decide, gate_open
 from reviews.models import ApprovalGate, GateComment
@@ -166,3 +167,47 @@ def test_it_sends_requested_changes_back_as_a_step_and_asks_again(company, pm, r
     gate_decide(gate=second, by=reviewer, decision="approved")
     wait_for(lambda: Mission.objects.get(pk=mission.pk).is_finished, timeout=60, message="deploy")
     assert Mission.objects.get(pk=mission.pk).status == Mission.Status.COMPLETED
+
+
+def _plan(mission, version, steps, cycle):
+    plan = Plan.objects.create(mission=mission, version=version, summary=f"Version {version}", cycle=cycle)
+    for order, (key, title, depends) in enumerate(steps):
+        Step.objects.create(
+            plan=plan,
+            key=key,
+            order=order,
+            title=title,
+            role="developer",
+            instructions=f"Do {key}.",
+            depends_on=depends,
+        )
+    return plan
+
+
+def test_it_shows_the_plan_its_votes_per_round_and_what_changed(client, company, pm, reviewer):
+    """A plan gate after a revision lists the steps with their dependencies, each round's votes, and the diff."""
+    mission = Mission.objects.create(
+        requester=pm, title="Plan", request="Plan it.", budget_usd=Decimal("2"), status=Mission.Status.PLANNING
+    )
+    ceo, cto = AgentSpec.objects.filter(is_c_suite=True).order_by("name")[:2]
+    first = DecisionCycle.objects.create(mission=mission, number=1, kind=DecisionCycle.Kind.PLANNING)
+    second = DecisionCycle.objects.create(mission=mission, number=2, kind=DecisionCycle.Kind.PLANNING)
+    _plan(mission, 1, [("api", "Build the API", []), ("docs", "Write docs", ["api"])], first)
+    _plan(mission, 2, [("api", "Build the API with rate limits", []), ("tests", "Test the <API>", ["api"])], second)
+    Vote.objects.create(cycle=second, round=1, agent=ceo, stance=Vote.Stance.OBJECT, rationale="Needs limits")
+    Vote.objects.create(cycle=second, round=2, agent=cto, stance=Vote.Stance.APPROVE, rationale="Limits added")
+    Mission.objects.filter(pk=mission.pk).update(status=Mission.Status.AWAITING_PLAN_APPROVAL)
+    gate_open(mission=mission, kind=ApprovalGate.Kind.PLAN, question="Approve v2?", data={"plan": 2})
+    client.force_login(reviewer)
+
+    html = client.get(mission.get_absolute_url()).content.decode()
+    review = html[html.index('class="plan-review"') :]
+    assert "<h3>Plan v2: Version 2</h3>" in review and "Changed since v1" in review
+    assert '<span class="badge file-added">added</span> <strong>tests</strong> Test the &lt;API&gt;' in review
+    assert '<span class="badge file-deleted">removed</span> <strong>docs</strong> Write docs' in review
+    assert '<span class="badge file-modified">changed</span> <strong>api</strong>: title' in review
+    assert review.index("<strong>Round 1</strong>") < review.index("Needs limits") < review.index("Round 2")
+    assert review.index("Round 2") < review.index("Limits added")
+    table = review[review.index('class="steps plan-steps"') :]
+    row = table[table.index("<strong>tests</strong> Test the") :]
+    assert "<td>api</td>" in row[: row.index("</tr>")]
