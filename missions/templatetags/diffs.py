@@ -83,10 +83,11 @@ def render_diff_lines(patch: str, comments=(), *anchor_parts) -> str:
         row_id = format_html(' id="{}-L{}"', anchor, number) if anchor and number else ""
         rows.append(
             format_html(
-                '<tr class="{}"{}><td class="ln">{}</td><td class="ln">{}</td><td class="code">{}</td></tr>',
+                '<tr class="{}"{}><td class="ln">{}</td><td class="ln"{}>{}</td><td class="code">{}</td></tr>',
                 _ROW_CLASS[row["kind"]],
                 row_id,
                 row["old"] or "",
+                format_html(' data-line="{}" title="Comment on line {}"', number, number) if number else "",
                 number or "",
                 row["text"],
             )

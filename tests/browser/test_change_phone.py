@@ -51,3 +51,22 @@ def test_the_diff_scrolls_inside_its_box_on_a_phone(gated_change, reviewer, live
     box = code.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
     assert "binary file" in page.locator(".change-files").inner_text()
+
+
+def test_a_reviewer_comments_on_a_line_by_tapping_its_number(gated_change, reviewer, live_url, browser):
+    """Tapping line 3's number fills the file's comment form; the comment then shows under that line, escaped."""
+    page = _log_in(browser, live_url, "reviewer")
+    page.goto(live_url + gated_change.get_absolute_url())
+    file = page.locator("details.change-file[open]").first
+    file.locator('td.ln[data-line="3"]').click()
+    form = file.locator(".line-comment-form")
+    assert form.locator("input[name=line]").input_value() == "3"
+    assert page.evaluate("document.activeElement.name") == "body"
+    form.locator("textarea[name=body]").fill("Name this <em>better</em>")
+    form.locator("button:has-text('Add comment')").click()
+    page.wait_for_selector(".diff-comment .line-comment")
+    comment = page.locator(".diff-comment .line-comment").first
+    assert comment.inner_text() == "reviewer on line 3: Name this <em>better</em>"
+    row = page.locator("tr.diff-comment").first.evaluate("e => e.previousElementSibling.id")
+    assert row.endswith("-L3"), row
+    _assert_no_sideways_scroll(page, "the mission page with a line comment")

@@ -108,7 +108,7 @@ def test_the_mission_page_shows_the_files_and_the_coloured_escaped_diff(worked, 
 
     assert "5 files changed" in html and f"<code>{head[:10]}</code>" in html
     assert '<span class="badge file-added">added</span> <code>shop/totals.py</code>' in html
-    numbered = r'<tr class="diff-gi" id="d-\d+-\d+-L1"><td class="ln"></td><td class="ln">1</td>'
+    numbered = r'<tr class="diff-gi" id="d-\d+-\d+-L1"><td class="ln"></td><td class="ln" data-line="1"[^>]*>1</td>'
     assert re.search(numbered + r'<td class="code">\+def total\(items\):</td></tr>', html)
     assert '<td class="code">-# Workspace</td>' not in html  # the unchanged first line is context
     assert "binary file" in html and "Binary file: not shown as a diff." in html

@@ -170,3 +170,35 @@ def test_it_serves_the_archive_only_when_deployed(client, pm, other_pm, tmp_path
     assert response["Content-Disposition"] == f'attachment; filename="shipped-thing-{mission.code}.zip"'
     client.force_login(other_pm)
     assert client.get(f"/missions/{mission.code}/artifact/").status_code == 404
+
+
+def test_it_refuses_a_crafted_post_by_a_requester_who_is_a_reviewer(
+    client, reviewer, django_capture_on_commit_callbacks
+):
+    """A reviewer who filed the mission sees no form, and a hand-made POST (even via the queue) decides nothing."""
+    mission, gate = _waiting(reviewer, Mission.Status.AWAITING_DEPLOY_APPROVAL, ApprovalGate.Kind.DEPLOY)
+    client.force_login(reviewer)
+    assert f'id="decide-gate-{gate.pk}"'.encode() not in client.get(mission.get_absolute_url()).content
+    assert f"queue-gate-{gate.pk}".encode() not in client.get("/gates/").content
+    for extra in ({}, {"next": "queue"}, {"step": "x"}):
+        with django_capture_on_commit_callbacks() as callbacks:
+            response = client.post(f"/gates/{gate.pk}/decide/", {"decision": "approved", **extra}, follow=True)
+        assert b"You filed this mission; another reviewer has to decide." in response.content
+        assert not callbacks
+    gate.refresh_from_db()
+    assert gate.is_pending and gate.decided_by is None
+
+
+def test_it_refuses_a_stale_form_after_the_mission_was_cancelled(client, pm, reviewer):
+    """A form loaded before the PM cancelled is refused: the gate was closed, nothing is approved."""
+    from missions.services import mission_cancel
+
+    mission, gate = _waiting(pm, Mission.Status.AWAITING_DEPLOY_APPROVAL, ApprovalGate.Kind.DEPLOY)
+    client.force_login(reviewer)
+    assert f'id="decide-gate-{gate.pk}"'.encode() in client.get(mission.get_absolute_url()).content
+    mission_cancel(mission=mission, by=pm)
+    response = client.post(f"/gates/{gate.pk}/decide/", {"decision": "approved"}, follow=True)
+    assert b"This gate was closed without a decision: The mission was cancelled." in response.content
+    gate.refresh_from_db()
+    mission.refresh_from_db()
+    assert gate.is_closed and mission.status == Mission.Status.CANCELLED
