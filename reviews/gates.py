@@ -22,6 +22,7 @@ from missions.inputs import GATE_COMMENT_MAX
 from missions.models import Event, Mission
 from missions.selectors import user_is_reviewer
 from missions.services import mission_fail, mission_start, mission_transition
+from notifications.services import notify_gate_decided, notify_gate_opened
 from reviews.models import ApprovalGate
 
 Decision = ApprovalGate.Decision
@@ -57,6 +58,7 @@ def gate_open(*, mission: Mission, kind: str, question: str, data: dict | None =
             message=f"{gate.get_kind_display()} requested: {question}",
             data={"gate": gate.pk, "kind": kind, "status": gate.status},
         )
+        notify_gate_opened(gate)  # reviewers' badges, queues, toasts and mail, after commit
     return gate
 
 
@@ -128,6 +130,7 @@ def gate_decide(*, gate: ApprovalGate, by: AbstractBaseUser, decision: str, comm
             + (f": “{comment}”" if comment else "."),
             data={"gate": gate.pk, "kind": gate.kind, "status": decision, "by": by.pk},
         )
+        notify_gate_decided(gate)  # it leaves every reviewer's badge and queue, after commit
         _apply(gate=gate, mission=mission)
     return gate
 
