@@ -23,8 +23,12 @@
   }
   document.addEventListener("htmx:wsOpen", function (evt) {
     if (!ours(evt)) return;
+    evt.target.setAttribute("data-live", "connected");
     var frame = queueFrame();
     if (frame) evt.detail.socketWrapper.send(frame);
+  });
+  document.addEventListener("htmx:wsClose", function (evt) {
+    if (ours(evt)) evt.target.setAttribute("data-live", "reconnecting");
   });
   document.addEventListener("htmx:wsAfterMessage", function (evt) {
     if (ours(evt)) tidy();
