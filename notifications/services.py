@@ -54,8 +54,11 @@ def user_notify_group(user_id: int) -> str:
     return f"notifications_{user_id}"
 
 
-def notify(*, user: AbstractBaseUser, kind: str, message: str, url: str, mission: Mission | None = None) -> None:
-    """Tell ``user`` after commit: a toast on the page they have open, and a mail if they want mail.
+def notify(
+    *, user: AbstractBaseUser, kind: str, message: str, url: str, mission: Mission | None = None, email: bool = True
+) -> None:
+    """Tell ``user`` after commit: a toast on the page they have open, and (unless ``email=False``) a mail if
+    they want mail.
 
     ``url`` is a path on this site ("/missions/<code>/"); the mail makes it absolute with SITE_URL.
     """
@@ -65,7 +68,8 @@ def notify(*, user: AbstractBaseUser, kind: str, message: str, url: str, mission
         raise ValueError(f"A notification links to a path on this site, got {url!r}.")
     user_id, title = user.pk, mission.title if mission else ""
     transaction.on_commit(
-        lambda: _deliver(user_id=user_id, kind=kind, message=message, url=url, title=title), robust=True
+        lambda: _deliver(user_id=user_id, kind=kind, message=message, url=url, title=title, email=email),
+        robust=True,
     )
 
 
@@ -132,9 +136,9 @@ def _gates_changed() -> None:
     _group_send(REVIEWERS_GROUP_NAME, {"type": "notify.gates"})
 
 
-def _deliver(*, user_id: int, kind: str, message: str, url: str, title: str) -> None:
+def _deliver(*, user_id: int, kind: str, message: str, url: str, title: str, email: bool) -> None:
     _group_send(user_notify_group(user_id), {"type": "notify.toast", "kind": kind, "message": message, "url": url})
-    if not settings.EMAIL_NOTIFICATIONS:
+    if not email or not settings.EMAIL_NOTIFICATIONS:
         return
     from notifications.tasks import send_notification_email
 

@@ -131,15 +131,16 @@ def test_it_refuses_links_off_the_site(pm):
 
 
 def test_it_sends_no_mail_when_no_mail_server_is_configured(settings, celery_worker, pm, reviewer):
-    """Without EMAIL_URL (or EMAIL_HOST) nothing is mailed and no mail task is queued."""
+    """Without EMAIL_URL (or EMAIL_HOST) nothing is mailed and no mail task is queued; nor for email=False."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     assert settings.EMAIL_NOTIFICATIONS is False
     mission = _mission(pm, status=Mission.Status.EXECUTING)
     _open_gate(mission)
     mission_transition(mission=mission, to=Mission.Status.COMPLETED)
     notify(user=pm, kind=Kind.WARNING, message="m", url="/")
-    # A sentinel mail task queued last: once it has run, any earlier one would have too.
     settings.EMAIL_NOTIFICATIONS = True
+    notify(user=pm, kind=Kind.WARNING, message="toast only", url="/", email=False)  # the caller wants no mail
+    # A sentinel mail task queued last: once it has run, any earlier one would have too.
     notify(user=pm, kind=Kind.WARNING, message="sentinel", url="/")
     assert _sent_to() == ["pm@example.com"]
     assert [m.subject for m in mail.outbox] == ["[Mission Orchestrator] sentinel"]
