@@ -269,6 +269,9 @@ def mission_transition(
 
             ended = f"The mission was {label.lower()}." + (f" {reason}" if reason else "")
             gates_close_open(mission=mission, reason=ended)
+            from notifications.services import notify_mission_finished
+
+            notify_mission_finished(mission)  # the requester's toast and mail, after commit
     logger.info("mission %s: %s -> %s", mission.code, previous, to)
     return True
 

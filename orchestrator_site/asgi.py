@@ -20,15 +20,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import re_path  # noqa: E402
 
 from missions.routing import websocket_urlpatterns  # noqa: E402
+from notifications.routing import websocket_urlpatterns as notification_urlpatterns  # noqa: E402
 from orchestrator_site.websocket import SameOriginValidator, UnroutedSocket  # noqa: E402
 
+sockets = [*websocket_urlpatterns, *notification_urlpatterns, re_path(r"", UnroutedSocket.as_asgi())]
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            SameOriginValidator(
-                AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, re_path(r"", UnroutedSocket.as_asgi())]))
-            )
-        ),
+        "websocket": AllowedHostsOriginValidator(SameOriginValidator(AuthMiddlewareStack(URLRouter(sockets)))),
     }
 )

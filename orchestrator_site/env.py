@@ -7,7 +7,7 @@ silently ignored.
 
 import os
 from decimal import Decimal, InvalidOperation
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -100,3 +100,56 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+# EMAIL_URL schemes: the Django backend each selects, the default port, and the TLS mode of an SMTP URL.
+_EMAIL_SCHEMES = {
+    "smtp": ("django.core.mail.backends.smtp.EmailBackend", 25, ""),
+    "smtp+tls": ("django.core.mail.backends.smtp.EmailBackend", 587, "tls"),  # STARTTLS
+    "smtp+ssl": ("django.core.mail.backends.smtp.EmailBackend", 465, "ssl"),  # TLS from the first byte
+    "console": ("django.core.mail.backends.console.EmailBackend", None, ""),
+    "locmem": ("django.core.mail.backends.locmem.EmailBackend", None, ""),
+}
+
+
+def env_email_url(name: str) -> dict[str, object] | None:
+    """Django's EMAIL_* settings from one URL (``smtp+tls://user:pass@host:587``); None when unset or empty.
+
+    The user and password may be percent-encoded (``%40`` for ``@``). console:// and locmem://
+    take nothing after the scheme. Errors never show the password.
+    """
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    shown = redact_url(value) if "://" in value else value
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme not in _EMAIL_SCHEMES:
+        allowed = ", ".join(f"{s}://" for s in _EMAIL_SCHEMES)
+        raise ImproperlyConfigured(f"{name} must start with one of {allowed}, got {shown!r}.")
+    backend, default_port, tls = _EMAIL_SCHEMES[scheme]
+    parts = urlsplit(value)
+    if default_port is None:
+        if value.lower().rstrip("/") != f"{scheme}:":
+            raise ImproperlyConfigured(f"{name}: {scheme}:// takes no host, path or options, got {shown!r}.")
+        return {"EMAIL_BACKEND": backend}
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"{name} takes no path or options (write smtp+tls:// for TLS), got {shown!r}.")
+    if not parts.hostname:
+        raise ImproperlyConfigured(f"{name} needs a host ({scheme}://user:password@host:port), got {shown!r}.")
+    try:
+        port = default_port if parts.port is None else parts.port
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ImproperlyConfigured(f"{name} has a port that is not a number from 1 to 65535: {shown!r}.")
+    if parts.password is not None and not parts.username:
+        raise ImproperlyConfigured(f"{name} has a password but no user name: {shown!r}.")
+    return {
+        "EMAIL_BACKEND": backend,
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port,
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": tls == "tls",
+        "EMAIL_USE_SSL": tls == "ssl",
+    }

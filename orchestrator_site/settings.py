@@ -19,6 +19,7 @@ from orchestrator_site.env import (
     env_bool,
     env_choice,
     env_decimal,
+    env_email_url,
     env_int,
     env_list,
     env_str,
@@ -107,6 +108,7 @@ INSTALLED_APPS = [
     "agents",
     "reviews",
     "projects",
+    "notifications",
     "axes",
 ]
 
@@ -142,6 +144,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "missions.context_processors.roles",
+                "notifications.context_processors.gate_badge",
             ],
         },
     }
@@ -306,6 +309,40 @@ DEFAULT_MISSION_BUDGET_USD = env_decimal("DEFAULT_MISSION_BUDGET_USD", "5.00", m
 BUDGET_CONFIRM_ABOVE_USD = env_decimal("BUDGET_CONFIRM_ABOVE_USD", "50", minimum="0", maximum="10000")
 SANDBOX_BACKEND = env_choice("SANDBOX_BACKEND", "", choices=("", "bwrap", "docker", "subprocess"))
 STALLED_AFTER_S = env_int("STALLED_AFTER_S", 300, minimum=30)
+
+# --- Notifications (notifications/): live badge and toasts always; email only when a mail server is configured,
+# by EMAIL_URL (smtp://user:pass@host:port, smtp+tls://, smtp+ssl://, console://, locmem://) or Django's EMAIL_HOST
+# and friends. Mails link to SITE_URL: a worker has no request to take the host from.
+_email = env_email_url("EMAIL_URL")
+if _email is None and env_str("EMAIL_HOST", ""):
+    if env_bool("EMAIL_USE_TLS", False) and env_bool("EMAIL_USE_SSL", False):
+        raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on.")
+    _email = {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": env_str("EMAIL_HOST"),
+        "EMAIL_PORT": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
+        "EMAIL_HOST_USER": env_str("EMAIL_HOST_USER", ""),
+        "EMAIL_HOST_PASSWORD": env_str("EMAIL_HOST_PASSWORD", ""),
+        "EMAIL_USE_TLS": env_bool("EMAIL_USE_TLS", False),
+        "EMAIL_USE_SSL": env_bool("EMAIL_USE_SSL", False),
+    }
+EMAIL_NOTIFICATIONS = _email is not None
+if _email is not None:
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
+    EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Mission Orchestrator <noreply@localhost>")
+if PRODUCTION and EMAIL_NOTIFICATIONS and not env_str("SITE_URL", ""):
+    raise ImproperlyConfigured(
+        "SITE_URL (the address people open, e.g. https://orchestrator.example.com) is required "
+        "when PRODUCTION=1 and email is configured: mails link to it."
+    )
+SITE_URL = env_url("SITE_URL", f"http://localhost:{PORT}", schemes=("http", "https")).rstrip("/")
 
 # --- Auth.
 LOGIN_URL = "login"

@@ -23,6 +23,7 @@ from missions.inputs import GATE_COMMENT_MAX
 from missions.models import Event, Mission, Step
 from missions.selectors import current_plan, user_is_reviewer
 from missions.services import mission_fail, mission_start, mission_transition
+from notifications.services import notify_gate_decided, notify_gate_opened
 from reviews.models import ApprovalGate, GateComment
 
 LINE_COMMENTS_MAX = 200  # per gate: enough for a thorough review, not a flood
@@ -61,6 +62,7 @@ def gate_open(*, mission: Mission, kind: str, question: str, data: dict | None =
             message=f"{gate.get_kind_display()} requested: {question}",
             data={"gate": gate.pk, "kind": kind, "status": gate.status},
         )
+        notify_gate_opened(gate)  # reviewers' badges, queues, toasts and mail, after commit
     return gate
 
 
@@ -140,6 +142,7 @@ def gate_decide(
             + (f": “{comment}”" if comment else "."),
             data={"gate": gate.pk, "kind": gate.kind, "status": decision, "by": by.pk},
         )
+        notify_gate_decided(gate)  # it leaves every reviewer's badge and queue, after commit
         _apply(gate=gate, mission=mission, step_key=step_key)
     return gate
 

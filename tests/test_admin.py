@@ -20,6 +20,7 @@ from missions.models import (
     TestRun,
     Vote,
 )
+from notifications.models import NotificationPreference
 from projects.models import Baseline, Project
 from reviews.models import ApprovalGate, PeerReview
 
@@ -76,6 +77,7 @@ def records(company, pm):
     AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
     AccessFailureLog.objects.create(**seen)
     AccessLog.objects.create(**seen)
+    NotificationPreference.objects.create(user=pm, email=False)
     return rows
 
 

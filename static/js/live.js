@@ -13,11 +13,16 @@
     var el = document.getElementById("live-state");
     if (el) el.textContent = text;
   }
+  function ours(evt) {
+    return evt.target && evt.target.id === "live"; // not the notification socket every page also has
+  }
   document.addEventListener("htmx:wsOpen", function (evt) {
+    if (!ours(evt)) return;
     setState("Live: connected.");
     evt.detail.socketWrapper.send(JSON.stringify({ type: "resume", after: lastSeq() }));
   });
-  document.addEventListener("htmx:wsClose", function () {
+  document.addEventListener("htmx:wsClose", function (evt) {
+    if (!ours(evt)) return;
     setState("Live: reconnecting…");
   });
   document.addEventListener("htmx:wsAfterMessage", function () {

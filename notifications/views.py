@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect, render
+
+from notifications.selectors import notification_preference
+from notifications.services import notification_preference_set
+
+
+def profile(request):
+    """The user's notification settings: mail on or off (the live badge and toasts are always on)."""
+    if request.method == "POST":
+        email = request.POST.get("email") == "on"
+        notification_preference_set(user=request.user, email=email)
+        messages.success(request, f"Email notifications are {'on' if email else 'off'}.")
+        return redirect("notifications:profile")
+    context = {
+        "preference": notification_preference(request.user),
+        "email_configured": settings.EMAIL_NOTIFICATIONS,
+    }
+    return render(request, "notifications/profile.html", context)
