@@ -103,9 +103,9 @@ def _prompt(mission: Mission, reason: str, by_agent: list[dict], by_step: list[d
         f"Why it stopped: {reason}\n\n"
         f"Spend per agent:\n{agents or '- none yet'}\n\n"
         f"Spend per step:\n{steps or '- none yet'}\n\n"
-        f"As the CFO, propose how much to add to the budget so the mission can finish, in US dollars with two "
-        f"decimals, more than $0 and at most ${cap}, and explain it in two or three sentences from the spend "
-        f"above. Answer with the schema BudgetProposal."
+        f"As the CFO, propose how much to add to the budget so the mission can finish (at least what the call "
+        f"that did not fit needs), in US dollars with two decimals, more than $0 and at most ${cap}, and explain "
+        f"it in two or three sentences from the spend above. Answer with the schema BudgetProposal."
     )
 
 
