@@ -72,7 +72,7 @@ def spend_breakdown(mission: Mission) -> tuple[list[dict], list[dict]]:
 
 
 def fallback_increase(mission: Mission, by_step: list[dict]) -> tuple[Decimal, str]:
-    """Average cost of a finished step times the steps left, at least $1; before any step has finished, the budget."""
+    """Average cost of a finished step times the steps left, at least $1; without either, the budget again."""
     plan = current_plan(mission)
     steps = list(plan.steps.values_list("id", "status")) if plan else []
     finished = {pk for pk, status in steps if status == Step.Status.SUCCEEDED}
@@ -84,7 +84,11 @@ def fallback_increase(mission: Mission, by_step: list[dict]) -> tuple[Decimal, s
         why = f"{len(finished)} finished step(s) cost ${average:.4f} each on average; {left} step(s) are left."
     else:
         amount = mission.budget_usd
-        why = "No step has finished yet to estimate from: the proposal doubles the budget."
+        why = (
+            "No step has finished yet to estimate from: the proposal doubles the budget."
+            if not finished
+            else "No step is left to run (the rest of the work is not in steps): the proposal doubles the budget."
+        )
     amount = min(max(amount.quantize(CENT, rounding=ROUND_CEILING), MIN_FALLBACK_USD), increase_cap(mission))
     return amount, why
 
@@ -146,7 +150,8 @@ def budget_proposal(*, mission: Mission, reason: str) -> Proposal:
         proposal = Proposal(increase_usd=answer.increase_usd.quantize(CENT), rationale=answer.rationale, by_cfo=True)
     else:
         amount, why = fallback_increase(mission, by_step)
-        proposal = Proposal(increase_usd=amount, rationale=why, by_cfo=False, cfo_unavailable=problem[:500])
+        problem = problem.strip()[:500].rstrip(".") + "."
+        proposal = Proposal(increase_usd=amount, rationale=why, by_cfo=False, cfo_unavailable=problem)
     # Read again after the CFO's own calls (billed even when the answer was unusable): the gate's tables add up
     # to what the ledger holds.
     proposal.spend_by_agent, proposal.spend_by_step = spend_breakdown(mission)

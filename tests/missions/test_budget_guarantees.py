@@ -286,3 +286,40 @@ def test_it_falls_back_when_the_cfo_call_does_not_fit_the_budget(company, pm, re
     wait_for(lambda: Mission.objects.get(pk=mission.pk).status != Mission.Status.PAUSED_BUDGET, message="resume")
     _settled(mission)
     _assert_ledger_matches(mission)
+
+
+@pytest.mark.parametrize(
+    ("budget", "finished", "left", "increase", "why"),
+    [
+        (Decimal("20"), 2, 2, Decimal("3.00"), "2 finished step(s) cost $1.5000 each on average; 2 step(s) are left."),
+        (Decimal("20"), 2, 0, Decimal("20.00"), "No step is left to run"),
+        (Decimal("20"), 0, 4, Decimal("20.00"), "No step has finished yet to estimate from"),
+        (Decimal("0.50"), 0, 4, Decimal("1.00"), "doubles the budget"),  # at least $1
+        (Decimal("2000"), 0, 4, Decimal("2000.00"), "doubles the budget"),
+        (Decimal("9000"), 0, 4, Decimal("1000.00"), "doubles the budget"),  # never past the largest budget
+    ],
+)
+def test_it_computes_the_fallback_proposal_from_the_spend_per_finished_step(
+    company, pm, budget, finished, left, increase, why
+):
+    """The computed proposal: the average ledger cost of a finished step times the steps left; before any step has
+    finished, the budget again; at least $1, and never past the largest budget a mission may have."""
+    from missions.budget import fallback_increase, spend_breakdown
+    from missions.models import Plan, Step
+
+    mission = mission_submit(requester=pm, title="Sums", request="R", budget_usd=budget, budget_confirmed=True)
+    plan = Plan.objects.create(mission=mission, version=1)
+    statuses = [Step.Status.SUCCEEDED] * finished + [Step.Status.PENDING] * left
+    for n, status in enumerate(statuses):
+        step = Step.objects.create(
+            plan=plan, key=f"s{n}", title=f"S{n}", role="developer", instructions="x", status=status
+        )
+        if status == Step.Status.SUCCEEDED:
+            for cost in ("1.000000", "0.500000"):
+                LLMCall.objects.create(
+                    mission=mission, step=step, model_name="m", purpose="step", cost_usd=Decimal(cost), reserved_usd=1
+                )
+    LLMCall.objects.create(mission=mission, model_name="m", purpose="plan_draft", cost_usd=Decimal("7"), reserved_usd=7)
+    _, by_step = spend_breakdown(mission)
+    amount, reason = fallback_increase(mission, by_step)
+    assert (amount, why in reason) == (increase, True), reason
