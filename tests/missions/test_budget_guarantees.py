@@ -323,3 +323,18 @@ def test_it_computes_the_fallback_proposal_from_the_spend_per_finished_step(
     _, by_step = spend_breakdown(mission)
     amount, reason = fallback_increase(mission, by_step)
     assert (amount, why in reason) == (increase, True), reason
+
+
+def test_it_needs_confirm_budget_on_the_command_line_above_the_threshold(company, pm, settings):
+    """submit_mission refuses a budget above BUDGET_CONFIRM_ABOVE_USD without --confirm-budget, and files it with."""
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    settings.BUDGET_CONFIRM_ABOVE_USD = Decimal("50")
+    args = ["submit_mission", "--requester", "pm", "--title", "Big", "--request", "R", "--budget", "75"]
+    with pytest.raises(CommandError, match=r"--budget 75.00 is above \$50: add --confirm-budget if you mean it."):
+        call_command(*args, stdout=io.StringIO())
+    assert not Mission.objects.exists()
+    call_command(*args, "--confirm-budget", stdout=io.StringIO())
+    assert Mission.objects.get().budget_usd == Decimal("75.00")
