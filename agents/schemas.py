@@ -9,9 +9,12 @@ step that does not exist is dropped with a note for the validation cycle.
 
 import re
 import unicodedata
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from missions.inputs import MAX_BUDGET_USD
 
 STEP_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 STEP_KEY_MAX = 40
@@ -177,3 +180,21 @@ class SpecialistDesign(BaseModel):
     def normalise_name(cls, value: Any) -> Any:
         """ "Security Auditor" -> "security-auditor"; the pattern still decides what is acceptable."""
         return _slug(value, "-") if isinstance(value, str) else value
+
+
+class BudgetProposal(BaseModel):
+    """The CFO's proposed budget increase for a mission that ran out: how much, and why in a few sentences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    increase_usd: Decimal = Field(gt=0, le=MAX_BUDGET_USD, decimal_places=2, description="US dollars, e.g. 2.50")
+    rationale: str = Field(min_length=1, max_length=600)
+
+    @field_validator("rationale")
+    @classmethod
+    def one_paragraph(cls, value: str) -> str:
+        """Control characters out, whitespace runs to one space: it is shown on the gate as plain text."""
+        cleaned = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+        if not cleaned:
+            raise ValueError("the rationale is empty")
+        return cleaned

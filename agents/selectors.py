@@ -1,4 +1,10 @@
-from agents.models import AgentSpec, ModelProfile
+from decimal import Decimal
+
+from django.db.models import Count, Sum
+
+from agents.models import AgentSpec, LLMCall, ModelProfile
+
+LEDGER_PLACES = Decimal("0.000001")  # LLMCall.cost_usd's decimal places
 
 
 def default_model_profile() -> ModelProfile | None:
@@ -30,3 +36,43 @@ def staff_roles_for(mission) -> list[str]:
     """
     agents = AgentSpec.objects.usable_for(mission).filter(is_active=True, is_c_suite=False)
     return sorted(set(agents.values_list("role", flat=True)))
+
+
+def _usd(total: Decimal | None) -> Decimal:
+    """A ledger sum at the ledger's precision (SQLite's SUM of decimals comes back with sixteen places)."""
+    return (total or Decimal(0)).quantize(LEDGER_PLACES)
+
+
+def mission_spend_by_agent(mission) -> list[dict]:
+    """The mission's ledger summed per agent, biggest first: one aggregate query."""
+    rows = (
+        LLMCall.objects.filter(mission=mission)
+        .values("agent_id", "agent__title")
+        .annotate(cost_usd=Sum("cost_usd"), calls=Count("id"))
+        .order_by("-cost_usd", "agent__title")
+    )
+    return [
+        {"agent": row["agent__title"] or "(no agent)", "cost_usd": _usd(row["cost_usd"]), "calls": row["calls"]}
+        for row in rows
+    ]
+
+
+def mission_spend_by_step(mission) -> list[dict]:
+    """The mission's ledger summed per step (calls outside a step, such as planning, together), biggest first."""
+    rows = (
+        LLMCall.objects.filter(mission=mission)
+        .values("step_id", "step__key", "step__title", "step__status")
+        .annotate(cost_usd=Sum("cost_usd"), calls=Count("id"))
+        .order_by("-cost_usd", "step__key")
+    )
+    return [
+        {
+            "step_id": row["step_id"],
+            "step": row["step__key"] or "",
+            "title": row["step__title"] or "Outside steps (planning, staffing, budget)",
+            "status": row["step__status"] or "",
+            "cost_usd": _usd(row["cost_usd"]),
+            "calls": row["calls"],
+        }
+        for row in rows
+    ]

@@ -240,6 +240,8 @@ def _close(call: LLMCall, *, status: str, cost: Decimal, **fields) -> LLMCall:
             mission.reserved_usd = max(mission.reserved_usd - call.reserved_usd, Decimal(0))
         mission.spent_usd += cost
         mission.save(update_fields=["reserved_usd", "spent_usd", "updated_at"])
+        if cost > 0 and mission.budget_warning_due:
+            _budget_warning_record(mission)
         call.mission = mission
         call.status = status
         call.cost_usd = cost
@@ -248,6 +250,45 @@ def _close(call: LLMCall, *, status: str, cost: Decimal, **fields) -> LLMCall:
             setattr(call, name, value)
         call.save()
     return call
+
+
+def _budget_warning_record(mission: Mission) -> None:
+    """Warn once per budget level that settled spend has reached 80 % of it; runs in the settle's transaction.
+
+    Settled spend, not spend plus reservations: a reservation is a worst case that is mostly given back, and
+    warning on it would cry wolf for money that was never spent. The conditional UPDATE is the claim: of two
+    settles that both see the spend past 80 %, only the one that moves ``budget_warned_at_usd`` to this budget
+    records the warning (the mission row lock already orders them; the UPDATE keeps it true without it).
+    """
+    claimed = (
+        Mission.objects.filter(pk=mission.pk)
+        .exclude(budget_warned_at_usd=mission.budget_usd)
+        .update(budget_warned_at_usd=mission.budget_usd)
+    )
+    if not claimed:
+        return
+    mission.budget_warned_at_usd = mission.budget_usd
+    percent = int(mission.spent_usd * 100 / mission.budget_usd)
+    event_record(
+        mission=mission,
+        kind=Event.Kind.COST,
+        message=f"Budget warning: ${mission.spent_usd:.4f} of the ${mission.budget_usd} budget is spent ({percent} %).",
+        data={
+            "budget_warning": True,
+            "spent_usd": str(mission.spent_usd),
+            "budget_usd": str(mission.budget_usd),
+            "percent": percent,
+        },
+    )
+    from notifications.services import Kind, notify  # notifications sits above agents: imported where used
+
+    notify(
+        user=mission.requester,
+        kind=Kind.WARNING,
+        message=f"{percent} % of the ${mission.budget_usd} budget is spent.",
+        url=mission.get_absolute_url(),
+        mission=mission,
+    )
 
 
 def agent_message_record(

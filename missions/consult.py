@@ -18,11 +18,22 @@ T = TypeVar("T", bound=BaseModel)
 
 
 def ask_agent(
-    *, mission: Mission, agent: AgentSpec, purpose: str, prompt: str, output_type: type[T], cycle: DecisionCycle | None
+    *,
+    mission: Mission,
+    agent: AgentSpec,
+    purpose: str,
+    prompt: str,
+    output_type: type[T],
+    cycle: DecisionCycle | None,
+    max_output_tokens: int | None = None,
 ) -> T:
     """One metered model call as ``agent``, parsed into ``output_type`` (raises AgentRunError subclasses)."""
     context = CallContext(
-        mission_id=mission.pk, purpose=purpose, cycle_id=cycle.pk if cycle else None, agent_id=agent.pk
+        mission_id=mission.pk,
+        purpose=purpose,
+        cycle_id=cycle.pk if cycle else None,
+        agent_id=agent.pk,
+        max_output_tokens=max_output_tokens,
     )
     return async_to_sync(ask_structured)(
         profile=agent.model_profile or mission.model_profile,

@@ -8,6 +8,8 @@ from django.urls import reverse
 
 from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX
 
+# A mission whose settled spend reaches this share of its budget gets one warning per budget level.
+BUDGET_WARNING_FRACTION = Decimal("0.8")
 VARIABLE_RE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 
 
@@ -129,6 +131,8 @@ class Mission(models.Model):
     budget_usd = models.DecimalField(max_digits=10, decimal_places=2)
     spent_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    # The budget the 80 % warning was last given for: a raised budget warns again at its own 80 %.
+    budget_warned_at_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     require_plan_approval = models.BooleanField(default=False)
     require_deploy_approval = models.BooleanField(default=True)
     consensus_rule = models.CharField(
@@ -190,6 +194,15 @@ class Mission(models.Model):
         if not self.budget_usd:
             return 100
         return min(100, int((self.spent_usd + self.reserved_usd) * 100 / self.budget_usd))
+
+    @property
+    def budget_warning_due(self) -> bool:
+        """Settled spend has reached BUDGET_WARNING_FRACTION of the budget, and this budget was not warned of yet."""
+        return (
+            self.budget_usd > 0
+            and self.spent_usd >= self.budget_usd * BUDGET_WARNING_FRACTION
+            and self.budget_warned_at_usd != self.budget_usd
+        )
 
     @property
     def deploy_tag(self) -> str:

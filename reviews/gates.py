@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from missions.budget import budget_proposal
 from missions.changes import change_line_numbers
 from missions.events import event_record
 from missions.inputs import GATE_COMMENT_MAX
@@ -67,19 +68,33 @@ def gate_open(*, mission: Mission, kind: str, question: str, data: dict | None =
 
 
 def gate_open_budget(*, mission: Mission, reason: str, resume_to: str) -> None:
-    """Stop spending and ask a reviewer for more budget; approval resumes at ``resume_to``."""
-    increase = max(Decimal("1.00"), mission.budget_usd).quantize(Decimal("0.01"))
+    """Stop spending and ask a reviewer for more budget; approval adds the proposal and resumes at ``resume_to``.
+
+    1. A mission already stopped, or already waiting, needs nothing more (a cheap check; step 3 decides).
+    2. The CFO proposes the increase from the ledger's spend per agent and step (``missions.budget``), in a
+       metered call made only if it fits what is left; otherwise the proposal is computed, and the gate says why.
+       Two workers that run out together may both ask; only one gate opens, and both calls are on the ledger.
+    3. Pause and open the gate in one transaction, with the breakdown and the proposal in its data.
+    """
+    active = tuple(s for s in Mission.Status.values if s not in Mission.FINISHED and s not in Mission.WAITING)
+    mission.refresh_from_db()
+    if mission.status not in active:
+        return
+    proposal = budget_proposal(mission=mission, reason=reason)
     with transaction.atomic():
-        active = tuple(s for s in Mission.Status.values if s not in Mission.FINISHED and s not in Mission.WAITING)
         if not mission_transition(
             mission=mission, to=Mission.Status.PAUSED_BUDGET, expected=active, reason=reason, paused_from=resume_to
         ):
             return
+        mission.refresh_from_db()
+        increase = proposal.increase_usd
+        source = "proposed by the CFO" if proposal.by_cfo else "computed from the spend: the CFO could not propose"
         gate_open(
             mission=mission,
             kind=ApprovalGate.Kind.BUDGET,
-            question=f"{reason} Approve to raise the budget by ${increase} to ${mission.budget_usd + increase}.",
-            data={"increase_usd": str(increase)},
+            question=f"{reason} Approve to raise the budget by ${increase} to ${mission.budget_usd + increase} "
+            f"({source}).",
+            data=proposal.gate_data(mission),
         )
 
 

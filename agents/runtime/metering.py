@@ -59,6 +59,8 @@ class CallContext:
     cycle_id: int | None = None
     step_id: int | None = None
     agent_id: int | None = None
+    # A lower output bound than the profile's, for a call whose answer is known to be short (a cheaper reservation).
+    max_output_tokens: int | None = None
 
 
 def request_fingerprint(context: CallContext, model: str, messages, tools, json_output, extra_create_args) -> str:
@@ -169,7 +171,7 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             model_name=self._profile.resolved_model_name(),
             purpose=self._context.purpose,
             prompt_token_bound=prompt_token_bound(messages, tools),
-            max_output_tokens=self._profile.max_output_tokens,
+            max_output_tokens=min(self._profile.max_output_tokens, self._context.max_output_tokens or 1 << 31),
             cycle_id=self._context.cycle_id,
             step_id=self._context.step_id,
             agent_id=self._context.agent_id,

@@ -8,6 +8,8 @@ demo and the tests get the same answer every time. The HTTP layer
 * ``plan_vote``   - structured vote JSON (response_format named ``PlanVote``)
 * ``plan_review`` - structured review JSON (response_format named ``PlanReview``)
 * ``specialist``  - a designed agent (response_format named ``SpecialistDesign``)
+* ``budget_proposal`` - the CFO's budget increase (``BudgetProposal``): the budget again (or the call that did
+  not fit), naming the top spender
 * ``codegen``     - a scripted tool-calling loop when ``write_file`` is offered
   (on a brief with a repository map, plans and code steps come from ``existing_repo``)
 * ``chat``        - a short acknowledgement for anything else
@@ -192,6 +194,7 @@ SCHEMA_ROLES = {
     "PlanVote": "plan_vote",
     "PlanReview": "plan_review",
     "SpecialistDesign": "specialist",
+    "BudgetProposal": "budget_proposal",
 }
 JSON_ROLES = tuple(SCHEMA_ROLES.values())
 ROLES = (*JSON_ROLES, "codegen", "chat")
@@ -875,6 +878,28 @@ def generated_sources(brief: Brief) -> tuple[str, str]:
     return _fill(module_template, values), _fill(test_template, values)
 
 
+# --------------------------------------------------------------------------- budget_proposal
+
+_BUDGET_RE = re.compile(r"^\s*Budget:\s*\$(?P<amount>\d+(?:\.\d+)?)\s*$", re.MULTILINE)
+_NEEDED_RE = re.compile(r"may cost up to \$(?P<amount>\d+(?:\.\d+)?)")
+_SPENDER_RE = re.compile(r"^Spend per agent:\n- (?P<agent>[^\n:]+): \$(?P<cost>[\d.]+)", re.MULTILINE)
+
+
+def budget_proposal(body: Body) -> Reply:
+    """Double the budget (``Budget: $X`` in the brief; $1.00 without one), or more if the call that did not fit
+    ("may cost up to $Y") needs more, naming the agent that spent the most."""
+    text = last_user_text(body)
+    found, needed = _BUDGET_RE.search(text), _NEEDED_RE.search(text)
+    cents = max(1, round(float(found.group("amount")) * 100)) if found else 100
+    if needed:
+        cents = max(cents, math.ceil(float(needed.group("amount")) * 100))
+    amount = f"{cents // 100}.{cents % 100:02d}"
+    spender = _SPENDER_RE.search(text)
+    top = f"{spender.group('agent')} spent the most (${spender.group('cost')})" if spender else "Nothing was spent yet"
+    rationale = f"As CFO: {top}. Adding ${amount} lets the remaining work finish at the rate so far."
+    return Reply(role="budget_proposal", content=json.dumps({"increase_usd": amount, "rationale": rationale}))
+
+
 # --------------------------------------------------------------------------- chat
 
 
@@ -902,6 +927,7 @@ _ROLE_HANDLERS = {
     "plan_vote": plan_vote,
     "plan_review": plan_review,
     "specialist": specialist,
+    "budget_proposal": budget_proposal,
     "codegen": codegen,
     "chat": chat,
 }

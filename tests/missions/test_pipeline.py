@@ -154,24 +154,27 @@ def test_it_fails_cleanly_on_garbage_from_the_model(company, pm, sim, celery_wor
 def test_it_pauses_on_a_budget_gate_before_overspending_and_resumes_when_raised(
     company, pm, reviewer, sim, celery_worker
 ):
-    """A budget too small for the next call's upper bound pauses the mission on a budget gate without calling
-    the model; when a reviewer approves the increase, the mission resumes and completes."""
+    """A budget too small for the next call's upper bound pauses the mission on a budget gate without making that
+    call (only the CFO's short budget proposal fits); when a reviewer approves the increase, it completes."""
     company.max_output_tokens = 100_000  # worst case $0.06 per call at the default prices
     company.save()
     mission = mission_submit(
         requester=pm, title="Tiny budget", request="Anything", budget_usd=Decimal("0.01"), require_deploy_approval=False
     )
     wait_for(lambda: _status(mission) == Mission.Status.PAUSED_BUDGET, message="budget pause")
-    assert sim.calls() == []
-    assert mission.spent_usd == 0 and mission.reserved_usd == 0
+    assert [call["role"] for call in sim.calls()] == ["budget_proposal"]
+    mission.refresh_from_db()
+    assert mission.spent_usd == sum(c.cost_usd for c in mission.llm_calls.all()) and mission.reserved_usd == 0
     gate = ApprovalGate.objects.get(mission=mission, kind=ApprovalGate.Kind.BUDGET, status=ApprovalGate.Status.PENDING)
-    assert "Budget exhausted" in gate.question and gate.data["increase_usd"] == "1.00"
+    assert "Budget exhausted" in gate.question and gate.data["proposal"]["by"] == "cfo"
+    increase = Decimal(gate.data["increase_usd"])
+    assert increase == Decimal("0.07")  # what the call that did not fit needs ($0.0604), in cents
 
     gate_decide(gate=gate, by=reviewer, decision="approved")
     assert wait_for(lambda: _finished(mission), message="mission to finish") == Mission.Status.COMPLETED, (
         mission.failure_reason
     )
-    assert mission.budget_usd == Decimal("1.01")
+    assert mission.budget_usd == Decimal("0.01") + increase
     assert Decimal(0) < mission.spent_usd <= mission.budget_usd
 
 

@@ -153,3 +153,27 @@ def test_it_skips_users_without_an_address(email_on, celery_worker, pm, reviewer
     other = _user("other_reviewer", REVIEWERS_GROUP)
     _open_gate(_mission(pm))
     assert _sent_to() == [other.email]
+
+
+def test_it_mails_the_requester_once_when_the_budget_is_80_percent_spent(email_on, celery_worker, company, pm):
+    """The settle that takes spend past 80 % tells the requester (toast and mail), once for that budget."""
+    from agents.services import llm_call_reserve, llm_call_settle
+
+    mission = _mission(pm, title="Nearly broke", status=Mission.Status.EXECUTING)
+    Mission.objects.filter(pk=mission.pk).update(spent_usd=Decimal("0.78"))
+    company.price_input_per_mtok = company.price_output_per_mtok = Decimal("1000")  # $0.01 for 10 tokens
+    company.save()
+    for _ in range(3):
+        call = llm_call_reserve(
+            mission_id=mission.pk,
+            profile=company,
+            model_name="sim",
+            purpose="t",
+            prompt_token_bound=5,
+            max_output_tokens=5,
+        )
+        llm_call_settle(call=call, prompt_tokens=5, completion_tokens=5, latency_ms=1)
+    assert _sent_to() == ["pm@example.com"]
+    message = mail.outbox[0]
+    assert "Nearly broke" in message.subject + message.body
+    assert "80 % of the $1.00 budget is spent" in message.body

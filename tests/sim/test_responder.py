@@ -260,3 +260,23 @@ def test_scripted_reply_kinds() -> None:
     assert responder.respond(request, {"text": "hi"}) == Reply(role="chat", content="hi")
     with pytest.raises(ValueError):
         responder.respond(request, {"json": 1, "text": "x"})
+
+
+@pytest.mark.parametrize(
+    ("brief", "increase"),
+    [
+        ("Budget: $0.02\nWhy it stopped: the next call (x) may cost up to $0.0018, ...", "0.02"),
+        ("Budget: $0.01\nWhy it stopped: the next call (x) may cost up to $0.0604, ...", "0.07"),
+        ("no figures at all", "1.00"),
+    ],
+)
+def test_it_answers_the_cfo_budget_proposal_with_a_valid_structured_answer(brief: str, increase: str) -> None:
+    """The CFO's BudgetProposal: the budget again, or what the refused call needs if more; it names the top spender."""
+    from agents.schemas import BudgetProposal
+
+    fmt = {"response_format": {"type": "json_schema", "json_schema": {"name": "BudgetProposal"}}}
+    text = f"Mission: M\n{brief}\n\nSpend per agent:\n- Developer: $0.012284 in 5 call(s)\n- CTO: $0.001 in 1 call(s)"
+    reply = responder.respond(body(("user", text), **fmt))
+    answer = BudgetProposal.model_validate_json(reply.content)
+    assert str(answer.increase_usd) == increase
+    assert answer.rationale.startswith("As CFO: Developer spent the most ($0.012284).")
