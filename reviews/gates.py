@@ -22,6 +22,7 @@ from missions.inputs import GATE_COMMENT_MAX
 from missions.models import Event, Mission
 from missions.selectors import user_is_reviewer
 from missions.services import mission_fail, mission_start, mission_transition
+from reviews import peer
 from reviews.models import ApprovalGate
 
 Decision = ApprovalGate.Decision
@@ -140,6 +141,8 @@ def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
         if kind == ApprovalGate.Kind.DEPLOY:  # a person said no to finished work: rejected, not failed
             mission_transition(mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason)
         else:
+            if kind == ApprovalGate.Kind.REVIEW:  # the held step failed; retrying the mission starts from it
+                peer.step_review_reject(gate=gate, mission=mission)
             mission_fail(mission=mission, reason=reason)
         return
     moved = False
@@ -154,6 +157,15 @@ def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
             to=Mission.Status.STAFFING if approved else Mission.Status.QUEUED,
             # A deadlock gate opened before the "deadlocked" status existed waits in plan approval.
             expected=(Mission.Status.AWAITING_PLAN_APPROVAL, Mission.Status.DEADLOCKED),
+        )
+    elif kind == ApprovalGate.Kind.REVIEW:
+        # Approve: the held step is accepted as it is. Request changes: it runs once more with the comment.
+        if status == Decision.APPROVED:
+            peer.step_review_accept(gate=gate, mission=mission)
+        else:
+            peer.step_review_revise(gate=gate, mission=mission)
+        moved = mission_transition(
+            mission=mission, to=Mission.Status.EXECUTING, expected=Mission.Status.AWAITING_REVIEW
         )
     elif kind == ApprovalGate.Kind.BUDGET:
         increase = Decimal(gate.data.get("increase_usd", "0"))
