@@ -199,8 +199,9 @@ def review_settings(
     """The reviewers and rule a mission gets, checked: ValueError naming an unknown reviewer or rule."""
     from agents.models import AgentSpec
 
-    if reviewers is None:
-        reviewers = list(template.reviewers) if template else list(DEFAULT_REVIEWERS)
+    chosen = reviewers is not None
+    if not chosen:
+        reviewers = list(template.reviewers or []) if template else list(DEFAULT_REVIEWERS)
     if not isinstance(reviewers, list | tuple) or not all(isinstance(name, str) for name in reviewers):
         raise ValueError("Reviewers must be a list of agent names.")
     reviewers = list(dict.fromkeys(name.strip() for name in reviewers if name.strip()))
@@ -208,6 +209,8 @@ def review_settings(
         AgentSpec.objects.filter(name__in=reviewers, is_active=True, is_c_suite=False).values_list("name", flat=True)
     )
     unknown = [name for name in reviewers if name not in known]
+    if not chosen:  # the template's (or default) reviewers that do not exist here are left out, not an error
+        reviewers, unknown = [name for name in reviewers if name in known], []
     if unknown:
         raise ValueError(f"Unknown or inactive reviewer agent{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.")
     rule = review_rule or (template.review_rule if template else MissionTemplate.ReviewRule.MAJORITY)
