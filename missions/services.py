@@ -325,5 +325,7 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:
     with transaction.atomic():
         if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}."):
             raise MissionError("The mission changed state meanwhile; reload and try again.")
-        Step.objects.filter(plan__mission=mission, status=Step.Status.PENDING).update(status=Step.Status.CANCELLED)
+        Step.objects.filter(plan__mission=mission, status__in=(Step.Status.PENDING, Step.Status.IN_REVIEW)).update(
+            status=Step.Status.CANCELLED
+        )
         mission.cycles.filter(finished_at__isnull=True).update(finished_at=timezone.now())
