@@ -240,6 +240,10 @@ def test_it_asks_a_human_when_a_reviewer_rejects_and_goes_on_when_approved(compa
     assert core.status == Step.Status.IN_REVIEW and gate.data["step"] == "core"
     assert "rejected by Code Reviewer, Security Reviewer" in gate.question
     assert not Step.objects.filter(plan__mission=mission, key="api").exclude(status=Step.Status.PENDING).exists()
+    page = Client()
+    page.force_login(reviewer)
+    html = page.get(mission.get_absolute_url()).content.decode()
+    assert "Awaiting review" in html and 'href="#step-core"' in html and 'id="reviews-core"' in html
     with pytest.raises(GateError, match="Only reviewers"):
         gate_decide(gate=gate, by=pm, decision="approved")
     gate_decide(gate=gate, by=reviewer, decision="approved", comment="Fine by me.")
