@@ -2,6 +2,9 @@
 
 A failed attempt is retried with exponential backoff and jitter, up to
 STEP_MAX_ATTEMPTS; each retry's brief says why the last one failed.
+With peer review on (reviews/peer.py), green work is reviewed before it is pushed: "request changes"
+runs the agent again in the same workspace as the step's next attempt; a step the reviewers do not
+approve in the end is pushed and held ("awaiting review") until a person decides at a review gate.
 """
 
 import logging
@@ -307,14 +310,9 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
                 return None, "The agent finished without changing any file."
             if tested and (refusal := _acceptance_refusal(tools, committed_tree, judge)):
                 return None, refusal
-            # The step's whole change, which the reviewers read and the page shows; a resolve step: its merge.
-            diff = (
-                ""
-                if not commits
-                else workspace.diff(commits[-1])
-                if step.merge_from
-                else workspace.diff_range(base, commits[-1])
-            )
+            diff = ""  # the step's whole change, which the reviewers read and the page shows; a resolve step: its merge
+            if commits:
+                diff = workspace.diff(commits[-1]) if step.merge_from else workspace.diff_range(base, commits[-1])
         except WorkspaceError as exc:
             return None, f"Could not commit the step's work: {exc}"
         if not (reviewers and diff):
