@@ -28,6 +28,7 @@ from agents.models import AgentSpec
 from agents.runtime.metering import CallContext
 from agents.runtime.structured import ask_structured
 from agents.schemas import StepReview
+from agents.services import agent_message_record
 from missions import briefs
 from missions.events import event_record
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Step
@@ -214,6 +215,16 @@ def _review_record(
             summary=clean_text(answer.summary, SUMMARY_MAX),
             comments=comments,
             dropped_comments=dropped,
+        )
+        lines_text = "".join(f"\n- {c['path']}:{c['line']}: {c['body']}" for c in comments)
+        agent_message_record(
+            mission_id=mission.pk,
+            cycle_id=cycle.pk,
+            step_id=step.pk,
+            agent_id=agent.pk,
+            source=agent.title,
+            content=f"{review.get_verdict_display()} ({review.score}/5): {review.summary}{lines_text}",
+            data={"review": review.pk},
         )
         note = f" ({dropped} comment{'s' if dropped > 1 else ''} not on a line of the diff dropped)" if dropped else ""
         event_record(
