@@ -194,6 +194,7 @@ def test_it_reviews_every_step_and_shows_the_comments_next_to_the_diff(company, 
     page = Client()
     page.force_login(pm)
     html = page.get(mission.get_absolute_url()).content.decode()
+    assert "peer review by code-reviewer, security-reviewer (majority of reviewers approve)" in html
     assert "As Code Reviewer: small, tested and clear. Approved." in html and "4/5" in html
     assert 'id="review-diff-core"' in html and 'class="line-comment verdict-approve" data-line="1"' in html
 
