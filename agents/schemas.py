@@ -198,3 +198,29 @@ class BudgetProposal(BaseModel):
         if not cleaned:
             raise ValueError("the rationale is empty")
         return cleaned
+
+
+class ReviewComment(BaseModel):
+    """One line comment: ``line`` is a line number of the new version of ``path`` as the diff shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=500)
+    line: int = Field(ge=1, le=10_000_000)
+    body: str = Field(min_length=1, max_length=2000)
+
+
+class StepReview(BaseModel):
+    """A reviewer agent's verdict on one step's change. Comments are checked against the diff afterwards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["approve", "request_changes", "reject"]
+    score: int = Field(ge=1, le=5, description="1 (unacceptable) to 5 (excellent)")
+    summary: str = Field(min_length=1, max_length=2000)
+    comments: list[ReviewComment] = Field(max_length=30)
+
+    @field_validator("verdict", mode="before")
+    @classmethod
+    def fold_verdict(cls, value: Any) -> Any:
+        return fold_enum(value)

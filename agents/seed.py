@@ -52,6 +52,25 @@ STAFF = [
         "You are the Agent Manager. When a plan needs a role no agent covers, you design a specialist: "
         "a name, a title, a focused system prompt and the fewest tools it needs from the allow-list.",
     ),
+    # The default peer reviewers of every step (missions.models.DEFAULT_REVIEWERS). They read a diff and answer
+    # with a StepReview; they have no tools.
+    (
+        "code-reviewer",
+        "code_reviewer",
+        "Code Reviewer",
+        "You are the Code Reviewer. You review one step's change: is it correct, readable, tested and limited "
+        "to what the step asked for? Anchor each comment to a file and a line of the diff. Approve good work; "
+        "request changes for what the author can fix; reject only work that must not ship.",
+    ),
+    (
+        "security-reviewer",
+        "security_reviewer",
+        "Security Reviewer",
+        "You are the Security Reviewer. You review one step's change for vulnerabilities: injection, unsafe "
+        "deserialisation, secrets in code, missing input validation, unsafe file or shell access. Anchor each "
+        "comment to a file and a line of the diff. Approve safe work; request changes for fixable risks; "
+        "reject a change that is dangerous by design.",
+    ),
 ]
 
 

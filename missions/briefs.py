@@ -93,7 +93,12 @@ def resolve_references(text: str, outputs: dict[str, dict]) -> str:
 
 
 def step_brief(
-    step: Step, dependencies: list[Step], previous_error: str = "", knowledge: str = "", repo_map: str = ""
+    step: Step,
+    dependencies: list[Step],
+    previous_error: str = "",
+    knowledge: str = "",
+    repo_map: str = "",
+    revision: dict | None = None,
 ) -> str:
     mission = step.plan.mission
     outputs = {dep.key: dep.output for dep in dependencies}
@@ -116,6 +121,8 @@ def step_brief(
         lines.append(knowledge)
     if previous_error:
         lines.append(f"A previous attempt at this step failed: {previous_error[:1500]}")
+    if revision:
+        lines.append(revision_section(revision))
     if repo_map:
         lines.append(
             "Work in this existing repository with your tools: find the code with search_code, read the "
@@ -128,4 +135,43 @@ def step_brief(
             "Work in the repository with your tools: write the code and its pytest tests, "
             "call run_tests until they pass, then commit. Finish with a short summary of what you did."
         )
+    return "\n".join(lines)
+
+
+REVIEW_DIFF_MAX = 30_000  # characters of the diff a reviewer reads; the rest is cut with a note
+
+
+def revision_section(revision: dict) -> str:
+    """What the reviewers asked for, as the step's next attempt reads it (the comments are model or human text)."""
+    by = revision.get("by") or "The reviewers"
+    lines = [
+        f"Review round {revision.get('round', 1)} asked for changes ({by}): {str(revision.get('summary', ''))[:1500]}"
+    ]
+    for comment in (revision.get("comments") or [])[:30]:
+        lines.append(f"- {comment.get('path')}:{comment.get('line')}: {str(comment.get('body', ''))[:500]}")
+    lines.append("The work so far is in the repository: change it to address these comments, run the tests, commit.")
+    return "\n".join(lines)
+
+
+def step_review_brief(step: Step, *, diff: str, tests: str, round_no: int, max_rounds: int) -> str:
+    """What a reviewer agent reads: the mission, the step's task, its test result and its diff (bounded)."""
+    shown = diff[:REVIEW_DIFF_MAX]
+    if len(diff) > len(shown):
+        shown += f"\n[diff cut: showing {REVIEW_DIFF_MAX:,} of {len(diff):,} characters]\n"
+    lines = [
+        mission_header(step.plan.mission, budget=False),
+        f"Step: {step.key} — {step.title}",
+        f"Kind: {step.kind}",
+        f"Instructions: {step.instructions}",
+    ]
+    if step.acceptance:
+        lines.append("Acceptance checks: " + "; ".join(step.acceptance))
+    lines += [
+        f"Review round: {round_no} (the author may be sent back {max_rounds} times in all)",
+        f"Tests: {tests}",
+        f"Diff of the step:\n{shown}",
+        "Review the change as StepReview: verdict approve, request_changes (the author can fix it) or reject "
+        "(it must not ship); a score from 1 to 5; a short summary; and comments, each anchored to a file path "
+        "and a line number of the new version as the diff shows it (path, line, body).",
+    ]
     return "\n".join(lines)

@@ -22,7 +22,7 @@ MAX_COMMITS = 50
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "added", "T": "modified"}
 _DIFF_OPTS = ("--no-ext-diff", "--no-textconv", "--no-color", "-M")
 _LOG_FORMAT = "%H%x00%an%x00%aI%x00%s%x00"
-_HUNK = re.compile(r"^@@ -(?P<old>\d+)(?:,\d+)? \+(?P<new>\d+)(?:,\d+)? @@")
+_HUNK = re.compile(r"^@@ -(?P<old>\d+)(?:,(?P<old_count>\d+))? \+(?P<new>\d+)(?:,(?P<new_count>\d+))? @@")
 
 
 class ChangeError(Exception):
@@ -249,39 +249,59 @@ def _commits(workspace: Workspace, base: str, head: str) -> tuple[list[dict], bo
     return commits[:MAX_COMMITS], len(commits) > MAX_COMMITS
 
 
-def diff_lines(patch: str) -> list[dict]:
-    """A file's unified diff as lines with their numbers: ``{"kind", "old", "new", "text"}``.
+def diff_rows(diff: str) -> list[dict]:
+    """A unified diff (one file or several) as rows: ``{"kind", "path", "old", "new", "text"}``.
 
-    ``kind`` is ``hunk`` (an ``@@`` header), ``add``, ``del``, ``ctx`` or ``meta`` (``---``/``+++`` and the
-    like). ``new`` is the line's number in the changed file (None for a removed line): what a comment
-    anchors to.
+    ``kind`` is ``file`` (``diff --git``, ``---``, ``+++``), ``hunk`` (``@@``), ``add``, ``del``, ``ctx`` or
+    ``meta``. ``new`` is the line's number in the changed file (None for a removed line): what a review
+    comment anchors to; ``path`` is that file. The hunk headers' counts say where a hunk ends, so a content
+    line that looks like a header ("+++ x", "--- y") is read as content.
     """
-    rows, old, new, in_hunk = [], 0, 0, False
-    for text in str(patch or "").splitlines():
-        if text.startswith("@@"):
-            match = _HUNK.match(text)
-            if match:
-                old, new, in_hunk = int(match["old"]), int(match["new"]), True
-                rows.append({"kind": "hunk", "old": None, "new": None, "text": text})
-                continue
-        if not in_hunk or text.startswith("\\"):
-            rows.append({"kind": "meta", "old": None, "new": None, "text": text})
-        elif text.startswith("+"):
-            rows.append({"kind": "add", "old": None, "new": new, "text": text})
-            new += 1
-        elif text.startswith("-"):
-            rows.append({"kind": "del", "old": old, "new": None, "text": text})
-            old += 1
-        else:
-            rows.append({"kind": "ctx", "old": old, "new": new, "text": text})
-            old, new = old + 1, new + 1
+    rows, path, old, new, old_left, new_left = [], None, 0, 0, 0, 0
+    for text in str(diff or "").splitlines():
+        row = {"kind": "meta", "path": path, "old": None, "new": None, "text": text}
+        if old_left > 0 or new_left > 0:
+            if text.startswith("\\"):  # "\ No newline at end of file"
+                pass
+            elif text.startswith("-"):
+                row.update(kind="del", old=old)
+                old, old_left = old + 1, old_left - 1
+            else:
+                added = text.startswith("+")
+                row.update(kind="add" if added else "ctx", new=new, old=None if added else old)
+                new, new_left = new + 1, new_left - 1
+                if not added:
+                    old, old_left = old + 1, old_left - 1
+        elif text.startswith("+++ "):
+            target = text[4:].strip().strip('"')
+            path = None if target == "/dev/null" else target.removeprefix("b/")
+            row.update(kind="file", path=path)
+        elif match := _HUNK.match(text):
+            old, new = int(match["old"]), int(match["new"])
+            old_left = int(match["old_count"]) if match["old_count"] is not None else 1
+            new_left = int(match["new_count"]) if match["new_count"] is not None else 1
+            row["kind"] = "hunk"
+        elif text.startswith(("diff --git", "--- ")):
+            row["kind"] = "file"
+        rows.append(row)
     return rows
+
+
+def diff_line_numbers(diff: str) -> dict[str, set[int]]:
+    """For each file of a unified diff, the line numbers of its new version that the diff shows."""
+    lines: dict[str, set[int]] = {}
+    for row in diff_rows(diff):
+        if row["kind"] == "file" and row["path"]:
+            lines.setdefault(row["path"], set())
+        elif row["new"] is not None and row["path"]:
+            lines.setdefault(row["path"], set()).add(row["new"])
+    return lines
 
 
 def change_line_numbers(change: dict) -> dict[str, set[int]]:
     """For each file of a change summary, the line numbers (in the changed file) its diff shows."""
     return {
-        f["path"]: {row["new"] for row in diff_lines(f.get("patch", "")) if row["new"] is not None}
+        f["path"]: {row["new"] for row in diff_rows(f.get("patch", "")) if row["new"] is not None}
         for f in (change or {}).get("files", [])
         if isinstance(f, dict) and f.get("path")
     }

@@ -150,6 +150,8 @@ def mission_clone(*, mission: Mission, by: AbstractBaseUser, budget_confirmed: b
             deadlock_policy=mission.deadlock_policy,
             conversation_mode=mission.conversation_mode,
             project=mission.project,
+            reviewers=list(mission.reviewers),
+            review_rule=mission.review_rule,
         )
         if mission.template_id or mission.variables:
             Mission.objects.filter(pk=clone.pk).update(template_id=mission.template_id, variables=mission.variables)

@@ -4,6 +4,7 @@ import json
 from django import forms
 from django.conf import settings
 
+from agents.models import AgentSpec
 from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX, VARIABLE_MAX, budget_parse
 from missions.models import Mission, MissionTemplate
 from missions.services import budget_needs_confirmation, mission_compose
@@ -68,6 +69,23 @@ class MissionForm(forms.Form):
         required=False, initial=False, label="Ask a reviewer to approve the plan"
     )
     require_deploy_approval = forms.BooleanField(required=False, initial=True, label="Ask a reviewer before deploying")
+    reviewers = forms.ModelMultipleChoiceField(
+        queryset=AgentSpec.objects.filter(
+            is_active=True, is_c_suite=False, is_dynamic=False, role__endswith="reviewer"
+        ).order_by("title"),
+        to_field_name="name",
+        required=False,
+        label="Peer reviewers",
+        widget=forms.SelectMultiple(attrs={"size": 3}),
+        help_text="Agents that review every step's change. None chosen: as the template says "
+        "(the code and the security reviewer without one).",
+    )
+    review_rule = forms.ChoiceField(
+        choices=[("", "As the template says (majority without one)"), *MissionTemplate.ReviewRule.choices],
+        required=False,
+        label="Peer reviewers decide by",
+    )
+    skip_peer_review = forms.BooleanField(required=False, label="No agent peer review of the steps")
 
     def __init__(self, *args, template: MissionTemplate | None = None, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,6 +130,11 @@ class MissionForm(forms.Form):
                 "confirm_budget",
                 f"${budget} is above ${settings.BUDGET_CONFIRM_ABOVE_USD}: tick the box to confirm this budget.",
             )
+        chosen = list(data.get("reviewers") or [])
+        if data.get("skip_peer_review") and chosen:
+            self.add_error("skip_peer_review", "Choose reviewers or turn peer review off, not both.")
+        # None: the template's reviewers; []: no peer review.
+        data["reviewer_names"] = [] if data.get("skip_peer_review") else [a.name for a in chosen] or None
         if template is None:
             for name in ("title", "request"):
                 if name not in self.errors and not (data.get(name) or "").strip():

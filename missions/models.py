@@ -11,6 +11,13 @@ from missions.inputs import ACCEPTANCE_MAX, REQUEST_MAX, TITLE_MAX
 # A mission whose settled spend reaches this share of its budget gets one warning per budget level.
 BUDGET_WARNING_FRACTION = Decimal("0.8")
 VARIABLE_RE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
+# The reviewer agents (AgentSpec names, seeded by agents/seed.py) that review every step unless a template
+# or the PM chooses others.
+DEFAULT_REVIEWERS = ("code-reviewer", "security-reviewer")
+
+
+def default_reviewers() -> list[str]:
+    return list(DEFAULT_REVIEWERS)
 
 
 class MissionTemplate(models.Model):
@@ -30,6 +37,12 @@ class MissionTemplate(models.Model):
         GATE = "gate", "Ask a human (deadlock gate)"
         CEO = "ceo", "CEO breaks the tie"
 
+    class ReviewRule(models.TextChoices):
+        """How the agent reviewers' verdicts on a step combine (any reject goes to a human either way)."""
+
+        MAJORITY = "majority", "Majority of reviewers approve"
+        UNANIMOUS = "unanimous", "Every reviewer approves"
+
     slug = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
@@ -45,6 +58,12 @@ class MissionTemplate(models.Model):
     consensus_rule = models.CharField(max_length=20, choices=ConsensusRule.choices, default=ConsensusRule.QUORUM)
     deadlock_policy = models.CharField(max_length=10, choices=DeadlockPolicy.choices, default=DeadlockPolicy.GATE)
     default_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("5.00"))
+    reviewers = models.JSONField(
+        default=default_reviewers,
+        blank=True,
+        help_text="Names of the agents that peer-review every step; an empty list turns peer review off.",
+    )
+    review_rule = models.CharField(max_length=10, choices=ReviewRule.choices, default=ReviewRule.MAJORITY)
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -93,6 +112,7 @@ class Mission(models.Model):
         DEADLOCKED = "deadlocked", "Deadlocked"
         STAFFING = "staffing", "Staffing"
         EXECUTING = "executing", "Executing"
+        AWAITING_REVIEW = "awaiting_review", "Awaiting review"
         AWAITING_DEPLOY_APPROVAL = "awaiting_deploy_approval", "Awaiting deploy approval"
         DEPLOYING = "deploying", "Deploying"
         PAUSED_BUDGET = "paused_budget", "Paused: budget"
@@ -112,6 +132,7 @@ class Mission(models.Model):
     WAITING = {
         Status.AWAITING_PLAN_APPROVAL,
         Status.DEADLOCKED,
+        Status.AWAITING_REVIEW,
         Status.AWAITING_DEPLOY_APPROVAL,
         Status.PAUSED_BUDGET,
         Status.PAUSED,
@@ -145,6 +166,11 @@ class Mission(models.Model):
         max_length=20,
         choices=MissionTemplate.ConversationMode.choices,
         default=MissionTemplate.ConversationMode.ROUND_ROBIN,
+    )
+    # The agents that peer-review each step (AgentSpec names; empty: no peer review) and how they decide.
+    reviewers = models.JSONField(default=list, blank=True)
+    review_rule = models.CharField(
+        max_length=10, choices=MissionTemplate.ReviewRule.choices, default=MissionTemplate.ReviewRule.MAJORITY
     )
     model_profile = models.ForeignKey("agents.ModelProfile", null=True, blank=True, on_delete=models.SET_NULL)
     # Against a project: its repository at base_sha, worked on branch missions/<code>; none: an empty repository.
@@ -306,6 +332,7 @@ class Step(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
+        IN_REVIEW = "in_review", "Awaiting review"  # done and pushed; a human decides at a review gate
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
@@ -337,6 +364,9 @@ class Step(models.Model):
     # A "resolve conflicts" step: the project's default branch had moved to this commit at deploy; the step
     # starts by merging the branch as it is then and resolves what the merge leaves.
     merge_from = models.CharField(max_length=40, blank=True)
+    # Changes asked for by the reviewers (agents or a human at a review gate), for the step's next attempt:
+    # {"by": ..., "round": n, "cycle": id, "summary": ..., "comments": [{"path", "line", "body"}]}.
+    revision = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -361,6 +391,7 @@ class Event(models.Model):
         TOOL = "tool", "Tool call"
         TEST_RUN = "test_run", "Test run"
         GATE = "gate", "Approval gate"
+        REVIEW = "review", "Peer review"
         COST = "cost", "Cost"
         ERROR = "error", "Error"
 

@@ -1,11 +1,12 @@
 """Reads for pages, the consumer and the CLI."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from agents.models import AgentMessage, LLMCall
 from missions.models import Event, Mission, Plan, Step, TestRun, Vote
+from reviews.models import PeerReview
 
 REVIEWERS_GROUP = "Reviewers"
 TRANSCRIPT_LIMIT = 300
@@ -64,7 +65,8 @@ def mission_steps(mission: Mission) -> list[Step]:
     plan = mission.plans.order_by("-version").first()
     if plan is None:
         return []
-    return list(plan.steps.select_related("agent").prefetch_related("test_runs"))
+    reviews = Prefetch("reviews", queryset=PeerReview.objects.select_related("reviewer"))
+    return list(plan.steps.select_related("agent").prefetch_related("test_runs", reviews))
 
 
 def mission_events(mission: Mission, *, after: int = 0, limit: int = 500) -> list[Event]:

@@ -24,7 +24,7 @@ from missions.inputs import (
     budget_range_check,
     text_check,
 )
-from missions.models import Event, Mission, MissionTemplate, Step
+from missions.models import DEFAULT_REVIEWERS, Event, Mission, MissionTemplate, Step
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ def mission_submit(
     budget_confirmed: bool = False,
     refuse_duplicates: bool = False,
     project=None,
+    reviewers: list[str] | None = None,
+    review_rule: str = "",
 ) -> Mission:
     """File a mission and start it once the transaction commits.
 
@@ -125,8 +127,12 @@ def mission_submit(
 
     Against a ``project`` (one the requester may file against), the mission starts from the project's
     mirrored HEAD: that commit is its base, put on its branch in the store before the mission exists.
+
+    ``reviewers`` (AgentSpec names; ``[]`` for no peer review) and ``review_rule`` override the template's,
+    whose own default is the code and security reviewers by majority.
     """
     variables = variables or {}
+    reviewers, review_rule = review_settings(template=template, reviewers=reviewers, review_rule=review_rule)
     text = mission_compose(
         title=title, request=request, acceptance_criteria=acceptance_criteria, template=template, variables=variables
     )
@@ -169,6 +175,8 @@ def mission_submit(
                 or (template.conversation_mode if template else MissionTemplate.ConversationMode.ROUND_ROBIN),
                 model_profile=profile,
                 uses_simulated_model=bool(profile and profile.is_simulated),
+                reviewers=reviewers,
+                review_rule=review_rule,
             )
             event_record(
                 mission=mission,
@@ -183,6 +191,33 @@ def mission_submit(
             _project_branch_remove(project=project, code=code)
         raise
     return mission
+
+
+def review_settings(
+    *, template: MissionTemplate | None, reviewers: list[str] | None, review_rule: str
+) -> tuple[list[str], str]:
+    """The reviewers and rule a mission gets, checked: ValueError naming an unknown reviewer or rule."""
+    from agents.models import AgentSpec
+
+    chosen = reviewers is not None
+    if not chosen:
+        reviewers = list(template.reviewers or []) if template else list(DEFAULT_REVIEWERS)
+    if not isinstance(reviewers, list | tuple) or not all(isinstance(name, str) for name in reviewers):
+        raise ValueError("Reviewers must be a list of agent names.")
+    reviewers = list(dict.fromkeys(name.strip() for name in reviewers if name.strip()))
+    known = set(
+        AgentSpec.objects.filter(name__in=reviewers, is_active=True, is_c_suite=False).values_list("name", flat=True)
+    )
+    unknown = [name for name in reviewers if name not in known]
+    if not chosen:  # the template's (or default) reviewers that do not exist here are left out, not an error
+        reviewers, unknown = [name for name in reviewers if name in known], []
+    if unknown:
+        raise ValueError(f"Unknown or inactive reviewer agent{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.")
+    rule = review_rule or (template.review_rule if template else MissionTemplate.ReviewRule.MAJORITY)
+    if rule not in MissionTemplate.ReviewRule.values:
+        choices = ", ".join(MissionTemplate.ReviewRule.values)
+        raise ValueError(f"The review rule must be one of {choices}, not {rule!r}.")
+    return reviewers, rule
 
 
 def _project_branch_create(*, project, requester, code) -> None:
@@ -293,5 +328,7 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:
     with transaction.atomic():
         if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}."):
             raise MissionError("The mission changed state meanwhile; reload and try again.")
-        Step.objects.filter(plan__mission=mission, status=Step.Status.PENDING).update(status=Step.Status.CANCELLED)
+        Step.objects.filter(plan__mission=mission, status__in=(Step.Status.PENDING, Step.Status.IN_REVIEW)).update(
+            status=Step.Status.CANCELLED
+        )
         mission.cycles.filter(finished_at__isnull=True).update(finished_at=timezone.now())

@@ -99,6 +99,8 @@ def _submit(request, form: MissionForm) -> Mission | None:
             conversation_mode=data["conversation_mode"],
             deadlock_policy=data["deadlock_policy"],
             project=data.get("project"),
+            reviewers=data["reviewer_names"],
+            review_rule=data["review_rule"],
         )
     except DuplicateMissionError as error:
         existing = error.mission

@@ -304,6 +304,8 @@ STEP_MAX_ATTEMPTS = env_int("STEP_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
 STEP_RETRY_BASE_S = env_int("STEP_RETRY_BASE_S", 2, minimum=0)
 STEP_RETRY_MAX_S = env_int("STEP_RETRY_MAX_S", 120, minimum=0)
 STEP_MAX_TOOL_ITERATIONS = env_int("STEP_MAX_TOOL_ITERATIONS", 12, minimum=1, maximum=100)
+# Agent peer-review rounds per step: "request changes" sends the step back this many times at most; then a human.
+REVIEW_MAX_ROUNDS = env_int("REVIEW_MAX_ROUNDS", 2, minimum=1, maximum=10)
 DEFAULT_MISSION_BUDGET_USD = env_decimal("DEFAULT_MISSION_BUDGET_USD", "5.00", minimum="0.01", maximum="10000")
 # Filing a mission with a budget above this asks for an explicit confirmation (form checkbox, CLI --confirm-budget).
 BUDGET_CONFIRM_ABOVE_USD = env_decimal("BUDGET_CONFIRM_ABOVE_USD", "50", minimum="0", maximum="10000")

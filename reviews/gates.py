@@ -25,6 +25,7 @@ from missions.models import Event, Mission, Step
 from missions.selectors import current_plan, user_is_reviewer
 from missions.services import mission_fail, mission_start, mission_transition
 from notifications.services import notify_gate_decided, notify_gate_opened
+from reviews import peer
 from reviews.models import ApprovalGate, GateComment
 
 LINE_COMMENTS_MAX = 200  # per gate: enough for a thorough review, not a flood
@@ -219,6 +220,8 @@ def _apply(*, gate: ApprovalGate, mission: Mission, step_key: str = "") -> None:
         if kind == ApprovalGate.Kind.DEPLOY:  # a person said no to finished work: rejected, not failed
             mission_transition(mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason)
         else:
+            if kind == ApprovalGate.Kind.REVIEW:  # the held step failed; retrying the mission starts from it
+                peer.step_review_reject(gate=gate, mission=mission)
             mission_fail(mission=mission, reason=reason)
         return
     moved = False
@@ -235,6 +238,15 @@ def _apply(*, gate: ApprovalGate, mission: Mission, step_key: str = "") -> None:
             to=Mission.Status.STAFFING if approved else Mission.Status.QUEUED,
             # A deadlock gate opened before the "deadlocked" status existed waits in plan approval.
             expected=(Mission.Status.AWAITING_PLAN_APPROVAL, Mission.Status.DEADLOCKED),
+        )
+    elif kind == ApprovalGate.Kind.REVIEW:
+        # Approve: the held step is accepted as it is. Request changes: it runs once more with the comment.
+        if status == Decision.APPROVED:
+            peer.step_review_accept(gate=gate, mission=mission)
+        else:
+            peer.step_review_revise(gate=gate, mission=mission)
+        moved = mission_transition(
+            mission=mission, to=Mission.Status.EXECUTING, expected=Mission.Status.AWAITING_REVIEW
         )
     elif kind == ApprovalGate.Kind.BUDGET:
         increase = Decimal(gate.data.get("increase_usd", "0"))

@@ -5,7 +5,11 @@ from missions.inputs import GATE_COMMENT_MAX
 
 
 class PeerReview(models.Model):
-    """A reviewer agent's verdict on a step (or a plan)."""
+    """A reviewer agent's verdict on one attempt of a step (or on a plan), with its line comments.
+
+    ``comments`` is a list of ``{"path", "line", "body"}`` anchored to lines of the diff the reviewer saw
+    (``line`` in the new version of ``path``); comments the model anchored elsewhere were dropped.
+    """
 
     class Verdict(models.TextChoices):
         APPROVE = "approve", "Approve"
@@ -15,11 +19,18 @@ class PeerReview(models.Model):
     mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="peer_reviews")
     step = models.ForeignKey("missions.Step", null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
     plan = models.ForeignKey("missions.Plan", null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    # The review round's decision cycle: its model calls (and a revision it asks for) are attributed to it.
+    cycle = models.ForeignKey("missions.DecisionCycle", null=True, blank=True, on_delete=models.SET_NULL)
     reviewer = models.ForeignKey("agents.AgentSpec", on_delete=models.PROTECT)
     round = models.PositiveIntegerField(default=1)
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="The step's attempt that was reviewed.")
     verdict = models.CharField(max_length=20, choices=Verdict.choices)
     score = models.PositiveSmallIntegerField(default=0)
-    comments = models.TextField(blank=True)
+    summary = models.TextField(blank=True)
+    comments = models.JSONField(default=list, blank=True)
+    dropped_comments = models.PositiveSmallIntegerField(
+        default=0, help_text="Comments the model anchored to a file or line that is not in the diff."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

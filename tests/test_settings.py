@@ -247,6 +247,7 @@ def test_it_flags_development_settings_in_the_deploy_check():
         ({"DATABASE_URL": "mysql://db/app"}, "DATABASE_URL must be a postgres:// or sqlite:// URL"),
         ({"SANDBOX_MEMORY_MB": "lots"}, "SANDBOX_MEMORY_MB must be a whole number, got 'lots'."),
         ({"GIT_TIMEOUT_S": "1"}, "GIT_TIMEOUT_S"),
+        ({"REVIEW_MAX_ROUNDS": "0"}, "REVIEW_MAX_ROUNDS must be between 1 and 10, got 0."),
     ],
 )
 def test_it_refuses_to_start_when_misconfigured(changes, message):

@@ -440,10 +440,21 @@ class Workspace:
             _checked_sha(sha),
             "--",
         )
-        if len(out) <= DIFF_LIMIT_BYTES:
-            return out.decode("utf-8", errors="replace")
-        head = out[:DIFF_LIMIT_BYTES].decode("utf-8", errors="replace")
-        return f"{head}\n[diff truncated: showing {DIFF_LIMIT_BYTES} of {len(out)} bytes]\n"
+        return _capped_patch(out)
+
+    def diff_range(self, base: str, head: str) -> str:
+        """The patch from commit ``base`` to commit ``head`` (several commits as one change), capped likewise."""
+        out = self._git_bytes(
+            "diff",
+            "--patch",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--no-color",
+            _checked_sha(base),
+            _checked_sha(head),
+            "--",
+        )
+        return _capped_patch(out)
 
     def changed_files(self, sha: str) -> list[str]:
         """Paths touched by one commit."""
@@ -772,6 +783,13 @@ def _checked_parts(path: str) -> tuple[str, ...]:
     if ".git" in {p.casefold() for p in parts}:
         raise WorkspaceError(f"Refused path {path!r}: the .git directory is off limits.")
     return parts
+
+
+def _capped_patch(out: bytes) -> str:
+    if len(out) <= DIFF_LIMIT_BYTES:
+        return out.decode("utf-8", errors="replace")
+    head = out[:DIFF_LIMIT_BYTES].decode("utf-8", errors="replace")
+    return f"{head}\n[diff truncated: showing {DIFF_LIMIT_BYTES} of {len(out)} bytes]\n"
 
 
 def _checked_sha(sha: str) -> str:

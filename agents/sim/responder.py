@@ -10,6 +10,8 @@ demo and the tests get the same answer every time. The HTTP layer
 * ``specialist``  - a designed agent (response_format named ``SpecialistDesign``)
 * ``budget_proposal`` - the CFO's budget increase (``BudgetProposal``): the budget again (or the call that did
   not fit), naming the top spender
+* ``step_review`` - a peer review of a step's diff (response_format named ``StepReview``), anchored to the
+  first added line of the diff; a ``[sim-review: ...]`` marker in the mission request scripts it
 * ``codegen``     - a scripted tool-calling loop when ``write_file`` is offered
   (on a brief with a repository map, plans and code steps come from ``existing_repo``)
 * ``chat``        - a short acknowledgement for anything else
@@ -195,6 +197,7 @@ SCHEMA_ROLES = {
     "PlanReview": "plan_review",
     "SpecialistDesign": "specialist",
     "BudgetProposal": "budget_proposal",
+    "StepReview": "step_review",
 }
 JSON_ROLES = tuple(SCHEMA_ROLES.values())
 ROLES = (*JSON_ROLES, "codegen", "chat")
@@ -610,7 +613,7 @@ def default_codegen(body: Body, brief: Brief) -> Reply:
     """Write a new module and its tests, run them, commit, summarise: the loop for an empty repository."""
     done = _done_calls(body)
     names = [name for _, name, _ in done]
-    for name, args in _codegen_script(brief):
+    for name, args in _codegen_script(brief, revised=revision_note(body)):
         if name == "write_file":
             if any(a.get("path") == args["path"] for _, n, a in done if n == name):
                 continue
@@ -710,8 +713,10 @@ def _codegen_variant(body: Body, brief: Brief, variant: str) -> Reply:
     return Reply(role="codegen", content=summary)
 
 
-def _codegen_script(brief: Brief) -> list[tuple[str, dict[str, Any]]]:
+def _codegen_script(brief: Brief, revised: str = "") -> list[tuple[str, dict[str, Any]]]:
     module_source, test_source = generated_sources(brief)
+    if revised:  # a revision after review: the same module with a note on top, so the change is visible
+        module_source = f"# {revised}\n{module_source}"
     return [
         ("write_file", {"path": f"{brief.module}.py", "content": module_source}),
         ("write_file", {"path": f"test_{brief.module}.py", "content": test_source}),
@@ -900,6 +905,70 @@ def budget_proposal(body: Body) -> Reply:
     return Reply(role="budget_proposal", content=json.dumps({"increase_usd": amount, "rationale": rationale}))
 
 
+# --------------------------------------------------------------------------- step_review
+
+# In the mission request: "[sim-review: reject]" rejects every step; "[sim-review: changes-once]" asks for
+# changes in round 1 and approves after; "[sim-review: changes]" asks for changes every round.
+_REVIEW_MARKER_RE = re.compile(r"\[sim-review:\s*(?P<mode>reject|changes-once|changes)\s*\]")
+_REVIEW_ROUND_RE = re.compile(r"^Review round:\s*(?P<round>\d+)", re.MULTILINE)
+_REVISION_RE = re.compile(r"^Review round (?P<round>\d+) asked for changes", re.MULTILINE)
+_DIFF_HUNK_RE = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<start>\d+)(?:,\d+)? @@")
+_REVIEWER_RE = re.compile(r"You are the (?P<title>[A-Z][A-Za-z ]*Reviewer|[A-Z][A-Za-z ]*Specialist)")
+
+
+def revision_note(body: Body) -> str:
+    """ "Revised after review round N." when the codegen brief carries reviewers' change requests, else ""."""
+    match = _REVISION_RE.search(last_user_text(body))
+    return f"Revised after review round {match.group('round')}." if match else ""
+
+
+def first_added_line(text: str) -> tuple[str, int] | None:
+    """(path, line in the new file) of the first added line of the first file in a unified diff."""
+    path, line, in_hunk = None, 0, False
+    for raw in text.splitlines():
+        if raw.startswith("+++ "):
+            target = raw[4:].strip()
+            path, in_hunk = (None if target == "/dev/null" else target.removeprefix("b/")), False
+            continue
+        match = _DIFF_HUNK_RE.match(raw)
+        if match:
+            line, in_hunk = int(match.group("start")), True
+            continue
+        if not in_hunk or path is None:
+            continue
+        if raw.startswith("+"):
+            return path, line
+        if raw.startswith(" "):
+            line += 1
+        elif not raw.startswith("-"):
+            in_hunk = False
+    return None
+
+
+def step_review(body: Body) -> Reply:
+    """Approve (score 4) with one comment on the first added line, unless the request's marker says otherwise."""
+    text = last_user_text(body)
+    marker = _REVIEW_MARKER_RE.search(text)
+    mode = marker.group("mode") if marker else ""
+    round_match = _REVIEW_ROUND_RE.search(text)
+    round_no = int(round_match.group("round")) if round_match else 1
+    persona = _REVIEWER_RE.search(system_text(body))
+    who = persona.group("title") if persona else "Reviewer"
+    if mode == "reject":
+        verdict, score, summary = "reject", 1, f"As {who}: this change must not ship as it is."
+        remark = "This line is the start of a change that should not ship."
+    elif mode == "changes" or (mode == "changes-once" and round_no == 1):
+        verdict, score, summary = "request_changes", 3, f"As {who}: nearly there; please address the comment."
+        remark = "Please document this module's purpose in one more line."
+    else:
+        verdict, score, summary = "approve", 4, f"As {who}: small, tested and clear. Approved."
+        remark = "Clear, and covered by the tests."
+    anchor = first_added_line(text)
+    comments = [{"path": anchor[0], "line": anchor[1], "body": remark}] if anchor else []
+    review = {"verdict": verdict, "score": score, "summary": summary, "comments": comments}
+    return Reply(role="step_review", content=json.dumps(review))
+
+
 # --------------------------------------------------------------------------- chat
 
 
@@ -928,6 +997,7 @@ _ROLE_HANDLERS = {
     "plan_review": plan_review,
     "specialist": specialist,
     "budget_proposal": budget_proposal,
+    "step_review": step_review,
     "codegen": codegen,
     "chat": chat,
 }

@@ -2,6 +2,9 @@
 
 A failed attempt is retried with exponential backoff and jitter, up to
 STEP_MAX_ATTEMPTS; each retry's brief says why the last one failed.
+With peer review on (reviews/peer.py), green work is reviewed before it is pushed: "request changes"
+runs the agent again in the same workspace as the step's next attempt; a step the reviewers do not
+approve in the end is pushed and held ("awaiting review") until a person decides at a review gate.
 """
 
 import logging
@@ -42,9 +45,11 @@ from missions.models import Event, Mission, Step, TestRun
 from missions.repomap import mission_repo_map
 from missions.repository import mission_repo_url
 from missions.selectors import current_plan
-from missions.services import mission_fail
+from missions.services import mission_fail, mission_transition
 from orchestrator_site.logging import mission_logging
-from reviews.gates import gate_open_budget
+from reviews import peer
+from reviews.gates import gate_open, gate_open_budget
+from reviews.models import ApprovalGate
 
 logger = logging.getLogger(__name__)
 CODE_KINDS = (Step.Kind.CODEGEN, Step.Kind.TEST)  # steps that change code get the repository map
@@ -61,6 +66,10 @@ def mission_schedule(mission: Mission) -> None:
     if failed:
         mission_fail(mission=mission, reason=f"Step {failed[0].key} failed: {failed[0].error}")
         return
+    held = [s for s in steps if s.status == Step.Status.IN_REVIEW]
+    if held:  # the agent reviewers could not approve it: a person decides, the mission waits holding no worker
+        _review_gate_open(mission, held[0])
+        return
     if steps and all(s.status == Step.Status.SUCCEEDED for s in steps):
         execution_done(mission, steps)
         return
@@ -75,6 +84,23 @@ def mission_schedule(mission: Mission) -> None:
 
     for step_id in ready:
         enqueue_after_commit(run_step, step_id)
+
+
+def _review_gate_open(mission: Mission, step: Step) -> None:
+    with transaction.atomic():
+        if not mission_transition(
+            mission=mission,
+            to=Mission.Status.AWAITING_REVIEW,
+            expected=Mission.Status.EXECUTING,
+            reason=f"Step {step.key} needs a human review.",
+        ):
+            return
+        gate_open(
+            mission=mission,
+            kind=ApprovalGate.Kind.REVIEW,
+            question=peer.review_gate_question(step),
+            data={"step": step.key, "step_id": step.pk, "round": step.output.get("review_round", 0)},
+        )
 
 
 def weak_sandbox_refusal() -> str:
@@ -230,45 +256,76 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
             return True, f"{still} tests failed at the base commit already; they do not block this step."
         return verdict.ok, verdict.reason
 
-    tools = StepTools(
-        workspace,
-        limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S),
-        on_test_run=on_test_run,
-        runner=mission_test_runner(mission, judged_at),
-        judge=tool_judge,
-        allowed=tuple(agent.tools) if (agent.tools or agent.is_dynamic) else TOOL_NAMES,
-    )
-    report = async_to_sync(run_tool_agent)(
-        profile=agent.model_profile or mission.model_profile,
-        name=agent.name,
-        system_prompt=agent.system_prompt,
-        brief=briefs.step_brief(
-            step,
-            deps,
-            previous_error=step.error,
-            knowledge=mission.knowledge_snapshot,
-            repo_map=mission_repo_map(mission, workspace) if step.kind in CODE_KINDS else "",
-        ),
-        tools=tools,
-        context=CallContext(mission_id=mission.pk, purpose=f"step:{step.kind}", step_id=step.pk, agent_id=agent.pk),
-        on_message=on_message,
-        max_iterations=settings.STEP_MAX_TOOL_ITERATIONS,
-    )
+    def agent_run(revision: dict) -> tuple[StepTools, object]:
+        tools = StepTools(
+            workspace,
+            limits=SandboxLimits(timeout_s=settings.SANDBOX_TIMEOUT_S),
+            on_test_run=on_test_run,
+            runner=mission_test_runner(mission, judged_at),
+            judge=tool_judge,
+            allowed=tuple(agent.tools) if (agent.tools or agent.is_dynamic) else TOOL_NAMES,
+        )
+        report = async_to_sync(run_tool_agent)(
+            profile=agent.model_profile or mission.model_profile,
+            name=agent.name,
+            system_prompt=agent.system_prompt,
+            brief=briefs.step_brief(
+                step,
+                deps,
+                previous_error=step.error,
+                knowledge=mission.knowledge_snapshot,
+                repo_map=mission_repo_map(mission, workspace) if step.kind in CODE_KINDS else "",
+                revision=revision,
+            ),
+            tools=tools,
+            # A revision asked for by a review round is attributed to that round's cycle.
+            context=CallContext(
+                mission_id=mission.pk,
+                purpose=f"step:{step.kind}",
+                cycle_id=revision.get("cycle"),
+                step_id=step.pk,
+                agent_id=agent.pk,
+            ),
+            on_message=on_message,
+            max_iterations=settings.STEP_MAX_TOOL_ITERATIONS,
+        )
+        return tools, report
+
     tested = step.kind in (Step.Kind.CODEGEN, Step.Kind.TEST)
-    if tested and tools.last_test is None:
-        return None, "The agent finished without running the tests."
+    reviewers = peer.step_reviewers(mission, step)
+    revision, commits, files, review = dict(step.revision or {}), [], [], None
+    while True:  # one agent run, then (with reviewers) one review round; "request changes" runs the agent again
+        tools, report = agent_run(revision)
+        files += [path for path in tools.files_written if path not in files]
+        if tested and tools.last_test is None:
+            return None, "The agent finished without running the tests."
+        try:
+            with workspace_lock(workspace.root):
+                leftover = workspace.commit(f"{step.key}: {step.title}")  # work the agent did not commit itself
+                committed_tree = workspace.head_tree()
+            commits += tools.commits + ([leftover] if leftover else [])
+            if not commits and workspace.head() != base:  # a resolve step whose merge needed no edits
+                commits = [workspace.head()]
+            if step.kind == Step.Kind.CODEGEN and not commits:
+                return None, "The agent finished without changing any file."
+            if tested and (refusal := _acceptance_refusal(tools, committed_tree, judge)):
+                return None, refusal
+            diff = ""  # the step's whole change, which the reviewers read and the page shows; a resolve step: its merge
+            if commits:
+                diff = workspace.diff(commits[-1]) if step.merge_from else workspace.diff_range(base, commits[-1])
+        except WorkspaceError as exc:
+            return None, f"Could not commit the step's work: {exc}"
+        if not (reviewers and diff):
+            break
+        review = peer.step_review_round(
+            mission=mission, step=step, reviewers=reviewers, diff=diff, tests=_tests_line(tools.last_test)
+        )
+        if review.decision != peer.REVISE:
+            break
+        revision = review.revision()
+        if not _step_revise(mission, step, revision):
+            return None, "The step was taken over by another run during its review."
     try:
-        with workspace_lock(workspace.root):
-            leftover = workspace.commit(f"{step.key}: {step.title}")  # work the agent did not commit itself
-            committed_tree = workspace.head_tree()
-        commits = tools.commits + ([leftover] if leftover else [])
-        if not commits and workspace.head() != base:  # a resolve step whose merge needed no edits
-            commits = [workspace.head()]
-        if step.kind == Step.Kind.CODEGEN and not commits:
-            return None, "The agent finished without changing any file."
-        if tested and (refusal := _acceptance_refusal(tools, committed_tree, judge)):
-            return None, refusal
-        diff = workspace.diff(commits[-1]) if commits else ""
         test_config = workspace.test_config_changes(base) if commits else []
         if commits and (refusal := _integrate(mission, step, workspace, tools, judge if tested else None)):
             return None, refusal
@@ -277,12 +334,43 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
     output = {
         "summary": report.final_text[:2000],
         "commit": commits[-1] if commits else "",
-        "files": tools.files_written,
+        "files": files,
         "diff": diff[:20000],
         "test_config_files": test_config,
         "dropped_tests": dropped_tests(judge(tools.last_test).comparison)[:50] if tested and baseline else [],
     }
+    if review is not None:
+        output["review_round"] = review.round
+        if review.decision == peer.HUMAN:  # pushed, and held for a person at a review gate
+            output["awaiting_review"], output["review_reason"] = True, review.reason
     return output, ""
+
+
+def _tests_line(result: PytestResult | None) -> str:
+    if result is None:
+        return "not run (this kind of step is not tested)"
+    return f"{result.passed} passed, {result.failed} failed, {result.errors} errors in {result.duration_s:.1f}s"
+
+
+def _step_revise(mission: Mission, step: Step, revision: dict) -> bool:
+    """The reviewers asked for changes: the next attempt of the step starts now, in the same workspace."""
+    with transaction.atomic():
+        updated = Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
+            attempt=F("attempt") + 1,
+            revision=revision,
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.STEP_LEASE_S),
+        )
+        if not updated:
+            return False
+        step.attempt += 1
+        step.revision = revision
+        event_record(
+            mission=mission,
+            kind=Event.Kind.STEP,
+            message=f"Step {step.key}: {revision['by']} asked for changes; attempt {step.attempt} revises it.",
+            data={"step": step.key, "status": Step.Status.RUNNING, "attempt": step.attempt},
+        )
+    return True
 
 
 def _merge_default_branch(mission: Mission, step: Step, workspace: Workspace) -> tuple[str, str]:
@@ -430,8 +518,9 @@ def _step_finish(
         retry and output is None and final_status == Step.Status.FAILED and step.attempt < settings.STEP_MAX_ATTEMPTS
     )
     test_config = (output or {}).get("test_config_files", [])
+    held = bool((output or {}).get("awaiting_review"))
     if output is not None:
-        status = Step.Status.SUCCEEDED
+        status = Step.Status.IN_REVIEW if held else Step.Status.SUCCEEDED
     else:
         status = Step.Status.PENDING if retry else final_status
     delay = retry_delay_s(step.attempt) if retry else 0
@@ -445,7 +534,7 @@ def _step_finish(
             alters_test_config=bool(test_config),
             test_config_files=test_config,
             error=error,
-            finished_at=None if retry else timezone.now(),
+            finished_at=None if retry or held else timezone.now(),
             lease_expires_at=None,
             retry_at=timezone.now() + timedelta(seconds=delay) if retry else None,
         )
@@ -455,7 +544,9 @@ def _step_finish(
             )
             return
         dropped = (output or {}).get("dropped_tests", [])
-        if output is not None and dropped:
+        if held:
+            message = f"Step {step.key} is done and pushed, but {output['review_reason']}: a human reviews it."
+        elif output is not None and dropped:
             message = (
                 f"Step {step.key} succeeded, but {len(dropped)} tests that passed at the base commit no longer run "
                 f"({', '.join(dropped[:5])}): a human decides at the deploy gate."

@@ -14,7 +14,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
-from missions.changes import diff_lines
+from missions.changes import diff_rows
 
 register = template.Library()
 
@@ -60,27 +60,28 @@ def comparison_rows(run) -> list[dict]:
     return rows
 
 
-_ROW_CLASS = {"add": "diff-gi", "del": "diff-gd", "hunk": "diff-gu", "meta": "diff-gh", "ctx": ""}
+_ROW_CLASS = {"add": "diff-gi", "del": "diff-gd", "hunk": "diff-gu", "file": "diff-gh", "meta": "diff-gh", "ctx": ""}
 
 
 @register.simple_tag
-def render_diff_lines(patch: str, comments=(), *anchor_parts) -> str:
-    """A file's diff as a table of numbered lines, each line's review comments right under it.
+def render_diff_lines(patch: str, comments=(), *anchor_parts, path: str = "") -> str:
+    """A diff as a table of numbered lines, each line's review comments right under it.
 
-    ``comments`` are objects with ``line``, ``body`` and ``author_label`` (a reviewer's or an agent's);
-    ``anchor_parts`` make the row ids (``d-<parts>-L<n>``) so a line can be linked to. Everything that
-    came from a model or a person is escaped by format_html.
+    ``comments`` have ``path``, ``line``, ``body`` and ``author_label`` (a reviewer's GateComment or an agent's
+    comment); a comment shows under the row of its file and line, or after the table if the diff does not
+    show that line. ``path`` names the file of a one-file patch (git may quote odd names in its headers).
+    ``anchor_parts`` make the row ids (``d-<parts>-L<n>``). Every text is escaped by format_html.
     """
     if not patch:
         return ""
     anchor = "-".join(["d", *(str(part) for part in anchor_parts)]) if anchor_parts else ""
-    by_line: dict[int | None, list] = {}
+    waiting: dict[tuple[str, int | None], list] = {}
     for comment in comments:
-        by_line.setdefault(comment.line, []).append(comment)
+        waiting.setdefault((path or comment.path, comment.line), []).append(comment)
     rows = []
-    for row in diff_lines(str(patch)):
-        number = row["new"]
-        row_id = format_html(' id="{}-L{}"', anchor, number) if anchor and number else ""
+    for row in diff_rows(str(patch)):
+        number, where = row["new"], path or row["path"]
+        row_id = format_html(' id="{}-L{}"', anchor, number) if anchor and number and path else ""
         rows.append(
             format_html(
                 '<tr class="{}"{}><td class="ln">{}</td><td class="ln"{}>{}</td><td class="code">{}</td></tr>',
@@ -92,20 +93,20 @@ def render_diff_lines(patch: str, comments=(), *anchor_parts) -> str:
                 row["text"],
             )
         )
-        for comment in by_line.pop(number, []) if number else []:
+        for comment in waiting.pop((where, number), []) if number else []:
             rows.append(_comment_row(comment))
-    file_level = by_line.pop(None, [])
-    leftovers = [c for group in by_line.values() for c in group]  # anchored to a line the shown diff lacks
-    tail = "".join(_comment_row(c) for c in [*file_level, *leftovers])
+    rest = "".join(_comment_row(c) for group in waiting.values() for c in group)  # whole-file, or lines not shown
     return format_html(
         '<div class="diff-table-wrap"><table class="diff-lines">{}{}</table></div>',
         mark_safe("".join(rows)),  # noqa: S308 - every row built by format_html above
-        mark_safe(tail),  # noqa: S308 - the same
+        mark_safe(rest),  # noqa: S308 - the same
     )
 
 
 def _comment_row(comment) -> str:
     where = f"line {comment.line}" if comment.line else "the file"
+    if comment.path and not comment.line:
+        where = f"the file {comment.path}"
     return format_html(
         (
             '<tr class="diff-comment"><td colspan="3"><div class="line-comment"><strong>{}</strong> on {}: {}</div>'

@@ -33,9 +33,10 @@ def gate_can_comment(context, gate) -> bool:
 
 
 @register.simple_tag
-def gate_file_comments(gate, path: str) -> list:
-    """The comments on one file of the gate's change: the reviewers' (prefetched with the gate)."""
-    return [c for c in gate.line_comments.all() if c.path == path]
+def gate_file_comments(gate, path: str, agent_comments=()) -> list:
+    """The comments on one file of the gate's change: the agents' (on the steps' diffs, so a line may have
+    moved since if a later step changed the file) and the people's (prefetched with the gate)."""
+    return [c for c in (*agent_comments, *gate.line_comments.all()) if c.path == path]
 
 
 @register.inclusion_tag("reviews/_plan_review.html")

@@ -156,6 +156,12 @@ def test_it_falls_back_to_the_schema_in_the_prompt_when_json_mode_is_refused_too
             "times": 1,
             "reply": {"json": {"verdict": "approve", "findings": []}},
         },
+        {  # the code and the security reviewer, on the one step
+            "role": "chat",
+            "match": "matching the schema StepReview",
+            "times": 2,
+            "reply": {"json": {"verdict": "approve", "score": 4, "summary": "Fine.", "comments": []}},
+        },
     )
     mission = _submit(pm)
     assert _settled(mission) == Mission.Status.COMPLETED, mission.failure_reason

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from agents.models import AgentSpec
@@ -147,6 +148,12 @@ def test_it_sends_requested_changes_back_as_a_step_and_asks_again(company, pm, r
     first = wait_for(pending_deploy, timeout=120, message="first deploy gate")
     steps = list(Step.objects.filter(plan__mission=mission, kind=Step.Kind.CODEGEN))
     named = steps[0]
+    page = Client()
+    page.force_login(reviewer)
+    html = page.get(mission.get_absolute_url()).content.decode()
+    change = html[html.index(f'id="change-{first.pk}"') :]
+    assert "<h3>Peer reviews</h3>" in change and "Code Reviewer <span" in change  # the agents' verdicts
+    assert f"Code Reviewer on step {named.key} (approve)</strong> on line" in change  # their comments, by line
     change = first.data["change"]
     path = change["files"][0]["path"]
     gate_comment_add(gate=first, by=reviewer, path=path, line="", body="Add a docstring to this module.")
