@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "agents",
     "reviews",
     "projects",
+    "audit",
     "axes",
 ]
 

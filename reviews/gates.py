@@ -127,6 +127,7 @@ def gate_decide(*, gate: ApprovalGate, by: AbstractBaseUser, decision: str, comm
             message=f"{gate.get_kind_display()} {gate.get_status_display().lower()} by {by}"
             + (f": “{comment}”" if comment else "."),
             data={"gate": gate.pk, "kind": gate.kind, "status": decision, "by": by.pk},
+            actor=by,
         )
         _apply(gate=gate, mission=mission)
     return gate
@@ -134,18 +135,20 @@ def gate_decide(*, gate: ApprovalGate, by: AbstractBaseUser, decision: str, comm
 
 def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
     """Move the mission on from the gate it was waiting at; runs inside the decision's transaction."""
-    kind, status = gate.kind, gate.status
+    kind, status, by = gate.kind, gate.status, gate.decided_by
     if status == Decision.REJECTED:
         reason = f"{gate.get_kind_display()} rejected by {gate.decided_by}. “{gate.comment}”"
         if kind == ApprovalGate.Kind.DEPLOY:  # a person said no to finished work: rejected, not failed
-            mission_transition(mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason)
+            mission_transition(
+                mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason, actor=by
+            )
         else:
-            mission_fail(mission=mission, reason=reason)
+            mission_fail(mission=mission, reason=reason, actor=by)
         return
     moved = False
     if kind == ApprovalGate.Kind.DEPLOY:
         moved = mission_transition(
-            mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.AWAITING_DEPLOY_APPROVAL
+            mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.AWAITING_DEPLOY_APPROVAL, actor=by
         )
     elif kind in (ApprovalGate.Kind.PLAN, ApprovalGate.Kind.DEADLOCK):
         approved = status == Decision.APPROVED
@@ -154,6 +157,7 @@ def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
             to=Mission.Status.STAFFING if approved else Mission.Status.QUEUED,
             # A deadlock gate opened before the "deadlocked" status existed waits in plan approval.
             expected=(Mission.Status.AWAITING_PLAN_APPROVAL, Mission.Status.DEADLOCKED),
+            actor=by,
         )
     elif kind == ApprovalGate.Kind.BUDGET:
         increase = Decimal(gate.data.get("increase_usd", "0"))
@@ -167,6 +171,7 @@ def _apply(*, gate: ApprovalGate, mission: Mission) -> None:
             expected=Mission.Status.PAUSED_BUDGET,
             reason=f"Budget raised by ${increase} to ${mission.budget_usd}.",
             paused_from="",
+            actor=by,
         )
     if moved:
         transaction.on_commit(lambda: mission_start(mission.pk), robust=True)
