@@ -11,6 +11,7 @@ from agents.models import AgentSpec, LLMCall, ModelProfile
 from audit.models import AuditEntry
 from missions.models import Mission, MissionTemplate
 from projects.models import Project
+from tests.projects.conftest import product  # noqa: F401 - fixture
 
 NEW_PASSWORD = "an entirely new passphrase 42"
 
@@ -144,3 +145,26 @@ def test_it_refuses_to_delete_what_append_only_records_refer_to(admin_client, pm
         admin_client.post(_admin_url(obj, "delete"), {"post": "yes"})
         assert type(obj).objects.filter(pk=obj.pk).exists()
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.DELETE).exists()
+
+
+def test_it_audits_projects_added_and_edited_on_the_projects_page(
+    admin_client,
+    staff,
+    product,  # noqa: F811 - the fixture imported above
+    settings,
+    tmp_path,
+):
+    """The Projects page is an admin's too: adding and editing a project are audit entries with the admin."""
+    settings.MIRRORS_DIR, settings.ENVS_DIR = tmp_path / "mirrors", tmp_path / "envs"
+    settings.MIRRORS_DIR.mkdir()
+    settings.ENVS_DIR.mkdir()
+    settings.PROJECT_ALLOWED_ROOTS = []
+    form = {"name": "Shop", "slug": "shop", "git_url": str(product), "default_branch": "main", "test_command": "true"}
+    assert admin_client.post(reverse("projects:add"), form).status_code == 302
+    added = AuditEntry.objects.get(action=AuditEntry.Action.ADD)
+    assert (added.actor, added.object_repr, added.changes["git_url"]) == (staff, "Shop", {"to": str(product)})
+    edit = {"name": "Shop front", "default_branch": "main", "test_command": "true", "push_url": ""}
+    assert admin_client.post(reverse("projects:edit", args=["shop"]), edit).status_code == 302
+    changed = AuditEntry.objects.get(action=AuditEntry.Action.CHANGE)
+    assert changed.actor == staff and changed.changes == {"name": {"from": "Shop", "to": "Shop front"}}
+    assert "Changed project “Shop front”" in admin_client.get(reverse("audit:site")).content.decode()
