@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 from django.urls import reverse
 
 from agents.models import AgentSpec
@@ -79,3 +80,4 @@ async def test_it_streams_exports_under_asgi(async_client, pm):
     table = await async_client.get(url + "?format=csv")
     lines = b"".join([chunk async for chunk in table.streaming_content]).decode().splitlines()
     assert len(lines) == 4 and all(",'=step" in line for line in lines[1:])
+    await sync_to_async(connections.close_all)()  # the worker thread's connection, or PostgreSQL keeps the test db

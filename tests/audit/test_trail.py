@@ -180,3 +180,22 @@ def test_it_lists_what_people_did_across_missions_on_the_site_audit(
     assert rows[0]["summary"].startswith("Cancelled") and rows[0]["mission"] == str(mission.code)
     records = json.loads(_body(admin_client.get(reverse("audit:site") + "?format=json")))
     assert [r["actor"] for r in records] == ["pm", "pm", "pm", "reviewer", "reviewer"]
+
+
+def test_it_pages_the_site_audit_with_a_bounded_number_of_queries(
+    admin_client, pm, reviewer, django_assert_max_num_queries
+):
+    """Many missions, people and admin changes: the site page and its export still take a few queries."""
+    for n in range(30):
+        mission = _mission(pm, title=f"Mission {n}")
+        for person in (pm, reviewer, None):
+            event_record(mission=mission, kind=Event.Kind.STATUS, message=f"{person} acted on {n}", actor=person)
+        audit_record(actor=reviewer, action=AuditEntry.Action.CHANGE, obj=mission, message=f"edit {n}")
+    admin_client.get(reverse("audit:site"))
+    with django_assert_max_num_queries(12):
+        page = admin_client.get(reverse("audit:site") + "?page=2")
+    assert page.context["page"].paginator.count == 90 and len(page.context["rows"]) == 40
+    with django_assert_max_num_queries(12):
+        records = json.loads(_body(admin_client.get(reverse("audit:site") + "?format=json")))
+    assert len(records) == 90 and records[0]["summary"].startswith("Changed mission “Mission 29”")
+    assert [r["at"] for r in records] == sorted((r["at"] for r in records), reverse=True)
