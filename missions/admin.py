@@ -92,7 +92,8 @@ class StepAdmin(ReadOnlyAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ["mission", "seq", "kind", "message", "created_at"]
+    list_display = ["mission", "seq", "kind", "message", "actor", "actor_agent", "created_at"]
+    list_select_related = ["mission", "actor", "actor_agent"]
     list_filter = ["kind"]
     search_fields = ["mission__title", "mission__code", "message"]
 
