@@ -5,6 +5,9 @@ from django.utils.html import format_html, format_html_join
 from agents.models import AgentMessage, AgentSpec, LLMCall, ModelProfile
 from agents.runtime.probe import CAPABILITIES
 from agents.services import model_profile_check
+from audit.mixins import AuditedAdmin
+from audit.models import AuditEntry
+from audit.services import audit_record
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -21,7 +24,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelProfile)
-class ModelProfileAdmin(admin.ModelAdmin):
+class ModelProfileAdmin(AuditedAdmin):
     list_display = [
         "name",
         "provider",
@@ -59,6 +62,13 @@ class ModelProfileAdmin(admin.ModelAdmin):
     def check_model(self, request, queryset):
         for profile in queryset:
             found = model_profile_check(profile=profile)["capabilities"]
+            audit_record(
+                actor=request.user,
+                action=AuditEntry.Action.CHANGE,
+                obj=profile,
+                changes={name: {"to": found[name]["ok"]} for name in found},
+                message="Checked the model: capabilities probed and stored.",
+            )
             refused = [name for name in CAPABILITIES if not found[name]["ok"]]
             if not found["plain"]["ok"]:
                 level, text = messages.ERROR, f"{profile.name}: plain completion failed: {found['plain']['detail']}"
@@ -71,7 +81,7 @@ class ModelProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentSpec)
-class AgentSpecAdmin(admin.ModelAdmin):
+class AgentSpecAdmin(AuditedAdmin):
     list_display = [
         "name",
         "title",
@@ -94,6 +104,7 @@ class AgentSpecAdmin(admin.ModelAdmin):
         promoted = 0
         for agent in queryset.filter(reviewed_for_reuse=False):
             agent.promote_for_reuse(by=request.user)
+            _reuse_audit(request, agent, promoted=True)
             promoted += 1
         self.message_user(request, f"{promoted} agent(s) promoted: every mission may now use them.", messages.SUCCESS)
 
@@ -102,6 +113,7 @@ class AgentSpecAdmin(admin.ModelAdmin):
         withdrawn = 0
         for agent in queryset.filter(reviewed_for_reuse=True):
             agent.withdraw_from_reuse()
+            _reuse_audit(request, agent, promoted=False)
             withdrawn += 1
         self.message_user(request, f"{withdrawn} agent(s) withdrawn from reuse.", messages.SUCCESS)
 
@@ -117,6 +129,16 @@ class AgentSpecAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         return fields if self._may_see_missions(request) else [f for f in fields if f != "created_by_mission"]
+
+
+def _reuse_audit(request, agent: AgentSpec, *, promoted: bool) -> None:
+    audit_record(
+        actor=request.user,
+        action=AuditEntry.Action.CHANGE,
+        obj=agent,
+        changes={"reviewed_for_reuse": {"from": not promoted, "to": promoted}},
+        message="Promoted for reuse." if promoted else "Withdrawn from reuse.",
+    )
 
 
 @admin.register(LLMCall)

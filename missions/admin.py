@@ -1,11 +1,12 @@
 from django.contrib import admin
 
 from agents.admin import ReadOnlyAdmin
+from audit.mixins import AuditedAdmin
 from missions.models import DecisionCycle, Event, KnowledgeEntry, Mission, MissionTemplate, Plan, Step, TestRun, Vote
 
 
 @admin.register(MissionTemplate)
-class MissionTemplateAdmin(admin.ModelAdmin):
+class MissionTemplateAdmin(AuditedAdmin):
     list_display = ["name", "slug", "conversation_mode", "consensus_rule", "default_budget_usd", "is_active"]
     list_filter = ["is_active", "conversation_mode", "consensus_rule"]
     search_fields = ["name", "slug", "description"]
@@ -29,7 +30,7 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(Mission)
-class MissionAdmin(admin.ModelAdmin):
+class MissionAdmin(AuditedAdmin):
     list_display = [
         "title",
         "status",
@@ -91,7 +92,8 @@ class StepAdmin(ReadOnlyAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ["mission", "seq", "kind", "message", "created_at"]
+    list_display = ["mission", "seq", "kind", "message", "actor", "actor_agent", "created_at"]
+    list_select_related = ["mission", "actor", "actor_agent"]
     list_filter = ["kind"]
     search_fields = ["mission__title", "mission__code", "message"]
 
@@ -104,7 +106,7 @@ class TestRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(KnowledgeEntry)
-class KnowledgeEntryAdmin(admin.ModelAdmin):
+class KnowledgeEntryAdmin(AuditedAdmin):
     list_display = ["title", "kind", "mission", "created_at"]
     list_filter = ["kind"]
     search_fields = ["title", "body"]

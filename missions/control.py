@@ -61,6 +61,7 @@ def mission_pause(*, mission: Mission, by: AbstractBaseUser) -> None:
         expected=mission.status,
         reason=f"By {by}: running steps stop after their current tool call; nothing new starts.",
         paused_from=RESUME_AT.get(mission.status, mission.status),
+        actor=by,
     ):
         raise MissionError("The mission changed state meanwhile; reload and try again.")
 
@@ -80,6 +81,7 @@ def mission_resume(*, mission: Mission, by: AbstractBaseUser) -> None:
             expected=Mission.Status.PAUSED,
             reason=f"Resumed by {by}.",
             paused_from="",
+            actor=by,
         ):
             raise MissionError("The mission changed state meanwhile; reload and try again.")
         if resume_at == Mission.Status.STAFFING:  # its claim may be held by the run the pause stopped
@@ -116,6 +118,7 @@ def mission_retry(*, mission: Mission, by: AbstractBaseUser) -> list[str]:
             reason=f"Retried by {by} from step {', '.join(keys)}.",
             failure_reason="",
             finished_at=None,
+            actor=by,
         ):
             raise MissionError("The mission changed state meanwhile; reload and try again.")
         Step.objects.filter(pk__in=[step.pk for step in steps], status__in=RETRYABLE_STEPS).update(
@@ -161,12 +164,14 @@ def mission_clone(*, mission: Mission, by: AbstractBaseUser, budget_confirmed: b
             kind=Event.Kind.SUBMITTED,
             message=f"Cloned by {by} from “{mission.title}” ({mission.code}).",
             data={"cloned_from": str(mission.code)},
+            actor=by,
         )
         event_record(
             mission=mission,
             kind=Event.Kind.SUBMITTED,
             message=f"{by} cloned this mission into {clone.code}.",
             data={"clone": str(clone.code)},
+            actor=by,
         )
     return clone
 

@@ -401,6 +401,14 @@ class Event(models.Model):
     message = models.TextField()
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who did it: a person (a decision, a pause, a cancel), an agent (a vote, a tool call), or neither (the
+    # engine). PROTECT: events are append-only, so an actor who acted is deactivated, never deleted.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_agent = models.ForeignKey(
+        "agents.AgentSpec", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["mission", "seq"]
@@ -408,6 +416,14 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq} {self.kind}: {self.message[:60]}"
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor_id:
+            return str(self.actor)
+        if self.actor_agent_id:
+            return self.actor_agent.title or self.actor_agent.name
+        return "system"
 
 
 class TestRun(models.Model):

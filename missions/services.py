@@ -183,6 +183,7 @@ def mission_submit(
                 kind=Event.Kind.SUBMITTED,
                 message=f"{requester} filed the mission with a budget of ${budget_usd}.",
                 data={"status": mission.status},
+                actor=requester,
             )
             # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
             transaction.on_commit(lambda: mission_start(mission.pk), robust=True)
@@ -266,9 +267,15 @@ def mission_start(mission_id: int) -> None:
 
 
 def mission_transition(
-    *, mission: Mission, to: str, expected: str | tuple[str, ...] | None = None, reason: str = "", **fields
+    *,
+    mission: Mission,
+    to: str,
+    expected: str | tuple[str, ...] | None = None,
+    reason: str = "",
+    actor: AbstractBaseUser | None = None,
+    **fields,
 ) -> bool:
-    """Move a mission to status ``to`` if it is still in ``expected``.
+    """Move a mission to status ``to`` if it is still in ``expected``; ``actor`` is who moved it, if a person.
 
     The conditional UPDATE is the claim: when two workers race, exactly one
     sees a row updated; the other gets False and must stop.
@@ -298,6 +305,7 @@ def mission_transition(
             kind=Event.Kind.STATUS if to != Mission.Status.FAILED else Event.Kind.ERROR,
             message=f"{label}." + (f" {reason}" if reason else ""),
             data={"status": to, "from": previous},
+            actor=actor,
         )
         if to in Mission.FINISHED:
             from reviews.gates import gates_close_open  # the one way in from missions/ (see reviews/gates.py)
@@ -311,11 +319,11 @@ def mission_transition(
     return True
 
 
-def mission_fail(*, mission: Mission, reason: str) -> bool:
+def mission_fail(*, mission: Mission, reason: str, actor: AbstractBaseUser | None = None) -> bool:
     """Fail the mission and keep what it learned for later missions."""
     from missions.knowledge import knowledge_record_retrospective
 
-    failed = mission_transition(mission=mission, to=Mission.Status.FAILED, reason=reason)
+    failed = mission_transition(mission=mission, to=Mission.Status.FAILED, reason=reason, actor=actor)
     if failed:
         knowledge_record_retrospective(mission)
     return failed
@@ -326,7 +334,7 @@ def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:
     if mission.is_finished:
         raise MissionError(f"The mission is already {mission.get_status_display().lower()}.")
     with transaction.atomic():
-        if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}."):
+        if not mission_transition(mission=mission, to=Mission.Status.CANCELLED, reason=f"Cancelled by {by}.", actor=by):
             raise MissionError("The mission changed state meanwhile; reload and try again.")
         Step.objects.filter(plan__mission=mission, status__in=(Step.Status.PENDING, Step.Status.IN_REVIEW)).update(
             status=Step.Status.CANCELLED

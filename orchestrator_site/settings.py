@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "reviews",
     "projects",
     "notifications",
+    "audit",
     "axes",
 ]
 

@@ -8,6 +8,7 @@ from orchestrator_site.health import healthz
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="missions:list"), name="home"),
     path("missions/", include("missions.urls")),
+    path("", include("audit.urls")),
     path("gates/", include("reviews.urls")),
     path("projects/", include("projects.urls")),
     path("profile/", include("notifications.urls")),

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from agents.admin import ReadOnlyAdmin
+from audit.mixins import AuditedAdmin
 from projects.models import Baseline, Project
 
 
@@ -19,7 +20,7 @@ class BaselineInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedAdmin):
     """Stats come from the mirror. Adding a project, and changing where its code comes from or how it is
     tested, goes through the Projects page (or project_add), which checks the URL and runs a new baseline."""
 

@@ -7,11 +7,14 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audit.models import AuditEntry
+from audit.services import audit_changes, audit_record, audit_values
 from projects import selectors
 from projects.forms import ProjectAddForm, ProjectEditForm
 from projects.services import ProjectError, project_add, project_refresh, project_update
 
 FIELDS = ("name", "default_branch", "test_command", "setup_command", "push_url", "merge_after_approval", "restricted")
+AUDITED = ["slug", "git_url", *FIELDS, "members"]
 
 
 def staff_required(view):
@@ -45,6 +48,10 @@ def project_add_view(request):
         else:
             if data["members"]:
                 project.members.set(data["members"])
+            after = audit_values(project, AUDITED)
+            audit_record(
+                actor=request.user, action=AuditEntry.Action.ADD, obj=project, changes=audit_changes(None, after)
+            )
             messages.success(request, f"Added {project.name}: baseline {project.current_baseline().verdict}.")
             return redirect(project)
     return render(request, "projects/form.html", {"form": form, "project": None})
@@ -68,11 +75,15 @@ def project_edit(request, slug):
     form = ProjectEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        before = audit_values(project, AUDITED)
         try:
             project = project_update(project, members=data["members"], **{f: data[f] for f in FIELDS})
         except ProjectError as error:
             form.add_error(None, str(error))
         else:
+            changes = audit_changes(before, audit_values(project, AUDITED))
+            if changes:
+                audit_record(actor=request.user, action=AuditEntry.Action.CHANGE, obj=project, changes=changes)
             messages.success(request, f"Saved {project.name}.")
             return redirect(project)
     return render(request, "projects/form.html", {"form": form, "project": project})

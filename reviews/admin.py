@@ -8,7 +8,7 @@ from reviews.models import ApprovalGate, PeerReview
 class PeerReviewAdmin(ReadOnlyAdmin):
     list_display = ["mission", "step", "reviewer", "round", "verdict", "score", "created_at"]
     list_filter = ["verdict", "reviewer"]
-    search_fields = ["mission__title", "comments"]
+    search_fields = ["mission__title", "summary"]
 
 
 @admin.register(ApprovalGate)

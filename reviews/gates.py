@@ -157,6 +157,7 @@ def gate_decide(
             message=f"{gate.get_kind_display()} {gate.get_status_display().lower()} by {by}"
             + (f": “{comment}”" if comment else "."),
             data={"gate": gate.pk, "kind": gate.kind, "status": decision, "by": by.pk},
+            actor=by,
         )
         notify_gate_decided(gate)  # it leaves every reviewer's badge and queue, after commit
         _apply(gate=gate, mission=mission, step_key=step_key)
@@ -208,28 +209,31 @@ def gate_comment_add(*, gate: ApprovalGate, by: AbstractBaseUser, path: str, lin
             kind=Event.Kind.GATE,
             message=f"{by} commented on {comment.anchor}: “{body[:200]}”",
             data={"gate": gate.pk, "kind": gate.kind, "status": gate.status, "comment": comment.pk, "by": by.pk},
+            actor=by,
         )
     return comment
 
 
 def _apply(*, gate: ApprovalGate, mission: Mission, step_key: str = "") -> None:
     """Move the mission on from the gate it was waiting at; runs inside the decision's transaction."""
-    kind, status = gate.kind, gate.status
+    kind, status, by = gate.kind, gate.status, gate.decided_by
     if status == Decision.REJECTED:
         reason = f"{gate.get_kind_display()} rejected by {gate.decided_by}. “{gate.comment}”"
         if kind == ApprovalGate.Kind.DEPLOY:  # a person said no to finished work: rejected, not failed
-            mission_transition(mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason)
+            mission_transition(
+                mission=mission, to=Mission.Status.REJECTED, reason=reason, failure_reason=reason, actor=by
+            )
         else:
             if kind == ApprovalGate.Kind.REVIEW:  # the held step failed; retrying the mission starts from it
                 peer.step_review_reject(gate=gate, mission=mission)
-            mission_fail(mission=mission, reason=reason)
+            mission_fail(mission=mission, reason=reason, actor=by)
         return
     moved = False
     if kind == ApprovalGate.Kind.DEPLOY and status == Decision.REVISION_REQUESTED:
         moved = _revision_step_add(gate=gate, mission=mission, step_key=step_key)
     elif kind == ApprovalGate.Kind.DEPLOY:
         moved = mission_transition(
-            mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.AWAITING_DEPLOY_APPROVAL
+            mission=mission, to=Mission.Status.DEPLOYING, expected=Mission.Status.AWAITING_DEPLOY_APPROVAL, actor=by
         )
     elif kind in (ApprovalGate.Kind.PLAN, ApprovalGate.Kind.DEADLOCK):
         approved = status == Decision.APPROVED
@@ -238,6 +242,7 @@ def _apply(*, gate: ApprovalGate, mission: Mission, step_key: str = "") -> None:
             to=Mission.Status.STAFFING if approved else Mission.Status.QUEUED,
             # A deadlock gate opened before the "deadlocked" status existed waits in plan approval.
             expected=(Mission.Status.AWAITING_PLAN_APPROVAL, Mission.Status.DEADLOCKED),
+            actor=by,
         )
     elif kind == ApprovalGate.Kind.REVIEW:
         # Approve: the held step is accepted as it is. Request changes: it runs once more with the comment.
@@ -260,6 +265,7 @@ def _apply(*, gate: ApprovalGate, mission: Mission, step_key: str = "") -> None:
             expected=Mission.Status.PAUSED_BUDGET,
             reason=f"Budget raised by ${increase} to ${mission.budget_usd}.",
             paused_from="",
+            actor=by,
         )
     if moved:
         transaction.on_commit(lambda: mission_start(mission.pk), robust=True)
@@ -278,6 +284,7 @@ def _revision_step_add(*, gate: ApprovalGate, mission: Mission, step_key: str) -
         expected=Mission.Status.AWAITING_DEPLOY_APPROVAL,
         reason=f"Changes requested by {gate.decided_by}: “{gate.comment}”",
         deploy_started_at=None,
+        actor=gate.decided_by,
     ):
         return False
     plan = current_plan(mission)
@@ -304,6 +311,7 @@ def _revision_step_add(*, gate: ApprovalGate, mission: Mission, step_key: str) -
         kind=Event.Kind.STEP,
         message=f"Step {step.key} added: {step.title}.",
         data={"step": step.key, "status": step.status, "gate": gate.pk},
+        actor=gate.decided_by,
     )
     return True
 

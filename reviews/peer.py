@@ -143,6 +143,7 @@ def step_review_round(
                 kind=Event.Kind.REVIEW,
                 message=f"{agent.title}'s review of step {step.key} was unusable: {error}",
                 data={"step": step.key, "round": round_no, "agent": agent.name},
+                actor_agent=agent,
             )
             continue
         reviews.append(_review_record(mission, step, cycle, agent, answer, lines, round_no))
@@ -200,6 +201,7 @@ def _review_record(
             message=f"{agent.title} reviewed step {step.key} (round {round_no}): "
             f"{review.get_verdict_display().lower()}, {review.score}/5 — {review.summary}{note}",
             data={"review": review.pk, "step": step.key, "verdict": review.verdict, "round": round_no},
+            actor_agent=agent,
         )
     return review
 
@@ -255,6 +257,7 @@ def step_review_accept(*, gate, mission: Mission) -> None:
         kind=Event.Kind.STEP,
         message=f"Step {step.key} succeeded: accepted by {gate.decided_by} at the review gate.",
         data={"step": step.key, "status": Step.Status.SUCCEEDED},
+        actor=gate.decided_by,
     )
 
 
@@ -272,6 +275,7 @@ def step_review_revise(*, gate, mission: Mission) -> None:
         kind=Event.Kind.STEP,
         message=f"Step {step.key} goes back to its agent with {gate.decided_by}'s comment.",
         data={"step": step.key, "status": Step.Status.PENDING},
+        actor=gate.decided_by,
     )
 
 
@@ -282,6 +286,3 @@ def step_review_reject(*, gate, mission: Mission) -> None:
         Step.objects.filter(pk=step.pk, status=Step.Status.IN_REVIEW).update(
             status=Step.Status.FAILED, error=f"Rejected at the review gate: {gate.comment}", finished_at=timezone.now()
         )
-
-
-# ----------------------------------------------------------------------------- the page

@@ -9,6 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import AgentMessage, AgentSpec, LLMCall
+from audit.models import AuditEntry
+from audit.services import audit_record
 from missions.models import (
     DecisionCycle,
     Event,
@@ -25,7 +27,19 @@ from projects.models import Baseline, Project
 from reviews.models import ApprovalGate, PeerReview
 
 # Every record of what happened; gates are decided in the queue, not the admin.
-READ_ONLY = [Event, LLMCall, AgentMessage, ApprovalGate, Vote, TestRun, PeerReview, DecisionCycle, Plan, Step]
+READ_ONLY = [
+    Event,
+    LLMCall,
+    AgentMessage,
+    ApprovalGate,
+    Vote,
+    TestRun,
+    PeerReview,
+    DecisionCycle,
+    Plan,
+    Step,
+    AuditEntry,
+]
 
 
 def _url(model, view: str, *args) -> str:
@@ -71,6 +85,7 @@ def records(company, pm):
                 )
             ),
             baseline=Baseline.objects.create(project=project, sha="a" * 40, verdict=Baseline.Verdict.PASSED, passed=3),
+            audit=audit_record(actor=pm, action=AuditEntry.Action.CHANGE, obj=template, message="Admin mission"),
         )
     # Axes' login records (written directly: a real login costs a full password hash per test).
     seen = {"username": "pm", "ip_address": "127.0.0.1", "user_agent": "test", "path_info": "/login/"}

@@ -125,6 +125,7 @@ def _record_draft(mission: Mission, drafter: AgentSpec, cycle: DecisionCycle, dr
         kind=Event.Kind.PLAN,
         message=f"{drafter.title} {verb} a plan with {len(draft.steps)} steps: {draft.summary}",
         data={"cycle": cycle.number, "round": round_no},
+        actor_agent=drafter,
     )
 
 
@@ -167,5 +168,6 @@ def _vote_record(mission: Mission, member: AgentSpec, cycle: DecisionCycle, answ
             kind=Event.Kind.VOTE,
             message=f"{member.title} votes {vote.get_stance_display().lower()}: {answer.rationale}{amend}",
             data={"vote": vote.pk, "stance": vote.stance, "agent": member.name, "round": round_no},
+            actor_agent=member,
         )
     return vote

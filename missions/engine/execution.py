@@ -174,6 +174,7 @@ def _step_work(step_id: int) -> None:
             message=f"Step {step.key} started by {step.agent.title if step.agent else 'an agent'}"
             + (f" (attempt {step.attempt} of {settings.STEP_MAX_ATTEMPTS})." if step.attempt > 1 else "."),
             data={"step": step.key, "status": Step.Status.RUNNING},
+            actor_agent=step.agent,
         )
         refusal = weak_sandbox_refusal()
         if refusal:  # retrying cannot help: the mission stops here with the reason
@@ -603,4 +604,5 @@ def _step_message(mission: Mission, step: Step, agent: AgentSpec, kind: str, con
                 kind=Event.Kind.TOOL,
                 message=f"{agent.title} · {step.key}: {content}",
                 data={"message": message.pk, "step": step.key},
+                actor_agent=agent,
             )

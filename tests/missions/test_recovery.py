@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from unittest.mock import patch
 
 import pytest
 from django.utils import timezone
@@ -23,8 +24,9 @@ def queued(monkeypatch):
 
 def _mission(pm, status, *, quiet_for_s=0):
     mission = Mission.objects.create(requester=pm, title="m", request="r", budget_usd=Decimal("1"), status=status)
-    event = event_record(mission=mission, kind=Event.Kind.STATUS, message="last sign of life")
-    Event.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(seconds=quiet_for_s))
+    # Written quiet_for_s ago (events are append-only: on PostgreSQL their time cannot be changed afterwards).
+    with patch("django.utils.timezone.now", return_value=timezone.now() - timedelta(seconds=quiet_for_s)):
+        event_record(mission=mission, kind=Event.Kind.STATUS, message="last sign of life")
     return mission
 
 
