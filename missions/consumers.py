@@ -10,7 +10,6 @@ the user as they are now: a socket whose user logged out, changed password or
 lost the role that let them see the mission is closed instead of updated.
 """
 
-import json
 import logging
 
 from channels.db import database_sync_to_async
@@ -19,7 +18,7 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from missions import selectors
-from orchestrator_site.websocket import session_user, user_group
+from orchestrator_site.websocket import frame_of_type, session_user, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -126,13 +125,8 @@ class MissionConsumer(AsyncWebsocketConsumer):
 
 
 def _parse_resume(text: str | None) -> int | None:
-    if not text or len(text) > MAX_FRAME_BYTES:
-        return None
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(frame, dict) or frame.get("type") != "resume":
+    frame = frame_of_type(text, "resume", max_bytes=MAX_FRAME_BYTES)
+    if frame is None:
         return None
     after = frame.get("after")
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:

@@ -7,6 +7,7 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
@@ -28,7 +29,13 @@ def mission_list(request):
     query = request.GET.get("q", "").strip()[:200]
     missions = selectors.mission_list_for_user(request.user, status=status, query=query)
     page = Paginator(missions, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "status": status, "query": query, "statuses": Mission.Status.choices}
+    context = {
+        "page": page,
+        "status": status,
+        "query": query,
+        "statuses": Mission.Status.choices,
+        "pager_params": "".join(f"{urlencode({k: v})}&" for k, v in (("status", status), ("q", query)) if v),
+    }
     fragment = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
     response = render(request, "missions/list.html#results" if fragment else "missions/list.html", context)
     patch_vary_headers(response, ["HX-Request"])  # the same URL serves a page or a fragment

@@ -10,8 +10,6 @@ appended, decided or closed ones removed. The queue page says what it shows on e
 Access is checked again before every message, against the session as it is now (as missions/consumers.py).
 """
 
-import json
-
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
@@ -19,7 +17,7 @@ from django.template.loader import render_to_string
 from missions.selectors import user_is_reviewer
 from notifications.selectors import gate_badge_count
 from notifications.services import REVIEWERS_GROUP_NAME, user_notify_group
-from orchestrator_site.websocket import session_user, user_group
+from orchestrator_site.websocket import frame_of_type, session_user, user_group
 from reviews.models import ApprovalGate
 from reviews.selectors import gate_queue_for_user
 
@@ -127,13 +125,8 @@ def _render_toast(message: dict) -> str:
 
 def _parse_queue(text: str | None) -> tuple[set[int], str, bool] | None:
     """``{"type": "queue", "shown": [ids], "kind": "", "appends": true}`` from the queue page; None if not that."""
-    if not text or len(text) > MAX_FRAME_BYTES:
-        return None
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(frame, dict) or frame.get("type") != "queue":
+    frame = frame_of_type(text, "queue", max_bytes=MAX_FRAME_BYTES)
+    if frame is None:
         return None
     shown = frame.get("shown")
     if not isinstance(shown, list) or len(shown) > MAX_SHOWN:

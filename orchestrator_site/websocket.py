@@ -1,5 +1,6 @@
 """Websocket guards beyond Channels' host check."""
 
+import json
 from importlib import import_module
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -80,3 +81,19 @@ class UnroutedSocket(AsyncWebsocketConsumer):
 
     async def connect(self):
         await self.close(code=4404)
+
+
+def frame_of_type(text: str | None, kind: str, *, max_bytes: int) -> dict | None:
+    """A client's JSON frame ``{"type": kind, ...}`` as a dict; None for anything else (too long, not JSON, other type).
+
+    Frames come from the browser, so anything unexpected is ignored rather than answered.
+    """
+    if not text or len(text) > max_bytes:
+        return None
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != kind:
+        return None
+    return frame

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -29,6 +30,7 @@ def gate_queue(request):
         "gates": page.object_list,
         "kind": kind,
         "kinds": ApprovalGate.Kind.choices,
+        "pager_params": urlencode({"kind": kind}) + "&" if kind else "",
         "decided": recent_decisions(),
     }
     return render(request, "reviews/queue.html", context)

@@ -641,3 +641,12 @@ def test_it_lets_the_pm_override_how_the_c_suite_decides(client, company, pm, dj
     )
     response = client.post("/missions/new/", {**data, "conversation_mode": "shouting"})
     assert response.status_code == 400 and Mission.objects.count() == 1
+
+
+def test_it_keeps_the_filter_in_the_page_links(client, pm):
+    """Page links carry the status filter and the search, encoded."""
+    for n in range(25):
+        _mission(pm, f"Mission number {n:02d} & more")
+    client.force_login(pm)
+    page = client.get(LIST_URL, {"q": "& more", "status": "queued"}).content.decode()
+    assert 'href="?status=queued&amp;q=%26+more&amp;page=2" rel="next"' in page

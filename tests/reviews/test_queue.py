@@ -191,7 +191,7 @@ def test_it_pages_the_queue_oldest_first(client, pm, reviewer):
     first = client.get(QUEUE_URL)
     assert [g.pk for g in first.context["gates"]] == [g.pk for g in gates[:25]]
     assert b"Page 1 of 2" in first.content
-    assert b'href="?page=2" rel="next"' in first.content
+    assert b'href="?page=2" rel="next"' in first.content and b"Page 1 of 2 \xc2\xb7 30 gates" in first.content
     second = client.get(QUEUE_URL, {"page": "2"})
     assert [g.pk for g in second.context["gates"]] == [g.pk for g in gates[25:]]
     assert [g.pk for g in client.get(QUEUE_URL, {"page": "99"}).context["gates"]] == [g.pk for g in gates[25:]]
