@@ -159,8 +159,8 @@ def _review_row(review: PeerReview) -> dict:
         "mission": str(review.mission.code),
         "object": on,
         "summary": f"{review.get_verdict_display()} on {on} (round {review.round}, score {review.score}): "
-        f"{review.comments[:300]}",
-        "data": {"verdict": review.verdict, "score": review.score, "round": review.round},
+        f"{review.summary[:300]}",
+        "data": {"verdict": review.verdict, "score": review.score, "round": review.round, "comments": review.comments},
         "mission_title": review.mission.title,
     }
 

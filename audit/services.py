@@ -1,5 +1,7 @@
 """Write audit entries for admin changes, never with a secret in them."""
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
@@ -36,8 +38,19 @@ def audit_values(obj: models.Model, names: list[str]) -> dict[str, object]:
             values[name] = None if related is None else str(related)[:VALUE_MAX]
         else:
             value = field.value_from_object(obj)
-            values[name] = value if isinstance(value, bool | int | float | type(None)) else str(value)[:VALUE_MAX]
+            if isinstance(value, bool | int | float | type(None)):
+                values[name] = value
+            else:
+                values[name] = _without_credentials(str(value))[:VALUE_MAX]
     return values
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def _without_credentials(value: str) -> str:
+    """A URL's user and password (a token in a git remote, say) never reach an audit row, which is forever."""
+    return _URL_USERINFO.sub(r"\g<scheme>***@", value)
 
 
 def audit_changes(before: dict[str, object] | None, after: dict[str, object]) -> dict[str, dict]:

@@ -122,7 +122,13 @@ def mission_retry(*, mission: Mission, by: AbstractBaseUser) -> list[str]:
         ):
             raise MissionError("The mission changed state meanwhile; reload and try again.")
         Step.objects.filter(pk__in=[step.pk for step in steps], status__in=RETRYABLE_STEPS).update(
-            status=Step.Status.PENDING, attempt=0, retry_at=None, finished_at=None, lease_expires_at=None
+            status=Step.Status.PENDING,
+            attempt=0,
+            review_revisions=0,
+            revision={},
+            retry_at=None,
+            finished_at=None,
+            lease_expires_at=None,
         )
         enqueue_after_commit(advance_mission, mission.pk)
         _backoffs_restart(mission)

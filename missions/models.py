@@ -350,6 +350,8 @@ class Step(models.Model):
     estimated_tokens = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=0)
+    # Attempts that were revisions asked for by reviewers (agents or a person): they do not use up retries.
+    review_revisions = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True, help_text="WORKER_NAME of the worker that claimed it last.")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True, help_text="A failed attempt waits until then (backoff).")
@@ -376,6 +378,11 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.title}"
+
+    @property
+    def tries(self) -> int:
+        """Attempts that count towards STEP_MAX_ATTEMPTS: every attempt but the reviewers' revisions."""
+        return max(0, self.attempt - self.review_revisions)
 
 
 class Event(models.Model):

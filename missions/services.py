@@ -312,6 +312,10 @@ def mission_transition(
 
             ended = f"The mission was {label.lower()}." + (f" {reason}" if reason else "")
             gates_close_open(mission=mission, reason=ended)
+            # A step held for a human's review is not waiting for anyone any more.
+            Step.objects.filter(plan__mission=mission, status=Step.Status.IN_REVIEW).update(
+                status=Step.Status.CANCELLED, finished_at=now
+            )
             from notifications.services import notify_mission_finished
 
             notify_mission_finished(mission)  # the requester's toast and mail, after commit

@@ -104,6 +104,9 @@ def gate_can_decide(user: AbstractBaseUser, gate: ApprovalGate) -> bool:
 
 
 def gate_decisions(gate: ApprovalGate) -> tuple[Decision, ...]:
+    if gate.kind == ApprovalGate.Kind.DEPLOY and (gate.data or {}).get("unmerged"):
+        # Resolving the moved default branch failed already: a new step would wait behind the failed one.
+        return (Decision.APPROVED, Decision.REJECTED)
     return DECISIONS[gate.kind]
 
 
@@ -139,6 +142,9 @@ def gate_decide(
     if step_key and step_key not in revisable_steps(gate):
         raise GateError(f"There is no step {step_key[:60]!r} to revise; choose one of the plan's steps or a new step.")
     with transaction.atomic():
+        # Mission row first, then the gate: the order a cancel or a failure takes them in (mission_transition,
+        # then gates_close_open), so a click and a cancel at the same moment queue instead of deadlocking.
+        Mission.objects.select_for_update().filter(pk=mission.pk).exists()
         # The conditional UPDATE makes decisions immutable even when two reviewers click at once.
         decided = (
             ApprovalGate.objects.filter(pk=gate.pk, status=ApprovalGate.Status.PENDING)

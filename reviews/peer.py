@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from agents.errors import ModelOutputError
@@ -102,7 +102,7 @@ def step_reviewers(mission: Mission, step: Step) -> list[AgentSpec]:
         return []
     usable = AgentSpec.objects.usable_for(mission).filter(is_active=True).select_related("model_profile")
     found = {agent.name: agent for agent in usable.filter(name__in=names)}
-    chosen = [found[name] for name in dict.fromkeys(names) if name in found]
+    chosen = [found[name] for name in dict.fromkeys(names) if name in found and found[name].pk != step.agent_id]
     specialist = (
         usable.filter(is_dynamic=True, role=step.role)
         .exclude(pk=step.agent_id)
@@ -155,6 +155,11 @@ def step_review_round(
             HUMAN,
             "rejected by " + ", ".join(r.reviewer.title for r in reviews if r.verdict == Verdict.REJECT),
         )
+    elif not any(r.verdict == Verdict.REQUEST_CHANGES for r in reviews):
+        # Nobody said what to change (every answer unusable, or approvals short of the rule): sending the step
+        # back would repeat the same round with nothing to act on, so a person decides.
+        unusable = len(reviewers) - len(reviews)
+        decision, reason = HUMAN, f"no usable request for changes ({unusable} unusable review{'s' * (unusable != 1)})"
     elif round_no <= settings.REVIEW_MAX_ROUNDS:
         decision, reason = REVISE, "changes requested"
     else:
@@ -268,7 +273,12 @@ def step_review_revise(*, gate, mission: Mission) -> None:
         return
     revision = {"by": str(gate.decided_by), "round": gate.data.get("round", 0), "summary": gate.comment, "comments": []}
     Step.objects.filter(pk=step.pk, status=Step.Status.IN_REVIEW).update(
-        status=Step.Status.PENDING, revision=revision, error="", retry_at=None, finished_at=None
+        status=Step.Status.PENDING,
+        revision=revision,
+        review_revisions=F("review_revisions") + 1,  # the attempt this starts is a revision, not a retry
+        error="",
+        retry_at=None,
+        finished_at=None,
     )
     event_record(
         mission=mission,

@@ -172,7 +172,7 @@ def _step_work(step_id: int) -> None:
             mission=mission,
             kind=Event.Kind.STEP,
             message=f"Step {step.key} started by {step.agent.title if step.agent else 'an agent'}"
-            + (f" (attempt {step.attempt} of {settings.STEP_MAX_ATTEMPTS})." if step.attempt > 1 else "."),
+            + (f" (attempt {step.tries} of {settings.STEP_MAX_ATTEMPTS})." if step.tries > 1 else "."),
             data={"step": step.key, "status": Step.Status.RUNNING},
             actor_agent=step.agent,
         )
@@ -358,12 +358,14 @@ def _step_revise(mission: Mission, step: Step, revision: dict) -> bool:
     with transaction.atomic():
         updated = Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
             attempt=F("attempt") + 1,
+            review_revisions=F("review_revisions") + 1,
             revision=revision,
             lease_expires_at=timezone.now() + timedelta(seconds=settings.STEP_LEASE_S),
         )
         if not updated:
             return False
         step.attempt += 1
+        step.review_revisions += 1
         step.revision = revision
         event_record(
             mission=mission,
@@ -515,16 +517,14 @@ def _step_finish(
     """Record success; or schedule a retry with backoff; or fail for good when attempts are used up."""
     from missions.tasks import run_step
 
-    retry = (
-        retry and output is None and final_status == Step.Status.FAILED and step.attempt < settings.STEP_MAX_ATTEMPTS
-    )
+    retry = retry and output is None and final_status == Step.Status.FAILED and step.tries < settings.STEP_MAX_ATTEMPTS
     test_config = (output or {}).get("test_config_files", [])
     held = bool((output or {}).get("awaiting_review"))
     if output is not None:
         status = Step.Status.IN_REVIEW if held else Step.Status.SUCCEEDED
     else:
         status = Step.Status.PENDING if retry else final_status
-    delay = retry_delay_s(step.attempt) if retry else 0
+    delay = retry_delay_s(step.tries) if retry else 0
     with transaction.atomic():
         # The attempt guard: a run the reaper gave up on must not overwrite the run that replaced it.
         updated = Step.objects.filter(pk=step.pk, status=Step.Status.RUNNING, attempt=step.attempt).update(
@@ -561,7 +561,7 @@ def _step_finish(
             message = f"Step {step.key} succeeded."
         elif retry:
             message = (
-                f"Step {step.key} failed (attempt {step.attempt} of {settings.STEP_MAX_ATTEMPTS}): {error} "
+                f"Step {step.key} failed (attempt {step.tries} of {settings.STEP_MAX_ATTEMPTS}): {error} "
                 f"Retrying in {delay:.0f}s."
             )
         else:

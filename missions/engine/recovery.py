@@ -38,10 +38,11 @@ def reap_stalled() -> dict[str, int]:
     stale = now - timedelta(seconds=settings.STALLED_AFTER_S)
     expired = list(
         Step.objects.filter(status=Step.Status.RUNNING, lease_expires_at__lt=now).values_list(
-            "pk", "plan__mission", "key", "attempt", "plan__mission__code"
+            "pk", "plan__mission", "key", "attempt", "review_revisions", "plan__mission__code"
         )
     )
-    for step_id, mission_id, key, attempt, mission_code in expired:
+    for step_id, mission_id, key, attempt, revisions, mission_code in expired:
+        attempt -= revisions  # reviewers' revisions do not use up retries (Step.tries)
         give_up = attempt >= settings.STEP_MAX_ATTEMPTS
         reason = f"Its worker was lost on attempt {attempt} of {settings.STEP_MAX_ATTEMPTS}."
         with transaction.atomic():

@@ -168,3 +168,17 @@ def test_it_audits_projects_added_and_edited_on_the_projects_page(
     changed = AuditEntry.objects.get(action=AuditEntry.Action.CHANGE)
     assert changed.actor == staff and changed.changes == {"name": {"from": "Shop", "to": "Shop front"}}
     assert "Changed project “Shop front”" in admin_client.get(reverse("audit:site")).content.decode()
+
+
+def test_it_keeps_credentials_in_a_remote_url_out_of_the_audit(db):
+    """A remote URL with a user, password or token in it is audited without them: an audit row is forever."""
+    from audit.services import audit_values
+
+    for url, audited in [
+        ("https://ci-bot:ghp_secret123@git.example.com/shop.git", "https://***@git.example.com/shop.git"),
+        ("https://ghp_token456@git.example.com/shop.git", "https://***@git.example.com/shop.git"),
+        ("ssh://git@git.example.com/shop.git", "ssh://***@git.example.com/shop.git"),
+        ("/srv/git/shop.git", "/srv/git/shop.git"),
+    ]:
+        project = Project(name="Shop", slug="shop", git_url="/srv/shop", push_url=url)
+        assert audit_values(project, ["push_url"]) == {"push_url": audited}

@@ -5,12 +5,14 @@ reviewers approve with a comment on the first added line; ``[sim-review: ...]`` 
 """
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from django.utils import timezone
 
 from agents.models import AgentMessage, AgentSpec, LLMCall
 from agents.schemas import ReviewComment
@@ -18,11 +20,11 @@ from missions.changes import diff_line_numbers as diff_lines
 from missions.events import event_record
 from missions.forms import MissionForm
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step
-from missions.services import mission_submit
+from missions.services import mission_fail, mission_submit
 from orchestrator_site.asgi import application
 from reviews.gates import GateError, gate_decide
 from reviews.models import ApprovalGate, PeerReview
-from reviews.peer import comments_anchor, consensus
+from reviews.peer import comments_anchor, consensus, step_reviewers
 from tests.conftest import wait_for
 from tests.sandbox_support import require_bwrap
 
@@ -431,3 +433,65 @@ async def test_it_pushes_a_new_review_to_the_page_live(company, pm):
         html,
     )
     await communicator.disconnect()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_it_asks_a_human_when_no_reviewer_says_anything_usable(company, pm, sim, celery_worker):
+    """Reviewers whose every answer is unusable do not send the step round and round (paying each time):
+    the first such round holds the step for a person, with the reason on the gate."""
+    require_bwrap()
+    sim.script({"role": "step_review", "times": 50, "reply": {"text": "I think it is fine, probably."}})
+    mission = _file(pm)
+    status = _until(mission, Mission.Status.AWAITING_REVIEW)
+    assert status == Mission.Status.AWAITING_REVIEW, "\n".join(e.message for e in mission.events.all())
+    gate = ApprovalGate.objects.get(mission=mission, kind=ApprovalGate.Kind.REVIEW, status="pending")
+    assert "no usable request for changes (2 unusable reviews)" in gate.question
+    core = Step.objects.get(plan__mission=mission, key="core")
+    assert core.status == Step.Status.IN_REVIEW and core.attempt == 1 and core.review_revisions == 0
+    assert mission.cycles.filter(kind="review").count() == 1
+
+
+def test_it_never_lets_an_agent_review_its_own_step(company, pm):
+    """A step staffed to a reviewer agent is reviewed by the others only."""
+    mission = _file(pm)
+    code_reviewer = AgentSpec.objects.get(name="code-reviewer")
+    plan = Plan.objects.create(mission=mission, version=1)
+    step = Step.objects.create(plan=plan, key="x", title="X", role=code_reviewer.role, agent=code_reviewer)
+    assert [a.name for a in step_reviewers(mission, step)] == ["security-reviewer"]
+
+
+def test_it_does_not_count_review_revisions_as_retries(company, pm, settings):
+    """A step on its third attempt after two reviewers' revisions has used one try: a lost worker requeues it."""
+    from missions.engine import reap_stalled
+
+    settings.STEP_MAX_ATTEMPTS = 2
+    mission = _file(pm)
+    Mission.objects.filter(pk=mission.pk).update(status=Mission.Status.EXECUTING)
+    plan = Plan.objects.create(mission=mission, version=1)
+    step = Step.objects.create(
+        plan=plan,
+        key="x",
+        title="X",
+        role="developer",
+        status=Step.Status.RUNNING,
+        attempt=3,
+        review_revisions=2,
+        lease_expires_at=timezone.now() - timedelta(minutes=5),
+    )
+    assert step.tries == 1
+    reap_stalled()
+    step.refresh_from_db()
+    assert step.status == Step.Status.PENDING, step.error
+
+
+def test_it_cancels_a_held_step_when_the_mission_fails(company, pm):
+    """A step waiting for a person's review does not stay "in review" on a mission that failed."""
+    mission = _file(pm)
+    Mission.objects.filter(pk=mission.pk).update(status=Mission.Status.AWAITING_REVIEW)
+    plan = Plan.objects.create(mission=mission, version=1)
+    step = Step.objects.create(plan=plan, key="x", title="X", role="developer", status=Step.Status.IN_REVIEW)
+    mission.refresh_from_db()
+    mission_fail(mission=mission, reason="Another step failed for good.")
+    step.refresh_from_db()
+    assert step.status == Step.Status.CANCELLED

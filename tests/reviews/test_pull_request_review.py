@@ -218,3 +218,12 @@ def test_it_shows_the_plan_its_votes_per_round_and_what_changed(client, company,
     table = review[review.index('class="steps plan-steps"') :]
     row = table[table.index("<strong>tests</strong> Test the") :]
     assert "<td>api</td>" in row[: row.index("</tr>")]
+
+
+def test_it_offers_no_change_request_on_an_unmerged_push_gate(pm, reviewer):
+    """After resolving a moved default branch failed, the gate is push-as-is or not: a new step could never run."""
+    gate = _deploy_gate(pm)
+    ApprovalGate.objects.filter(pk=gate.pk).update(data={**gate.data, "unmerged": True})
+    gate.refresh_from_db()
+    with pytest.raises(GateError, match="cannot be decided as 'revision_requested'"):
+        gate_decide(gate=gate, by=reviewer, decision="revision_requested", comment="Merge it yourself")
