@@ -1,7 +1,10 @@
 from django.contrib import admin
+from django.db import transaction
 
 from agents.admin import ReadOnlyAdmin
 from audit.mixins import AuditedAdmin
+from audit.services import audit_values
+from missions.events import event_record
 from missions.models import DecisionCycle, Event, KnowledgeEntry, Mission, MissionTemplate, Plan, Step, TestRun, Vote
 
 
@@ -60,6 +63,28 @@ class MissionAdmin(AuditedAdmin):
         "finished_at",
     ]
     date_hierarchy = "created_at"
+
+    def save_model(self, request, obj, form, change):
+        """Write only the fields the admin changed: a worker updates status, spend and events meanwhile, and a
+        whole-row save would put back what the form read. A budget change is an event on the mission too."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        changed = [name for name in form.changed_data if obj._meta.get_field(name).concrete]
+        before = Mission.objects.get(pk=obj.pk)
+        obj._audit_fields, obj._audit_before = changed, audit_values(before, changed)
+        if not changed:
+            return None
+        with transaction.atomic():
+            obj.save(update_fields=[*changed, "updated_at"])
+            if "budget_usd" in changed:
+                event_record(
+                    mission=obj,
+                    kind=Event.Kind.COST,
+                    message=f"Budget changed by {request.user} in the admin: ${before.budget_usd} → ${obj.budget_usd}.",
+                    data={"budget_usd": str(obj.budget_usd), "from": str(before.budget_usd)},
+                    actor=request.user,
+                )
+        return None
 
 
 @admin.register(DecisionCycle)

@@ -125,28 +125,35 @@ def step_review_round(
     )
     lines = diff_line_numbers(diff)
     reviews = []
-    for agent in reviewers:
-        context = CallContext(
-            mission_id=mission.pk, purpose="review", cycle_id=cycle.pk, step_id=step.pk, agent_id=agent.pk
+    try:
+        for agent in reviewers:
+            context = CallContext(
+                mission_id=mission.pk, purpose="review", cycle_id=cycle.pk, step_id=step.pk, agent_id=agent.pk
+            )
+            try:
+                answer = async_to_sync(ask_structured)(
+                    profile=agent.model_profile or mission.model_profile,
+                    system_prompt=agent.system_prompt,
+                    prompt=prompt,
+                    output_type=StepReview,
+                    context=context,
+                )
+            except ModelOutputError as error:  # one unusable reviewer does not fail the step: it did not approve
+                event_record(
+                    mission=mission,
+                    kind=Event.Kind.REVIEW,
+                    message=f"{agent.title}'s review of step {step.key} was unusable: {error}",
+                    data={"step": step.key, "round": round_no, "agent": agent.name},
+                    actor_agent=agent,
+                )
+                continue
+            reviews.append(_review_record(mission, step, cycle, agent, answer, lines, round_no))
+    except BaseException as error:  # paused, cancelled, out of budget, worker stopping: the round ends here
+        DecisionCycle.objects.filter(pk=cycle.pk, finished_at__isnull=True).update(
+            summary=f"Step {step.key}, round {round_no}: interrupted ({type(error).__name__}).",
+            finished_at=timezone.now(),
         )
-        try:
-            answer = async_to_sync(ask_structured)(
-                profile=agent.model_profile or mission.model_profile,
-                system_prompt=agent.system_prompt,
-                prompt=prompt,
-                output_type=StepReview,
-                context=context,
-            )
-        except ModelOutputError as error:  # one unusable reviewer does not fail the step: it did not approve
-            event_record(
-                mission=mission,
-                kind=Event.Kind.REVIEW,
-                message=f"{agent.title}'s review of step {step.key} was unusable: {error}",
-                data={"step": step.key, "round": round_no, "agent": agent.name},
-                actor_agent=agent,
-            )
-            continue
-        reviews.append(_review_record(mission, step, cycle, agent, answer, lines, round_no))
+        raise
     verdict = consensus([r.verdict for r in reviews], mission.review_rule, asked=len(reviewers))
     if verdict == Verdict.APPROVE:
         decision, reason = APPROVE, "approved"

@@ -182,3 +182,19 @@ def test_it_keeps_credentials_in_a_remote_url_out_of_the_audit(db):
     ]:
         project = Project(name="Shop", slug="shop", git_url="/srv/shop", push_url=url)
         assert audit_values(project, ["push_url"]) == {"push_url": audited}
+
+
+def test_it_changes_only_what_the_admin_changed_on_a_mission(admin_client, staff, company, pm):
+    """A worker that moves the mission on while the admin form is open keeps its writes; the budget change is
+    an event with the admin as its actor, and an audit entry."""
+    mission = Mission.objects.create(requester=pm, title="Live", request="r", budget_usd="2.00")
+    page = admin_client.get(_admin_url(mission, "change"))
+    Mission.objects.filter(pk=mission.pk).update(status=Mission.Status.EXECUTING, spent_usd="1.50")
+    response = admin_client.post(_admin_url(mission, "change"), {**_form_data(page), "budget_usd": "5.00"})
+    assert response.status_code == 302
+    mission.refresh_from_db()
+    assert (mission.status, str(mission.spent_usd), str(mission.budget_usd)) == ("executing", "1.500000", "5.00")
+    event = mission.events.get(kind="cost")
+    assert event.actor == staff and event.message == "Budget changed by admin in the admin: $2.00 → $5.00."
+    entry = AuditEntry.objects.latest("at", "id")
+    assert entry.changes == {"budget_usd": {"from": "2.00", "to": "5.00"}}

@@ -495,3 +495,21 @@ def test_it_cancels_a_held_step_when_the_mission_fails(company, pm):
     mission_fail(mission=mission, reason="Another step failed for good.")
     step.refresh_from_db()
     assert step.status == Step.Status.CANCELLED
+
+
+def test_it_closes_the_review_round_when_the_mission_stops_during_it(company, pm, sim):
+    """A pause during a review round stops it at the next model call, and its cycle is closed, not left open."""
+    from agents.errors import MissionStopped
+    from reviews.peer import step_review_round
+
+    mission = _file(pm)
+    plan = Plan.objects.create(mission=mission, version=1)
+    step = Step.objects.create(plan=plan, key="x", title="X", role="developer", status=Step.Status.RUNNING)
+    Mission.objects.filter(pk=mission.pk).update(status=Mission.Status.PAUSED)
+    with pytest.raises(MissionStopped):
+        step_review_round(
+            mission=mission, step=step, reviewers=step_reviewers(mission, step), diff=DIFF, tests="1 passed"
+        )
+    cycle = mission.cycles.get(kind="review")
+    assert cycle.finished_at is not None and "interrupted (MissionStopped)" in cycle.summary
+    assert not PeerReview.objects.filter(step=step).exists()
