@@ -144,9 +144,14 @@ REVIEW_DIFF_MAX = 30_000  # characters of the diff a reviewer reads; the rest is
 def revision_section(revision: dict) -> str:
     """What the reviewers asked for, as the step's next attempt reads it (the comments are model or human text)."""
     by = revision.get("by") or "The reviewers"
-    lines = [
-        f"Review round {revision.get('round', 1)} asked for changes ({by}): {str(revision.get('summary', ''))[:1500]}"
-    ]
+    summary = str(revision.get("summary", ""))[:1500]
+    if revision.get("rejected"):
+        return (
+            f"{by} rejected this step's earlier work at its review gate: {summary}\n"
+            "That work is still in the repository: rework it so that the objection no longer holds, run the tests, "
+            "commit."
+        )
+    lines = [f"Review round {revision.get('round', 1)} asked for changes ({by}): {summary}"]
     for comment in (revision.get("comments") or [])[:30]:
         lines.append(f"- {comment.get('path')}:{comment.get('line')}: {str(comment.get('body', ''))[:500]}")
     lines.append("The work so far is in the repository: change it to address these comments, run the tests, commit.")

@@ -121,15 +121,12 @@ def mission_retry(*, mission: Mission, by: AbstractBaseUser) -> list[str]:
             actor=by,
         ):
             raise MissionError("The mission changed state meanwhile; reload and try again.")
-        Step.objects.filter(pk__in=[step.pk for step in steps], status__in=RETRYABLE_STEPS).update(
-            status=Step.Status.PENDING,
-            attempt=0,
-            review_revisions=0,
-            revision={},
-            retry_at=None,
-            finished_at=None,
-            lease_expires_at=None,
-        )
+        fresh = dict(status=Step.Status.PENDING, attempt=0, review_revisions=0, retry_at=None, finished_at=None)
+        rejected = [step.pk for step in steps if (step.revision or {}).get("rejected")]
+        retried = Step.objects.filter(pk__in=[step.pk for step in steps], status__in=RETRYABLE_STEPS)
+        # A step a person rejected keeps the reason in its brief; any other starts without stale review asks.
+        retried.filter(pk__in=rejected).update(**fresh, lease_expires_at=None)
+        retried.exclude(pk__in=rejected).update(**fresh, lease_expires_at=None, revision={})
         enqueue_after_commit(advance_mission, mission.pk)
         _backoffs_restart(mission)
     return keys

@@ -300,6 +300,11 @@ def step_review_reject(*, gate, mission: Mission) -> None:
     """A person rejected the held step: it failed (the mission fails with it, in reviews/gates.py)."""
     step = _held_step(gate)
     if step is not None:
+        # The rejected work stays on the mission branch: a retry's brief says so, with the person's reason.
+        revision = {"by": str(gate.decided_by), "summary": gate.comment, "comments": [], "rejected": True}
         Step.objects.filter(pk=step.pk, status=Step.Status.IN_REVIEW).update(
-            status=Step.Status.FAILED, error=f"Rejected at the review gate: {gate.comment}", finished_at=timezone.now()
+            status=Step.Status.FAILED,
+            error=f"Rejected at the review gate: {gate.comment}",
+            revision=revision,
+            finished_at=timezone.now(),
         )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from agents.models import AgentMessage, AgentSpec, LLMCall
 from agents.schemas import ReviewComment
 from missions.changes import diff_line_numbers as diff_lines
+from missions.control import mission_retry
 from missions.events import event_record
 from missions.forms import MissionForm
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Plan, Step
@@ -300,6 +301,19 @@ def test_it_sends_a_held_step_back_with_the_humans_comment_and_fails_on_reject(
     assert _status(mission) == Mission.Status.FAILED
     core.refresh_from_db()
     assert core.status == Step.Status.FAILED and "Not safe." in core.error
+    assert core.revision == {"by": "reviewer", "summary": "Not safe.", "comments": [], "rejected": True}
+
+    # Retrying starts the step again with the person's reason in its brief (the rejected work is on the branch).
+    mission_retry(mission=mission, by=pm)
+    wait_for(
+        lambda: AgentMessage.objects.filter(
+            step=core, source="Brief", content__contains="reviewer rejected this step's earlier work"
+        ).exists(),
+        timeout=60,
+        message="the retried step's brief",
+    )
+    core.refresh_from_db()
+    assert core.review_revisions == 0 and core.revision["rejected"] is True
 
 
 @pytest.mark.integration
