@@ -8,7 +8,6 @@ deletes them afterwards.
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from decimal import Decimal
@@ -19,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
 
 import django  # noqa: E402
+from common import stats  # noqa: E402 - bench/common.py, beside this script
 
 django.setup()
 
@@ -77,7 +77,7 @@ def main() -> None:
             "pending_gates": GATES,
             "gates_on_page": response.content.count(b'class="decision"'),
             "runs": RUNS,
-            "response_ms": _stats(times),
+            "response_ms": stats(times),
             "queries_per_page": max(queries),
             "before_issue_9": {"queries": 830, "response_ms": 851, "note": "one page of all 825 gates"},
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -88,15 +88,6 @@ def main() -> None:
     out = ROOT / "bench" / "results" / f"gate_queue_{connection.vendor}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-
-
-def _stats(values: list[float]) -> dict:
-    ordered = sorted(values)
-    return {
-        "median": round(statistics.median(ordered), 3),
-        "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3),
-        "max": round(ordered[-1], 3),
-    }
 
 
 if __name__ == "__main__":
