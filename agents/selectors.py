@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Case, CharField, Count, F, Sum, Value, When
 
 from agents.models import AgentSpec, LLMCall, ModelProfile
 
@@ -76,3 +76,70 @@ def mission_spend_by_step(mission) -> list[dict]:
         }
         for row in rows
     ]
+
+
+def _totals() -> dict:
+    """What each row of a cost breakdown sums."""
+    return {
+        "cost_usd": Sum("cost_usd"),
+        "calls": Count("id"),
+        "prompt_tokens": Sum("prompt_tokens"),
+        "cached_tokens": Sum("cached_tokens"),
+        "completion_tokens": Sum("completion_tokens"),
+        "latency_ms": Sum("latency_ms"),
+    }
+
+
+def _spend_rows(rows, *group: str) -> list[dict]:
+    """``rows`` (the mission's ledger) summed by ``group`` in one aggregate query, biggest first."""
+    summed = rows.values(*group).annotate(**_totals()).order_by("-cost_usd", *group)
+    return [{**row, "cost_usd": _usd(row["cost_usd"])} for row in summed]
+
+
+def mission_spend_by_phase(mission) -> list[dict]:
+    """Per phase: the call's decision cycle's kind (planning, validation, review…), execution for a step's own
+    calls, "other" for the rest (a budget proposal, say)."""
+    phase = Case(
+        When(cycle__isnull=False, then=F("cycle__kind")),
+        When(step__isnull=False, then=Value("execution")),
+        default=Value("other"),
+        output_field=CharField(),
+    )
+    return _spend_rows(LLMCall.objects.filter(mission=mission).annotate(phase=phase), "phase")
+
+
+def mission_spend_by_model(mission) -> list[dict]:
+    return _spend_rows(LLMCall.objects.filter(mission=mission), "model_name")
+
+
+def mission_spend_by_agent_and_step(mission) -> list[dict]:
+    """Per agent and step, with tokens: the cost report's table (the budget gate keeps its smaller ones)."""
+    return _spend_rows(LLMCall.objects.filter(mission=mission), "agent__title", "step__key")
+
+
+LEDGER_LIMIT = 2000  # calls listed (and exported) per mission; the sums above count every call
+
+
+def mission_ledger(mission, limit: int = LEDGER_LIMIT):
+    """The mission's model calls in order, with what the report shows of each; one query."""
+    return (
+        LLMCall.objects.filter(mission=mission)
+        .select_related("agent", "step", "cycle")
+        .only(
+            "created_at",
+            "purpose",
+            "model_name",
+            "status",
+            "prompt_tokens",
+            "cached_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "latency_ms",
+            "attempt",
+            "agent__title",
+            "step__key",
+            "cycle__kind",
+            "cycle__number",
+        )
+        .order_by("id")[:limit]
+    )

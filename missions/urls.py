@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.mission_list, name="list"),
     path("new/", views.mission_new, name="new"),
     path("<uuid:code>/", views.mission_detail, name="detail"),
+    path("<uuid:code>/costs/", views.mission_costs, name="costs"),
     path("<uuid:code>/cancel/", views.mission_cancel_view, name="cancel"),
     path("<uuid:code>/pause/", views.mission_pause_view, name="pause"),
     path("<uuid:code>/resume/", views.mission_resume_view, name="resume"),

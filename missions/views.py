@@ -1,3 +1,4 @@
+import csv
 from pathlib import Path
 
 from django.contrib import messages
@@ -13,6 +14,8 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from agents import selectors as agent_selectors
+from audit.exports import csv_safe
 from missions import control, selectors
 from missions.changes import ChangeError, NoBranchError, NoChangeError, mission_archive, mission_patch
 from missions.forms import MissionForm
@@ -131,6 +134,62 @@ def mission_detail(request, code):
     context = selectors.mission_detail(mission)
     context["can_cancel"] = selectors.user_can_cancel(request.user, mission)
     return render(request, "missions/detail.html", context)
+
+
+LEDGER_COLUMNS = (
+    "when", "purpose", "phase", "step", "agent", "model", "status", "attempt",
+    "prompt_tokens", "cached_tokens", "completion_tokens", "cost_usd", "latency_ms",
+)  # fmt: skip
+
+
+def mission_costs(request, code):
+    """Where the mission's money went: by phase, step and agent, and model; the ledger call by call (CSV too)."""
+    mission = selectors.mission_for_user(request.user, code)
+    calls = list(agent_selectors.mission_ledger(mission))
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="mission-{mission.code}-ledger.csv"'
+        writer = csv.writer(response)
+        writer.writerow(LEDGER_COLUMNS)
+        for call in calls:
+            writer.writerow(csv_safe(value) for value in _ledger_row(call))
+        return response
+    context = {
+        "mission": mission,
+        "calls": calls,
+        "by_phase": _named(agent_selectors.mission_spend_by_phase(mission), "phase"),
+        "by_agent_step": _named(agent_selectors.mission_spend_by_agent_and_step(mission), "agent__title", "step__key"),
+        "by_model": _named(agent_selectors.mission_spend_by_model(mission), "model_name"),
+        "ledger_limit": len(calls) == agent_selectors.LEDGER_LIMIT,
+        "phase_labels": ["Phase"],
+        "agent_step_labels": ["Agent", "Step"],
+        "model_labels": ["Model"],
+    }
+    return render(request, "missions/costs.html", context)
+
+
+def _named(rows: list[dict], *keys: str) -> list[dict]:
+    """Each row with the values it is grouped by as ``names``, in order, for one table template."""
+    return [{**row, "names": [row[key] for key in keys]} for row in rows]
+
+
+def _ledger_row(call) -> tuple:
+    phase = call.cycle.kind if call.cycle else ("execution" if call.step_id else "other")
+    return (
+        call.created_at.isoformat(),
+        call.purpose,
+        phase,
+        call.step.key if call.step else "",
+        call.agent.title if call.agent else "",
+        call.model_name,
+        call.status,
+        call.attempt,
+        call.prompt_tokens,
+        call.cached_tokens,
+        call.completion_tokens,
+        call.cost_usd,
+        call.latency_ms,
+    )
 
 
 @require_POST
