@@ -79,6 +79,9 @@ def session_user(scope) -> AbstractBaseUser | None:
 class UnroutedSocket(AsyncWebsocketConsumer):
     """Any websocket path nobody serves is refused with a close, not a 500 from the router."""
 
+    # An alias with no layer behind it: a refused socket opens no Redis channel (and leaves no receive pending).
+    channel_layer_alias = "none"
+
     async def connect(self):
         await self.close(code=4404)
 

@@ -36,6 +36,8 @@ def _cookie_for(user) -> tuple[bytes, bytes]:
 async def _connect(mission: Mission, headers: list[tuple[bytes, bytes]]):
     communicator = WebsocketCommunicator(application, f"/ws/missions/{mission.code}/", headers=headers)
     connected, code = await communicator.connect(timeout=5)
+    if not connected:  # a refused consumer still waits for its disconnect: end it before the test's loop closes
+        await communicator.disconnect()
     return communicator, connected, code
 
 
@@ -204,3 +206,4 @@ async def test_it_closes_unrouted_sockets_cleanly(pm, path):
     connected, code = await communicator.connect(timeout=5)
     assert not connected
     assert code == 4404
+    await communicator.disconnect()  # the consumer ends: nothing is left running when the test's loop closes

@@ -42,6 +42,8 @@ async def _connect(user=None, headers=None):
         headers = [ORIGIN, HOST, await sync_to_async(_cookie_for)(user)]
     communicator = WebsocketCommunicator(application, URL, headers=headers)
     connected, code = await communicator.connect(timeout=5)
+    if not connected:  # a refused consumer still waits for its disconnect: end it before the test's loop closes
+        await communicator.disconnect()
     return communicator, connected, code
 
 
