@@ -103,14 +103,35 @@ class ModelProfile(models.Model):
             return True
         return not self.base_url and settings.LLM_SIMULATED
 
+    @property
+    def unit_prices(self) -> dict[str, Decimal]:
+        """The prices a call reserved now is billed at; the ledger row keeps a copy (``LLMCall.unit_prices``)."""
+        return {
+            "price_input_per_mtok": self.price_input_per_mtok,
+            "price_cached_input_per_mtok": self.price_cached_input_per_mtok,
+            "price_output_per_mtok": self.price_output_per_mtok,
+        }
+
     def cost_usd(self, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
-        uncached = max(prompt_tokens - cached_tokens, 0)
-        total = (
-            uncached * self.price_input_per_mtok
-            + cached_tokens * self.price_cached_input_per_mtok
-            + completion_tokens * self.price_output_per_mtok
-        ) / MILLION
-        return total.quantize(Decimal("0.000001"))
+        return priced_usd(
+            self.unit_prices,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_tokens=cached_tokens,
+        )
+
+
+def priced_usd(
+    prices: dict[str, Decimal], *, prompt_tokens: int, completion_tokens: int, cached_tokens: int
+) -> Decimal:
+    """Dollars for a call's tokens at per-million-token ``prices``; cached prompt tokens at the cached price."""
+    uncached = max(prompt_tokens - cached_tokens, 0)
+    total = (
+        uncached * prices["price_input_per_mtok"]
+        + cached_tokens * prices["price_cached_input_per_mtok"]
+        + completion_tokens * prices["price_output_per_mtok"]
+    ) / MILLION
+    return total.quantize(Decimal("0.000001"))
 
 
 class AgentSpecQuerySet(models.QuerySet):
@@ -211,6 +232,11 @@ class LLMCall(models.Model):
     )
     reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    # The profile's prices when the call was reserved: it is billed at these even if an admin changes the
+    # profile mid-call, and the cost report shows them. Empty on rows written before they were kept.
+    price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    price_cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     provider_request_id = models.CharField(max_length=200, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True, db_index=True, help_text="Hash of the request.")
@@ -226,6 +252,16 @@ class LLMCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.model_name} {self.status} ${self.cost_usd}"
+
+    @property
+    def unit_prices(self) -> dict[str, Decimal] | None:
+        """The prices this call is billed at, or None for a row from before they were kept."""
+        prices = {
+            "price_input_per_mtok": self.price_input_per_mtok,
+            "price_cached_input_per_mtok": self.price_cached_input_per_mtok,
+            "price_output_per_mtok": self.price_output_per_mtok,
+        }
+        return None if None in prices.values() else prices
 
 
 class AgentMessage(models.Model):

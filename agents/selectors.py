@@ -120,9 +120,9 @@ def mission_spend_by_agent_and_step(mission) -> list[dict]:
 LEDGER_LIMIT = 2000  # calls listed (and exported) per mission; the sums above count every call
 
 
-def mission_ledger(mission, limit: int = LEDGER_LIMIT):
-    """The mission's model calls in order, with what the report shows of each; one query."""
-    return (
+def mission_ledger(mission, limit: int | None = LEDGER_LIMIT):
+    """The mission's model calls in order, with what the report shows of each; one query (``limit=None``: all)."""
+    calls = (
         LLMCall.objects.filter(mission=mission)
         .select_related("agent", "step", "cycle")
         .only(
@@ -134,6 +134,9 @@ def mission_ledger(mission, limit: int = LEDGER_LIMIT):
             "cached_tokens",
             "completion_tokens",
             "cost_usd",
+            "price_input_per_mtok",
+            "price_cached_input_per_mtok",
+            "price_output_per_mtok",
             "latency_ms",
             "attempt",
             "agent__title",
@@ -141,5 +144,6 @@ def mission_ledger(mission, limit: int = LEDGER_LIMIT):
             "cycle__kind",
             "cycle__number",
         )
-        .order_by("id")[:limit]
+        .order_by("id")
     )
+    return calls if limit is None else calls[:limit]

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.errors import BudgetExceeded, MissionStopped
-from agents.models import AgentMessage, LLMCall, ModelProfile
+from agents.models import AgentMessage, LLMCall, ModelProfile, priced_usd
 from agents.runtime.probe import CAPABILITIES, probe_endpoint
 from missions.events import event_record
 from missions.models import Event, Mission
@@ -67,6 +67,7 @@ def llm_call_reserve(
             prompt_token_bound=prompt_token_bound,
             max_output_tokens=max_output_tokens,
             fingerprint=fingerprint,
+            **profile.unit_prices,
         )
 
 
@@ -104,6 +105,7 @@ def llm_call_record_cache_hit(
         status=LLMCall.Status.CACHE_HIT,
         fingerprint=fingerprint,
         finished_at=now,
+        **profile.unit_prices,
     )
 
 
@@ -138,8 +140,12 @@ def llm_call_settle(
         billed_prompt, billed_completion = prompt_bound, min(output_bytes, output_bound)
         overrun = cut_off
     billed_cached = min(cached_tokens, billed_prompt)
-    cost = call.model_profile.cost_usd(
-        prompt_tokens=billed_prompt, completion_tokens=billed_completion, cached_tokens=billed_cached
+    # At the prices of the reservation (a call reserved before they were kept: the profile's).
+    cost = priced_usd(
+        call.unit_prices or call.model_profile.unit_prices,
+        prompt_tokens=billed_prompt,
+        completion_tokens=billed_completion,
+        cached_tokens=billed_cached,
     )
     with transaction.atomic():
         closed = _close(

@@ -138,22 +138,24 @@ def mission_detail(request, code):
 
 LEDGER_COLUMNS = (
     "when", "purpose", "phase", "step", "agent", "model", "status", "attempt",
-    "prompt_tokens", "cached_tokens", "completion_tokens", "cost_usd", "latency_ms",
+    "prompt_tokens", "cached_tokens", "completion_tokens",
+    "price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok", "cost_usd", "latency_ms",
 )  # fmt: skip
 
 
 def mission_costs(request, code):
     """Where the mission's money went: by phase, step and agent, and model; the ledger call by call (CSV too)."""
     mission = selectors.mission_for_user(request.user, code)
-    calls = list(agent_selectors.mission_ledger(mission))
     if request.GET.get("format") == "csv":
+        # Every call, not the page's first LEDGER_LIMIT: the download must add up to the mission's spend.
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="mission-{mission.code}-ledger.csv"'
         writer = csv.writer(response)
         writer.writerow(LEDGER_COLUMNS)
-        for call in calls:
+        for call in agent_selectors.mission_ledger(mission, limit=None).iterator(chunk_size=500):
             writer.writerow(csv_safe(value) for value in _ledger_row(call))
         return response
+    calls = list(agent_selectors.mission_ledger(mission))
     context = {
         "mission": mission,
         "calls": calls,
@@ -187,6 +189,9 @@ def _ledger_row(call) -> tuple:
         call.prompt_tokens,
         call.cached_tokens,
         call.completion_tokens,
+        call.price_input_per_mtok,
+        call.price_cached_input_per_mtok,
+        call.price_output_per_mtok,
         call.cost_usd,
         call.latency_ms,
     )

@@ -90,3 +90,25 @@ def test_a_call_that_settles_after_its_release_is_billed_but_not_released_twice(
     assert settled.status == LLMCall.Status.OK and settled.cost_usd > 0
     assert mission.reserved_usd == other.reserved_usd
     assert mission.spent_usd == sum(c.cost_usd for c in LLMCall.objects.filter(mission=mission)) == settled.cost_usd
+
+
+def test_it_bills_a_call_at_the_unit_prices_of_its_reservation(mission, profile):
+    """The ledger row keeps the profile's prices when the call was reserved; an admin changing them mid-call
+    changes neither that call's cost nor the prices the report shows for it, only the next call's."""
+    profile.price_input_per_mtok, profile.price_cached_input_per_mtok = Decimal("2.0000"), Decimal("1.0000")
+    profile.price_output_per_mtok = Decimal("8.0000")
+    profile.save()
+    call = _reserve(mission, profile)
+    ModelProfile.objects.filter(pk=profile.pk).update(price_input_per_mtok=100, price_output_per_mtok=400)
+    call.model_profile.refresh_from_db()
+
+    settled = llm_call_settle(call=call, prompt_tokens=1000, completion_tokens=500, cached_tokens=400, latency_ms=5)
+
+    # 600 uncached × $2 + 400 cached × $1 + 500 out × $8, per million tokens.
+    assert settled.cost_usd == Decimal("0.005600")
+    assert settled.unit_prices == {
+        "price_input_per_mtok": Decimal("2.0000"),
+        "price_cached_input_per_mtok": Decimal("1.0000"),
+        "price_output_per_mtok": Decimal("8.0000"),
+    }
+    assert _reserve(mission, call.model_profile).price_output_per_mtok == Decimal("400.0000")

@@ -74,6 +74,40 @@ def test_it_exports_the_ledger_as_formula_safe_csv(client, company, pm):
     assert rows[3]["purpose"] == "'=HYPERLINK(x)"
 
 
+def test_it_shows_each_calls_unit_prices_on_the_page_and_in_the_csv(client, company, pm):
+    """The prices a call was billed at are on its ledger line; a row from before prices were kept shows a dash."""
+    mission = _mission(pm)
+    prices = {"price_input_per_mtok": "2.5", "price_cached_input_per_mtok": "1.25", "price_output_per_mtok": "10"}
+    _call(mission, cost="0.004000", prompt_tokens=1000, completion_tokens=150, **prices)
+    _call(mission, cost="0.001000", purpose="old_row")
+    client.force_login(pm)
+    url = reverse("missions:costs", args=[mission.code])
+    body = client.get(url).content.decode()
+    assert '<td class="num prices">2.5000 · 1.2500 · 10.0000</td>' in body and '<td class="num prices">—</td>' in body
+    rows = list(csv.DictReader(io.StringIO(client.get(url, {"format": "csv"}).content.decode())))
+    assert [Decimal(rows[0][name]) for name in prices] == [Decimal("2.5"), Decimal("1.25"), Decimal("10")]
+    assert [rows[1][name] for name in prices] == ["", "", ""]
+
+
+def test_it_exports_every_call_even_when_the_page_lists_only_the_first(client, company, pm):
+    """Past the page's LEDGER_LIMIT the page lists the first calls and says so; the CSV still has every call and
+    adds up to the mission's whole ledger."""
+    from agents.selectors import LEDGER_LIMIT
+
+    mission = _mission(pm)
+    LLMCall.objects.bulk_create(
+        LLMCall(mission=mission, model_name="sim-1", purpose="p", status="ok", cost_usd=Decimal("0.000137"))
+        for _ in range(LEDGER_LIMIT + 3)
+    )
+    client.force_login(pm)
+    url = reverse("missions:costs", args=[mission.code])
+    response = client.get(url)
+    assert len(response.context["calls"]) == LEDGER_LIMIT and response.context["ledger_limit"]
+    rows = list(csv.DictReader(io.StringIO(client.get(url, {"format": "csv"}).content.decode())))
+    assert len(rows) == LEDGER_LIMIT + 3
+    assert sum(Decimal(row["cost_usd"]) for row in rows) == Decimal("0.000137") * (LEDGER_LIMIT + 3)
+
+
 def test_it_shows_costs_only_to_who_may_see_the_mission(client, company, pm, other_pm, reviewer):
     """Another PM gets a 404, like for the mission itself; a reviewer sees it; anonymous goes to log in."""
     mission = _ledger(company, pm)
@@ -84,3 +118,19 @@ def test_it_shows_costs_only_to_who_may_see_the_mission(client, company, pm, oth
     assert client.get(url, {"format": "csv"}).status_code == 404
     client.force_login(reviewer)
     assert client.get(url).status_code == 200
+
+
+def test_it_is_a_tab_of_the_mission_page(client, company, pm):
+    """The mission page, its cost report and its audit trail share one tab strip marking the page shown."""
+    mission = _mission(pm)
+    client.force_login(pm)
+    pages = {
+        "overview": mission.get_absolute_url(),
+        "costs": reverse("missions:costs", args=[mission.code]),
+        "audit": reverse("audit:mission", args=[mission.code]),
+    }
+    for active, url in pages.items():
+        body = client.get(url).content.decode()
+        for tab, href in pages.items():
+            current = ' aria-current="page"' if tab == active else ""
+            assert f'<a href="{href}" id="tab-{tab}"{current}>' in body, (active, tab)
