@@ -307,6 +307,9 @@ def mission_transition(
             data={"status": to, "from": previous},
             actor=actor,
         )
+        from notifications.services import notify_mission_changed, notify_mission_finished
+
+        notify_mission_changed(mission)  # the requester's home dashboard, after commit
         if to in Mission.FINISHED:
             from reviews.gates import gates_close_open  # the one way in from missions/ (see reviews/gates.py)
 
@@ -316,8 +319,6 @@ def mission_transition(
             Step.objects.filter(plan__mission=mission, status=Step.Status.IN_REVIEW).update(
                 status=Step.Status.CANCELLED, finished_at=now
             )
-            from notifications.services import notify_mission_finished
-
             notify_mission_finished(mission)  # the requester's toast and mail, after commit
     logger.info("mission %s: %s -> %s", mission.code, previous, to)
     return True

@@ -5,7 +5,9 @@ session group (logging out closes it) and, for reviewers, the reviewers' group (
 A gate change makes each reviewer socket recount its own badge and, on the approval queue page,
 send the difference between the gates the page shows and the user's queue now: new gates are
 appended, decided or closed ones removed. The queue page says what it shows on every (re)connect
-({"type": "queue", "shown": [gate ids]}), so a reconnect catches up on whatever it missed.
+({"type": "queue", "shown": [gate ids]}), so a reconnect catches up on whatever it missed. The home
+dashboard says {"type": "home"} the same way, and gets its live parts again whenever one of the user's
+missions or any gate changes.
 
 Access is checked again before every message, against the session as it is now (as missions/consumers.py).
 """
@@ -14,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from home.selectors import home_dashboard
 from missions.selectors import user_is_reviewer
 from notifications.selectors import gate_badge_count
 from notifications.services import REVIEWERS_GROUP_NAME, user_notify_group
@@ -36,6 +39,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     queue_shown: set[int] | None = None  # the gates the queue page shows; None on any other page
     queue_kind = ""  # the page's kind filter: only such gates are added
     queue_appends = True  # False on a page that is not the last: newer gates belong on a later page
+    on_home = False  # the page is the home dashboard: mission and gate changes re-render its live parts
 
     async def connect(self):
         user = self.scope.get("user")
@@ -57,7 +61,12 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
-        """The queue page says which gates it shows; other frames (another socket's resume) are ignored."""
+        """The queue page says which gates it shows, the home page that it is open; other frames (another socket's
+        resume) are ignored."""
+        if frame_of_type(text_data, "home", max_bytes=MAX_FRAME_BYTES) is not None:
+            self.on_home = True
+            await self._send_rendered(_render_home)
+            return
         parsed = _parse_queue(text_data)
         if parsed is None or not self.is_reviewer:
             return
@@ -66,6 +75,12 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 
     async def notify_gates(self, message):
         await self._send_rendered(self._render_gates)
+        if self.on_home:
+            await self._send_rendered(_render_home)
+
+    async def notify_missions(self, message):
+        if self.on_home:
+            await self._send_rendered(_render_home)
 
     async def notify_toast(self, message):
         await self._send_rendered(lambda user: _render_toast(message))
@@ -116,6 +131,11 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             parts += [f'<li id="queue-gate-{pk}" hx-swap-oob="delete"></li>' for pk in removed]
             self.queue_shown = (self.queue_shown - set(removed)) | set(added)
         return "\n".join(parts)
+
+
+def _render_home(user) -> str:
+    context = {**home_dashboard(user=user), "user": user, "oob": True}
+    return render_to_string("home/index.html#live-parts", context)
 
 
 def _render_toast(message: dict) -> str:

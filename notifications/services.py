@@ -88,6 +88,14 @@ def notify_mission_finished(mission: Mission) -> None:
     transaction.on_commit(lambda: _mission_finished(mission.pk), robust=True)
 
 
+def notify_mission_changed(mission: Mission) -> None:
+    """A mission moved (any status change): its requester's open home dashboard shows it, after commit."""
+    requester_id = mission.requester_id
+    transaction.on_commit(
+        lambda: _group_send(user_notify_group(requester_id), {"type": "notify.missions"}), robust=True
+    )
+
+
 def notification_preference_set(*, user: AbstractBaseUser, email: bool) -> NotificationPreference:
     preference, _ = NotificationPreference.objects.update_or_create(user=user, defaults={"email": email})
     return preference

@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "projects",
     "notifications",
     "audit",
+    "home",
     "axes",
 ]
 
@@ -349,7 +350,7 @@ SITE_URL = env_url("SITE_URL", f"http://localhost:{PORT}", schemes=("http", "htt
 
 # --- Auth.
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "missions:list"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 # Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins, the account and, separately, the
 # address they came from are locked for LOGIN_COOLOFF_MINUTES; an admin unlocks early under Axes > Access attempts.

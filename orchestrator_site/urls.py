@@ -1,12 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
+from home.views import home
 from orchestrator_site.health import healthz
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="missions:list"), name="home"),
+    path("", home, name="home"),
     path("missions/", include("missions.urls")),
     path("", include("audit.urls")),
     path("gates/", include("reviews.urls")),

@@ -31,6 +31,8 @@
     evt.target.setAttribute("data-live", "connected");
     var frame = queueFrame();
     if (frame) evt.detail.socketWrapper.send(frame);
+    // The home dashboard asks for its live parts on every (re)connect, so it catches up on what it missed.
+    if (document.getElementById("home-dashboard")) evt.detail.socketWrapper.send('{"type": "home"}');
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     if (ours(evt)) evt.target.setAttribute("data-live", "reconnecting");

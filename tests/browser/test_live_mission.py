@@ -15,7 +15,7 @@ def _log_in(browser, live_url, username):
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url("**/missions/")
+    page.wait_for_url(live_url + "/")  # home, the page after login
     return page
 
 

@@ -62,11 +62,11 @@ def test_it_shows_the_login_form(client, db):
 
 
 def test_it_logs_in_with_the_right_password(client, pm):
-    """A correct username and password log the user in and land on the mission list."""
+    """A correct username and password log the user in and land on the home dashboard."""
     response = client.post("/login/", {"username": "pm", "password": PASSWORD})
     assert response.status_code == 302
-    assert response["Location"] == LIST_URL
-    assert client.get(LIST_URL).status_code == 200
+    assert response["Location"] == "/"
+    assert client.get("/").status_code == 200
 
 
 def test_it_follows_next_after_login(client, pm):
@@ -80,15 +80,15 @@ def test_it_ignores_an_offsite_next(client, pm):
     """A ?next= pointing to another site is not followed after login (no open redirect)."""
     response = client.post("/login/", {"username": "pm", "password": PASSWORD, "next": "https://evil.example/"})
     assert response.status_code == 302
-    assert response["Location"] == LIST_URL
+    assert response["Location"] == "/"
 
 
-def test_it_sends_logged_in_users_from_the_login_page_to_the_list(client, pm):
-    """Someone already logged in who opens /login/ lands on the mission list."""
+def test_it_sends_logged_in_users_from_the_login_page_home(client, pm):
+    """Someone already logged in who opens /login/ lands on the home dashboard."""
     client.force_login(pm)
     response = client.get("/login/")
     assert response.status_code == 302
-    assert response["Location"] == LIST_URL
+    assert response["Location"] == "/"
 
 
 def test_it_refuses_a_wrong_password(client, pm):

@@ -202,3 +202,38 @@ async def test_it_adds_new_gates_only_where_they_belong_in_a_paged_filtered_queu
     assert await budget_only.receive_nothing(timeout=0.5)
     for communicator in (earlier_page, budget_only):
         await communicator.disconnect()
+
+
+async def test_it_keeps_the_home_dashboard_live(pm, reviewer):
+    """The home page says it is open and gets its live parts; when the PM's mission moves, the PM's dashboard
+    gets them again with the new status, and a reviewer's dashboard follows the gates."""
+    mission = await sync_to_async(_mission)(pm, status=Mission.Status.EXECUTING)
+    communicator, connected, _ = await _connect(pm)
+    assert connected
+    await communicator.send_to(text_data='{"type": "home"}')
+    parts = await communicator.receive_from(timeout=5)
+    assert 'id="home-missions" hx-swap-oob="true"' in parts and "Executing" in parts
+    assert 'id="home-spend" hx-swap-oob="true"' in parts and 'id="home-failures" hx-swap-oob="true"' in parts
+    await sync_to_async(mission_transition)(mission=mission, to=Mission.Status.AWAITING_DEPLOY_APPROVAL)
+    moved = await _receive_until(communicator, 'id="home-missions"')
+    assert "Awaiting deploy approval" in moved and "Executing" not in moved
+
+    watcher = await _reviewer_socket(reviewer)
+    await watcher.send_to(text_data='{"type": "home"}')
+    assert "Nothing is waiting for your decision." in await _receive_until(watcher, 'id="home-gates"')
+    await sync_to_async(_open_gate)(mission)
+    gates = await _receive_until(watcher, "Gates waiting for me")
+    assert "Payments API" in gates and "Deploy approval" in gates
+    await communicator.disconnect()
+    await watcher.disconnect()
+
+
+async def test_it_sends_no_home_parts_to_a_page_that_is_not_the_home_page(pm):
+    """Without the home frame, a mission's move is no reason to send anything (but its toast, when it ends)."""
+    mission = await sync_to_async(_mission)(pm, status=Mission.Status.EXECUTING)
+    communicator, connected, _ = await _connect(pm)
+    assert connected
+    await communicator.send_to(text_data='{"type": "home", "x": "' + "y" * 9000 + '"}')  # too big: ignored
+    await sync_to_async(mission_transition)(mission=mission, to=Mission.Status.AWAITING_DEPLOY_APPROVAL)
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
