@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 
 from orchestrator_site.logging import current_mission
 
@@ -31,7 +32,6 @@ def setup_tracing() -> bool:
     if not tracing_enabled():
         return False
     if _provider is None:
-        from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -41,14 +41,22 @@ def setup_tracing() -> bool:
         provider = TracerProvider(resource=Resource.create({"service.name": name}))
         # The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT itself and posts to <endpoint>/v1/traces.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(provider)
+        # Our own provider, not OpenTelemetry's global one: only our spans are exported (not the libraries'),
+        # and shutdown_tracing() can end it.
         _provider = provider
     return True
 
 
-def flush(timeout_ms: int = 5000) -> None:
+def shutdown_tracing() -> None:
+    """Export what is buffered and stop (a process that ends, or a test that turned tracing on)."""
+    global _provider
     if _provider is not None:
-        _provider.force_flush(timeout_ms)
+        provider, _provider = _provider, None
+        provider.shutdown()
+
+
+def _tracer():
+    return _provider.get_tracer(TRACER_NAME)
 
 
 def _attributes(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +79,7 @@ def span(name: str, *, current: bool = True, **attrs: Any) -> Iterator[Any]:
         return
     from opentelemetry import trace
 
-    tracer = trace.get_tracer(TRACER_NAME)
+    tracer = _tracer()
     if current:
         with tracer.start_as_current_span(name, attributes=_attributes(attrs)) as opened:
             yield opened
@@ -112,7 +120,7 @@ class TracingMiddleware:
 
         token = context.attach(extract(request.headers))
         try:
-            tracer = trace.get_tracer(TRACER_NAME)
+            tracer = _tracer()
             attributes = {"http.request.method": request.method, "url.path": request.path}
             with tracer.start_as_current_span(
                 f"{request.method} {request.path}", kind=trace.SpanKind.SERVER, attributes=attributes
@@ -121,13 +129,28 @@ class TracingMiddleware:
                 match = getattr(request, "resolver_match", None)
                 if match is not None:
                     opened.update_name(f"{request.method} {match.route or request.path}")
-                    code = match.kwargs.get("code")
-                    if code:
-                        opened.set_attribute("mission.code", str(code))
+                code = _mission_code(match, response)
+                if code:
+                    opened.set_attribute("mission.code", code)
                 opened.set_attribute("http.response.status_code", response.status_code)
                 return response
         finally:
             context.detach(token)
+
+
+def _mission_code(match: Any, response: HttpResponse) -> str | None:
+    """The mission a request was about: its URL's ``code``, or the mission page a form redirected to (filing)."""
+    if match is not None and match.kwargs.get("code"):
+        return str(match.kwargs["code"])
+    location = response.get("Location", "") if 300 <= response.status_code < 400 else ""
+    if location.startswith("/"):
+        try:
+            target = resolve(location.split("?", 1)[0])
+        except Resolver404:
+            return None
+        if target.kwargs.get("code"):
+            return str(target.kwargs["code"])
+    return None
 
 
 # --- Celery: the publisher puts the trace context in the message headers, the worker continues it.
@@ -154,7 +177,7 @@ def _start_task_span(task_id: str | None = None, task: Any = None, **_: Any) -> 
         if isinstance(getattr(request, key, None), str):
             carrier[key] = getattr(request, key)
     parent = extract(carrier)
-    opened = trace.get_tracer(TRACER_NAME).start_span(
+    opened = _tracer().start_span(
         f"celery {task.name}", context=parent, kind=trace.SpanKind.CONSUMER, attributes={"celery.task": task.name}
     )
     token = context.attach(trace.set_span_in_context(opened, parent))
@@ -179,13 +202,32 @@ def _setup_in_worker(**_: Any) -> None:
     setup_tracing()
 
 
+def _setup_in_pool_process(**_: Any) -> None:
+    """A forked pool process starts its own provider: the exporter thread of the parent's did not survive."""
+    global _provider
+    _provider = None
+    setup_tracing()
+
+
+def _shutdown_in_pool_process(**_: Any) -> None:
+    shutdown_tracing()
+
+
 def connect_celery_signals() -> None:
-    from celery.signals import before_task_publish, task_postrun, task_prerun, worker_init, worker_process_init
+    from celery.signals import (
+        before_task_publish,
+        task_postrun,
+        task_prerun,
+        worker_init,
+        worker_process_init,
+        worker_process_shutdown,
+        worker_shutdown,
+    )
 
     before_task_publish.connect(_inject_headers, weak=False)
     task_prerun.connect(_start_task_span, weak=False)
     task_postrun.connect(_end_task_span, weak=False)
-    # prefork children set up their own provider (the exporter's thread does not survive a fork);
-    # worker_init covers the solo and thread pools.
-    worker_process_init.connect(_setup_in_worker, weak=False)
-    worker_init.connect(_setup_in_worker, weak=False)
+    worker_init.connect(_setup_in_worker, weak=False)  # solo and thread pools run tasks in this process
+    worker_process_init.connect(_setup_in_pool_process, weak=False)
+    worker_process_shutdown.connect(_shutdown_in_pool_process, weak=False)
+    worker_shutdown.connect(_shutdown_in_pool_process, weak=False)
