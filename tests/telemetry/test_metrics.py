@@ -1,5 +1,6 @@
 """/metrics: Prometheus text computed from the database at scrape time, behind a token and/or an allow-list."""
 
+import ipaddress
 from datetime import timedelta
 from decimal import Decimal
 
@@ -192,8 +193,6 @@ def test_it_runs_a_fixed_number_of_queries(client, db, pm, open_metrics, django_
 def test_it_lets_in_only_what_the_settings_allow(client, db, settings, token, allowed, header, remote, status):
     """No token and no allow-list: 403. Token: a matching bearer header or 401. Allow-list: an address inside
     it or 403. Both: both. No login is ever asked for (no redirect)."""
-    import ipaddress
-
     settings.METRICS_TOKEN = token
     settings.METRICS_ALLOWED_IPS = [ipaddress.ip_network(a) for a in allowed]
     extra = {"REMOTE_ADDR": remote}
