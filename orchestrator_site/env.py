@@ -5,6 +5,7 @@ so a typo in a deployment stops the process at start-up instead of being
 silently ignored.
 """
 
+import ipaddress
 import os
 from decimal import Decimal, InvalidOperation
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -153,3 +154,19 @@ def env_email_url(name: str) -> dict[str, object] | None:
         "EMAIL_USE_TLS": tls == "tls",
         "EMAIL_USE_SSL": tls == "ssl",
     }
+
+
+def env_ip_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated IP addresses or CIDR networks (``10.0.0.0/8, ::1``); empty when unset.
+
+    Strict: a network with host bits set (``10.0.0.1/8``) is refused rather than silently widened.
+    """
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated IP addresses or CIDR networks (e.g. 10.0.0.0/8), got {item!r}."
+            ) from None
+    return networks

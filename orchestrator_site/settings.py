@@ -21,6 +21,7 @@ from orchestrator_site.env import (
     env_decimal,
     env_email_url,
     env_int,
+    env_ip_networks,
     env_list,
     env_str,
     env_url,
@@ -111,10 +112,12 @@ INSTALLED_APPS = [
     "notifications",
     "audit",
     "home",
+    "telemetry",
     "axes",
 ]
 
 MIDDLEWARE = [
+    "telemetry.tracing.TracingMiddleware",  # first, so the request span covers everything; off without OTEL_*
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -404,15 +407,30 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# --- Telemetry (telemetry/): /metrics is closed unless a bearer token or an address allow-list is set (both set:
+# both are required); tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set (read by telemetry/tracing.py).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "").strip()
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (or unset).")
+METRICS_ALLOWED_IPS = env_ip_networks("METRICS_ALLOWED_IPS")
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", choices=("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"mission": {"()": "orchestrator_site.logging.MissionContextFilter"}},
     "formatters": {
         "line": {"format": "%(asctime)s %(levelname)s %(name)s mission=%(mission)s %(message)s"},
+        "json": {"()": "orchestrator_site.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["mission"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "line",
+            "filters": ["mission"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "httpx": {"level": "WARNING"},

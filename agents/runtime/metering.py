@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from agents import services
 from agents.errors import AgentRunError, ModelOutputError, ModelUnavailable
 from agents.models import ModelProfile
+from telemetry.tracing import span
 
 PER_MESSAGE_OVERHEAD = 8
 # What an honest answer of max_tokens tokens can weigh, per token, on average. Prose and code are 3-5 bytes a
@@ -259,23 +260,26 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             yield replayed
             return
         deadline = asyncio.get_running_loop().time() + settings.LLM_CALL_DEADLINE_S
-        for attempt in range(1, settings.LLM_MAX_RETRIES + 2):
-            try:
-                async for item in self._attempt(
-                    messages,
-                    tools,
-                    tool_choice,
-                    json_output,
-                    extra_create_args,
-                    cancellation_token,
-                    fingerprint=fingerprint,
-                    deadline=deadline,
-                    attempt=attempt,
-                ):
-                    yield item
-                return
-            except _RetryLater as later:
-                await asyncio.sleep(later.wait_s)
+        # Not the current span: an async generator may resume in another context (telemetry.tracing.span).
+        model = self._profile.resolved_model_name()
+        with span("llm.call", current=False, llm_model=model, llm_purpose=self._context.purpose):
+            for attempt in range(1, settings.LLM_MAX_RETRIES + 2):
+                try:
+                    async for item in self._attempt(
+                        messages,
+                        tools,
+                        tool_choice,
+                        json_output,
+                        extra_create_args,
+                        cancellation_token,
+                        fingerprint=fingerprint,
+                        deadline=deadline,
+                        attempt=attempt,
+                    ):
+                        yield item
+                    return
+                except _RetryLater as later:
+                    await asyncio.sleep(later.wait_s)
 
     async def _attempt(
         self,

@@ -43,6 +43,8 @@ from typing import BinaryIO
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
+from telemetry.tracing import span
+
 MB = 1024 * 1024
 OUTPUT_LIMIT_BYTES = 64 * 1024
 OUTPUT_HEAD_BYTES = 16 * 1024
@@ -264,7 +266,8 @@ def _run(
             if mount.writable and ids:
                 _claim_tree(mount.path, ids)
         try:
-            result = _execute(full, workdir, clean, limits, isolation)
+            with span("sandbox.run", current=False, sandbox_isolation=isolation, sandbox_program=argv[0]):
+                result = _execute(full, workdir, clean, limits, isolation)
         finally:
             survivors = _kill_uid(ids[0]) if ids else []  # before the reclaim: nothing of the run may still act
             after = _reclaim_tree(workdir, restore=ids is not None)
