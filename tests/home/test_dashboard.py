@@ -24,8 +24,9 @@ def _mission(requester, title="Payments API", status=Mission.Status.EXECUTING, *
 
 
 def _spent(mission, cost: str, at: datetime) -> LLMCall:
-    call = LLMCall.objects.create(mission=mission, model_name="sim-1", purpose="p", status="ok", cost_usd=Decimal(cost))
-    LLMCall.objects.filter(pk=call.pk).update(created_at=at)
+    # Backdated while pending: PostgreSQL's ledger trigger refuses edits to a settled row.
+    call = LLMCall.objects.create(mission=mission, model_name="sim-1", purpose="p", status="pending")
+    LLMCall.objects.filter(pk=call.pk).update(created_at=at, status="ok", cost_usd=Decimal(cost))
     return call
 
 
