@@ -308,6 +308,12 @@ class Plan(models.Model):
     summary = models.TextField(blank=True)
     cycle = models.ForeignKey(DecisionCycle, null=True, blank=True, on_delete=models.SET_NULL)
     staffed_at = models.DateTimeField(null=True, blank=True)
+    # The forecast as it stood when the plan was approved (by a person or automatically): its steps' estimated
+    # tokens priced at the mission's model then, so later price or step changes do not rewrite what was judged.
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_estimated_tokens = models.PositiveIntegerField(null=True, blank=True)
+    approved_estimated_cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    approved_model_name = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

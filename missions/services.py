@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -24,7 +25,7 @@ from missions.inputs import (
     budget_range_check,
     text_check,
 )
-from missions.models import DEFAULT_REVIEWERS, Event, Mission, MissionTemplate, Step
+from missions.models import DEFAULT_REVIEWERS, Event, Mission, MissionTemplate, Plan, Step
 
 logger = logging.getLogger(__name__)
 
@@ -332,6 +333,28 @@ def mission_fail(*, mission: Mission, reason: str, actor: AbstractBaseUser | Non
     if failed:
         knowledge_record_retrospective(mission)
     return failed
+
+
+def plan_approval_record(*, mission: Mission) -> Plan | None:
+    """Keep the current plan's forecast as it stands at its approval (the KPI report judges it later).
+
+    The estimate is the steps' estimated tokens priced as output at the mission's model, the figure validation
+    checked against the budget (missions/engine/validation.py, rule 5). Recorded once per plan: a redelivered
+    task or a second approval path leaves the first record alone.
+    """
+    plan = mission.plans.order_by("-version").first()
+    if plan is None:
+        return None
+    tokens = plan.steps.aggregate(total=Sum("estimated_tokens"))["total"] or 0
+    profile = mission.model_profile
+    cost = profile.cost_usd(prompt_tokens=0, completion_tokens=tokens) if profile is not None else None
+    Plan.objects.filter(pk=plan.pk, approved_at__isnull=True).update(
+        approved_at=timezone.now(),
+        approved_estimated_tokens=tokens,
+        approved_estimated_cost_usd=cost,
+        approved_model_name=profile.resolved_model_name() if profile is not None else "",
+    )
+    return plan
 
 
 def mission_cancel(*, mission: Mission, by: AbstractBaseUser) -> None:

@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "notifications",
     "audit",
     "home",
+    "reports",
     "telemetry",
     "axes",
 ]

@@ -23,7 +23,7 @@ from missions.events import event_record
 from missions.inputs import GATE_COMMENT_MAX
 from missions.models import Event, Mission, Step
 from missions.selectors import current_plan, user_is_reviewer
-from missions.services import mission_fail, mission_start, mission_transition
+from missions.services import mission_fail, mission_start, mission_transition, plan_approval_record
 from notifications.services import notify_gate_decided, notify_gate_opened
 from reviews import peer
 from reviews.models import ApprovalGate, GateComment
@@ -250,6 +250,8 @@ def _apply(*, gate: ApprovalGate, mission: Mission, step_key: str = "") -> None:
             expected=(Mission.Status.AWAITING_PLAN_APPROVAL, Mission.Status.DEADLOCKED),
             actor=by,
         )
+        if moved and approved:
+            plan_approval_record(mission=mission)
     elif kind == ApprovalGate.Kind.REVIEW:
         # Approve: the held step is accepted as it is. Request changes: it runs once more with the comment.
         if status == Decision.APPROVED:

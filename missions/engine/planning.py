@@ -14,7 +14,7 @@ from missions.engine.staffing import mission_staff
 from missions.engine.validation import validate_plan
 from missions.events import event_record
 from missions.models import DecisionCycle, Event, Mission, Plan, Step
-from missions.services import mission_fail, mission_transition
+from missions.services import mission_fail, mission_transition, plan_approval_record
 from reviews.gates import gate_open
 from reviews.models import ApprovalGate
 
@@ -66,8 +66,15 @@ def mission_plan(mission: Mission) -> None:
     if mission.require_plan_approval:
         question = f"The C-suite agreed on plan v{plan.version} ({outcome.tally}). Approve it before work starts?"
         _await_plan_decision(mission, ApprovalGate.Kind.PLAN, question, plan=plan, expected=Mission.Status.VALIDATING)
-    elif mission_transition(mission=mission, to=Mission.Status.STAFFING, expected=Mission.Status.VALIDATING):
-        mission_staff(mission)
+    else:
+        with transaction.atomic():  # approved automatically: the forecast is kept with the move
+            approved = mission_transition(
+                mission=mission, to=Mission.Status.STAFFING, expected=Mission.Status.VALIDATING
+            )
+            if approved:
+                plan_approval_record(mission=mission)
+        if approved:
+            mission_staff(mission)
 
 
 def _await_plan_decision(
