@@ -64,6 +64,10 @@ class KpiFilterForm(forms.Form):
                 params={"days": days, "bucket": bucket, "max": MAX_DAYS[bucket], "hint": hint},
             )
         data.update(date_from=date_from, date_to=date_to, bucket=bucket)
+        # The inputs show the range reported, not blanks, when the defaults filled them.
+        self.data = self.data.copy()
+        for name, value in (("date_from", date_from.isoformat()), ("date_to", date_to.isoformat()), ("bucket", bucket)):
+            self.data[name] = value  # QueryDict.update would add a second value, not replace the first
         return data
 
     def filters(self) -> KpiFilters:

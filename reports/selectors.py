@@ -45,6 +45,7 @@ USD_PLACES = Decimal("0.000001")  # the ledger's precision (LLMCall.cost_usd)
 PERCENT_PLACES = Decimal("0.1")
 HOUR_PLACES = Decimal("0.01")
 BUCKETS = ("day", "week")
+PAGE_ROWS = 500  # rows a table shows on the page; its CSV has every row
 NO_AGENT, NO_TEMPLATE, NO_PROJECT = "(no agent)", "(no template)", "(no project)"
 
 
@@ -96,6 +97,14 @@ class Table:
     rows: list[dict]
     chart: dict | None = None  # {"type", "labels", "datasets": [{"label", "data"}], "stacked"}; numbers as floats
     help: str = ""
+
+    @property
+    def page_rows(self) -> list[dict]:
+        return self.rows[:PAGE_ROWS]
+
+    @property
+    def cut(self) -> bool:
+        return len(self.rows) > PAGE_ROWS
 
     def as_dict(self) -> dict:
         return {

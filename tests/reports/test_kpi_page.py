@@ -2,10 +2,12 @@
 
 import csv
 import io
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from agents.models import LLMCall
 from missions.models import Mission
@@ -164,3 +166,22 @@ def test_it_reads_the_same_number_of_queries_for_one_mission_or_thirty(
     assert len(one.captured_queries) == len(thirty.captured_queries)
     with django_assert_max_num_queries(bound):
         assert len(_csv(client, "missions")) == 30
+
+
+def test_it_fills_the_date_inputs_with_the_range_it_reports(client, pm):
+    """No dates given: the last 30 days to today, shown in the inputs so the page says what it covers."""
+    client.force_login(pm)
+    body = client.get(URL).content.decode()
+    today = timezone.localdate()
+    assert f'name="date_to" value="{today.isoformat()}"' in body
+    assert f'name="date_from" value="{(today - timedelta(days=29)).isoformat()}"' in body
+
+
+def test_it_shows_the_first_rows_of_a_long_table_and_says_the_csv_has_all(client, reviewer, pm, monkeypatch):
+    monkeypatch.setattr("reports.selectors.PAGE_ROWS", 2)
+    for day in (2, 3, 4):
+        b.call(b.mission(pm, filed=b.at(day)), "0.010000", b.at(day, 1))
+    client.force_login(reviewer)
+    body = client.get(URL, NOVEMBER).content.decode()
+    assert "The first 2 of 3 rows are shown; the CSV has them all." in body
+    assert len(_csv(client, "spend_over_time")) == 3
