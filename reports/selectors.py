@@ -165,8 +165,12 @@ class KpiReport:
         }
 
     def charts(self) -> list[dict]:
-        """What static/js/reports.js draws: one entry per table that has a chart."""
-        return [{"canvas": f"chart-{t.name}", "table": t.name, **t.chart} for t in self.tables.values() if t.chart]
+        """What static/js/reports.js draws: one entry per table with a chart and rows (an empty one says "No data")."""
+        return [
+            {"canvas": f"chart-{t.name}", "table": t.name, **t.chart}
+            for t in self.tables.values()
+            if t.chart and t.rows
+        ]
 
 
 def kpi_report(*, user: AbstractBaseUser, filters: KpiFilters) -> KpiReport:

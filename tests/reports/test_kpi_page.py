@@ -71,6 +71,7 @@ def test_it_says_no_data_and_draws_no_chart_for_an_empty_period(client, reviewer
     body = client.get(URL, {"date_from": "2026-09-01", "date_to": "2026-09-30"}).content.decode()
     assert body.count('<p class="empty">No data</p>') == 10  # every table but the summary
     assert "<canvas" not in body
+    assert '<script id="kpi-charts" type="application/json">[]</script>' in body
     assert "No data" in body.split('id="report-summary"')[1].split("</section>")[0]  # its medians and rates
 
 
