@@ -12,6 +12,8 @@ urlpatterns = [
     path("gates/", include("reviews.urls")),
     path("projects/", include("projects.urls")),
     path("profile/", include("notifications.urls")),
+    path("profile/tokens/", include("api.token_urls")),
+    path("api/v1/", include("api.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
