@@ -66,6 +66,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def validation_error(request, exc: ValidationError):
         # The offending input is not echoed back: it may be megabytes, or something a log should not keep.
         errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors]
+        for error in errors:  # ("body", "payload", "title") -> ("body", "title"): the view's parameter is no field
+            loc = list(error.get("loc", ()))
+            error["loc"] = loc[:1] + loc[2:] if loc[:2] == ["body", "payload"] else loc
         return respond(request, 422, {"detail": _validation_detail(errors), "errors": errors})
 
     @api.exception_handler(Http404)

@@ -39,7 +39,7 @@ def gate_decision(request: HttpRequest, gate_id: int, payload: GateDecisionIn):
     mission_for_user(request.auth, gate.mission.code)  # 404 for a mission the user cannot see, like the page
     try:
         gate = gate_decide(
-            gate=gate, by=request.auth, decision=payload.decision, comment=payload.comment, step_key=payload.step
+            gate=gate, by=request.auth, decision=payload.decision.value, comment=payload.comment, step_key=payload.step
         )
     except GateForbidden as error:
         raise ApiError(403, str(error)) from None

@@ -1,5 +1,7 @@
 """/api/v1/missions: file, list and read missions and their costs, through the pages' own form and selectors."""
 
+from uuid import UUID
+
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
@@ -49,8 +51,10 @@ def mission_create(request: HttpRequest, payload: MissionIn):
     if payload.project and "project" not in form.fields:
         # The form drops its project field when no project is open to the user; the API must not drop the value.
         form.add_error(None, f"There is no project {payload.project[:60]!r} you can file against.")
-    if not form.is_valid():
-        raise _refusal(form)
+    # The form only has fields for the chosen template's variables; the API must not drop the others silently.
+    variable_errors = _variable_errors(payload, template)
+    if not form.is_valid() or variable_errors:
+        raise _refusal(form, variable_errors)
     try:
         mission = mission_submit(requester=user, **form.submit_arguments())
     except DuplicateMissionError as error:
@@ -67,13 +71,24 @@ def _form_data(payload: MissionIn, template: MissionTemplate | None) -> dict:
         budget = template.default_budget_usd if template else settings.DEFAULT_MISSION_BUDGET_USD
     data = payload.dict(exclude={"variables", "template", "project", "budget_usd"})
     data.update(template=payload.template or "", project=payload.project or "", budget_usd=str(budget))
-    data.update({VAR_PREFIX + name: value for name, value in payload.variables.items()})
+    defaults = {var["name"]: var.get("default", "") for var in template.variables} if template else {}
+    data.update({VAR_PREFIX + name: value for name, value in (defaults | payload.variables).items()})
     return data
 
 
-def _refusal(form: MissionForm) -> ApiError:
+def _variable_errors(payload: MissionIn, template: MissionTemplate | None) -> list[str]:
+    """The filing service's messages for variables no field of the form would take."""
+    if not payload.variables or payload.template and template is None:
+        return []  # none given, or the template itself is unknown (the form says so)
+    if template is None:
+        return ["Template variables were given without a template."]
+    unknown = sorted(set(payload.variables) - set(template.variable_names()))
+    return [f"Template variables unknown: {', '.join(name[:60] for name in unknown)}."] if unknown else []
+
+
+def _refusal(form: MissionForm, variable_errors: list[str]) -> ApiError:
     """The form's errors, with ``var_x`` named ``variables.x``, and the first of them as the message."""
-    errors = {}
+    errors = {"variables": variable_errors} if variable_errors else {}
     for field, messages in form.errors.get_json_data().items():
         name = "non_field" if field == "__all__" else field.replace(VAR_PREFIX, "variables.", 1)
         errors[name] = [m["message"] for m in messages]
@@ -83,12 +98,12 @@ def _refusal(form: MissionForm) -> ApiError:
 
 
 @router.get("/{code}", response=MissionOut, summary="One mission: steps, reviews, test runs, gates, spend")
-def mission_read(request: HttpRequest, code: str):
+def mission_read(request: HttpRequest, code: UUID):
     return selectors.mission_for_user(request.auth, code)
 
 
 @router.get("/{code}/costs", response=MissionCostsOut, summary="Where the mission's money went")
-def mission_costs(request: HttpRequest, code: str):
+def mission_costs(request: HttpRequest, code: UUID):
     """The cost report's sums (by phase, by agent and step, by model) and their totals."""
     mission = selectors.mission_for_user(request.auth, code)
     by_model = agent_selectors.mission_spend_by_model(mission)
