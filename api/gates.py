@@ -7,7 +7,7 @@ from ninja.pagination import paginate
 
 from api.errors import ApiError
 from api.pagination import Page
-from api.schemas import ErrorOut, GateDecisionIn, GateOut
+from api.schemas import COMMON_ERRORS, ErrorOut, GateDecisionIn, GateOut
 from missions.selectors import mission_for_user, user_is_reviewer
 from reviews.gates import GateError, GateForbidden, GateSettled, gate_decide
 from reviews.models import ApprovalGate
@@ -20,7 +20,11 @@ class GateFilter(Schema):
     kind: ApprovalGate.Kind | None = None
 
 
-@router.get("", response={200: list[GateOut], 403: ErrorOut}, summary="Gates waiting for my decision, oldest first")
+@router.get(
+    "",
+    response={200: list[GateOut], 403: ErrorOut, **COMMON_ERRORS},
+    summary="Gates waiting for my decision, oldest first",
+)
 @paginate(Page)
 def gate_list(request: HttpRequest, filters: Query[GateFilter]):
     if not user_is_reviewer(request.auth):
@@ -31,7 +35,7 @@ def gate_list(request: HttpRequest, filters: Query[GateFilter]):
 
 @router.post(
     "/{gate_id}/decision",
-    response={200: GateOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    response={200: GateOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, **COMMON_ERRORS},
     summary="Approve, reject or request changes (once; never on a mission you filed)",
 )
 def gate_decision(request: HttpRequest, gate_id: int, payload: GateDecisionIn):

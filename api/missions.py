@@ -11,6 +11,7 @@ from agents import selectors as agent_selectors
 from api.errors import ApiError, Status
 from api.pagination import Page
 from api.schemas import (
+    COMMON_ERRORS,
     DuplicateOut,
     ErrorOut,
     FieldErrorsOut,
@@ -31,7 +32,7 @@ class MissionFilter(Schema):
     status: Mission.Status | None = None
 
 
-@router.get("", response=list[MissionSummaryOut], summary="Missions I may see, newest first")
+@router.get("", response={200: list[MissionSummaryOut], **COMMON_ERRORS}, summary="Missions I may see, newest first")
 @paginate(Page)
 def mission_list(request: HttpRequest, filters: Query[MissionFilter]):
     return selectors.mission_list_for_user(request.auth, status=filters.status or "")
@@ -39,7 +40,7 @@ def mission_list(request: HttpRequest, filters: Query[MissionFilter]):
 
 @router.post(
     "",
-    response={201: MissionOut, 400: FieldErrorsOut, 403: ErrorOut, 409: DuplicateOut},
+    response={201: MissionOut, 400: FieldErrorsOut, 403: ErrorOut, 409: DuplicateOut, 413: ErrorOut, **COMMON_ERRORS},
     summary="File a mission (the filing form's rules) and start it",
 )
 def mission_create(request: HttpRequest, payload: MissionIn):
@@ -97,12 +98,20 @@ def _refusal(form: MissionForm, variable_errors: list[str]) -> ApiError:
     return ApiError(400, f"The mission was not filed: {where}{messages[0]}", errors=errors)
 
 
-@router.get("/{code}", response=MissionOut, summary="One mission: steps, reviews, test runs, gates, spend")
+@router.get(
+    "/{code}",
+    response={200: MissionOut, 404: ErrorOut, **COMMON_ERRORS},
+    summary="One mission: steps, reviews, test runs, gates, spend",
+)
 def mission_read(request: HttpRequest, code: UUID):
     return selectors.mission_for_user(request.auth, code)
 
 
-@router.get("/{code}/costs", response=MissionCostsOut, summary="Where the mission's money went")
+@router.get(
+    "/{code}/costs",
+    response={200: MissionCostsOut, 404: ErrorOut, **COMMON_ERRORS},
+    summary="Where the mission's money went",
+)
 def mission_costs(request: HttpRequest, code: UUID):
     """The cost report's sums (by phase, by agent and step, by model) and their totals."""
     mission = selectors.mission_for_user(request.auth, code)

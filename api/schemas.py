@@ -19,6 +19,20 @@ class FieldErrorsOut(ErrorOut):
     errors: dict[str, list[str]] = Field(description="Messages per field (`non_field` for the whole request).")
 
 
+class ValidationIssueOut(Schema):
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ValidationErrorOut(ErrorOut):
+    errors: list[ValidationIssueOut] = Field(description="Each problem with where it is (`body`, `query`, `path`).")
+
+
+# Any operation may answer these: no or a bad token, a malformed request, too many requests for the token.
+COMMON_ERRORS = {401: ErrorOut, 422: ValidationErrorOut, 429: ErrorOut}
+
+
 class DuplicateOut(ErrorOut):
     mission: UUID = Field(description="The code of the identical mission filed moments ago.")
 
