@@ -141,3 +141,13 @@ def test_it_creates_a_token_from_the_command_line(pm):
     assert hashlib.sha256(secret.encode()).hexdigest() == token.secret_hash
     with pytest.raises(CommandError, match="There is no user 'nobody'"):
         call_command("api_token_create", "--user", "nobody", stdout=StringIO())
+
+
+def test_it_needs_no_csrf_token_with_a_bearer_token(pm, company):
+    """Scripts post JSON with the bearer token alone: CSRF protects cookies, and the API takes none."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    body = {"title": "Scripted", "request": "Filed by a script."}
+    response = client.post(URL, body, content_type="application/json", headers=bearer(secret_for(pm)))
+    assert response.status_code == 201, response.content
