@@ -4,6 +4,7 @@ from datetime import datetime
 from uuid import UUID
 
 from ninja import Field, Schema
+from pydantic import StrictFloat, StrictInt
 
 from missions.models import Mission, TestRun
 from missions.selectors import mission_steps
@@ -47,7 +48,8 @@ class MissionIn(Schema):
     variables: dict[str, str] = {}
     project: str | None = Field(None, description="A project's slug you may file against.")
     priority: Mission.Priority = Mission.Priority.NORMAL
-    budget_usd: str | int | float | None = Field(
+    # Strict numbers: a lax int would read `true` as $1.
+    budget_usd: str | StrictInt | StrictFloat | None = Field(
         None, description="Dollars, e.g. \"5.00\"; unset: the template's or the site's default."
     )
     confirm_budget: bool = Field(False, description="Required for a budget above the site's confirmation limit.")

@@ -151,3 +151,20 @@ def test_it_needs_no_csrf_token_with_a_bearer_token(pm, company):
     body = {"title": "Scripted", "request": "Filed by a script."}
     response = client.post(URL, body, content_type="application/json", headers=bearer(secret_for(pm)))
     assert response.status_code == 201, response.content
+
+
+def test_it_lets_an_admin_revoke_someones_token_with_an_audit_entry(admin_client, pm):
+    """A leaked token or a leaver: the admin's "Revoke" action ends it and the site audit says who did."""
+    from audit.models import AuditEntry
+
+    secret = secret_for(pm)
+    token = ApiToken.objects.get(user=pm)
+    response = admin_client.post(
+        "/admin/api/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}, follow=True
+    )
+    assert "1 token(s) revoked." in response.content.decode()
+    token.refresh_from_db()
+    assert token.is_revoked
+    entry = AuditEntry.objects.get(object_id=str(token.pk))
+    assert entry.actor.username == "admin" and "revoked_at" in entry.changes
+    assert secret not in str(entry.changes) and token.secret_hash not in entry.object_repr
