@@ -120,3 +120,11 @@ def test_it_answers_404_for_an_unknown_gate_or_one_on_a_mission_i_cannot_see(cli
     assert (response.status_code, response.json()) == (404, {"detail": "No such mission."})
     response = _decide(client, secret_for(other_pm), type(gate)(pk=10**9), decision="approved")
     assert response.status_code == 404 and response.json()["detail"]
+
+
+def test_it_lists_gates_in_a_fixed_number_of_queries(client, pm, reviewer, django_assert_max_num_queries):
+    for n in range(15):
+        waiting_mission(pm, title=f"m{n}")
+    secret = secret_for(reviewer)
+    with django_assert_max_num_queries(6):
+        assert client.get("/api/v1/gates", {"limit": 50}, headers=bearer(secret)).json()["count"] == 15

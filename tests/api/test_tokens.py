@@ -168,3 +168,17 @@ def test_it_lets_an_admin_revoke_someones_token_with_an_audit_entry(admin_client
     entry = AuditEntry.objects.get(object_id=str(token.pk))
     assert entry.actor.username == "admin" and "revoked_at" in entry.changes
     assert secret not in str(entry.changes) and token.secret_hash not in entry.object_repr
+
+
+def test_it_lists_my_tokens_on_the_profile_page_with_their_state(client, pm, other_pm):
+    """Name, prefix, created, last used and a revoke button; a revoked token says so; nobody else's tokens."""
+    live, _ = api_token_create(user=pm, name="live one")
+    dead, _ = api_token_create(user=pm, name="dead one")
+    api_token_revoke(user=pm, token_id=dead.pk)
+    api_token_create(user=other_pm, name="not mine")
+    client.force_login(pm)
+    body = client.get("/profile/").content.decode()
+    assert "live one" in body and "dead one" in body and "not mine" not in body
+    assert f"/profile/tokens/{live.pk}/revoke/" in body and f"/profile/tokens/{dead.pk}/revoke/" not in body
+    assert "revoked" in body.split(f'id="api-token-{dead.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert live.secret_hash not in body
