@@ -18,6 +18,7 @@ def profile(request):
 
 
 def profile_context(request) -> dict:
+    """What the profile page shows; the API's token views render it too (with a new secret, once)."""
     return {
         "preference": notification_preference(request.user),
         "email_configured": settings.EMAIL_NOTIFICATIONS,
