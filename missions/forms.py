@@ -153,6 +153,29 @@ class MissionForm(forms.Form):
             raise forms.ValidationError(str(error)) from None
         return data
 
+    def submit_arguments(self) -> dict:
+        """The valid form as ``mission_submit``'s arguments (all but the requester): the page and the API file alike."""
+        data = self.cleaned_data
+        return {
+            "title": data["title"],
+            "request": data["request"],
+            "acceptance_criteria": data["acceptance_criteria"],
+            "template": data["template"],
+            "variables": data["variables"],
+            "priority": data["priority"],
+            "budget_usd": data["budget_usd"],
+            "budget_confirmed": data["confirm_budget"],
+            "refuse_duplicates": True,
+            "require_plan_approval": data["require_plan_approval"],
+            "require_deploy_approval": data["require_deploy_approval"],
+            "consensus_rule": data["consensus_rule"],
+            "conversation_mode": data["conversation_mode"],
+            "deadlock_policy": data["deadlock_policy"],
+            "project": data.get("project"),
+            "reviewers": data["reviewer_names"],
+            "review_rule": data["review_rule"],
+        }
+
     def digest(self) -> str:
         """A fingerprint of what would be filed, so filing can check it is what the preview showed."""
         data = self.cleaned_data

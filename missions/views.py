@@ -90,28 +90,8 @@ def mission_new(request):
 
 def _submit(request, form: MissionForm) -> Mission | None:
     """File the form's mission, or put the service's refusal on the form and return None."""
-    data = form.cleaned_data
     try:
-        return mission_submit(
-            requester=request.user,
-            title=data["title"],
-            request=data["request"],
-            acceptance_criteria=data["acceptance_criteria"],
-            template=data["template"],
-            variables=data["variables"],
-            priority=data["priority"],
-            budget_usd=data["budget_usd"],
-            budget_confirmed=data["confirm_budget"],
-            refuse_duplicates=True,
-            require_plan_approval=data["require_plan_approval"],
-            require_deploy_approval=data["require_deploy_approval"],
-            consensus_rule=data["consensus_rule"],
-            conversation_mode=data["conversation_mode"],
-            deadlock_policy=data["deadlock_policy"],
-            project=data.get("project"),
-            reviewers=data["reviewer_names"],
-            review_rule=data["review_rule"],
-        )
+        return mission_submit(requester=request.user, **form.submit_arguments())
     except DuplicateMissionError as error:
         existing = error.mission
         form.add_error(

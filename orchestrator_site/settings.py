@@ -114,6 +114,8 @@ INSTALLED_APPS = [
     "home",
     "reports",
     "telemetry",
+    "api",
+    "ninja",  # serves the API docs with its bundled Swagger UI files instead of a CDN
     "axes",
 ]
 
@@ -414,6 +416,10 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "").strip()
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (or unset).")
 METRICS_ALLOWED_IPS = env_ip_networks("METRICS_ALLOWED_IPS")
+
+# --- REST API (api/): requests each token may make per fixed window, counted in Redis (shared by every process).
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 300, minimum=1)
+API_RATE_WINDOW_S = env_int("API_RATE_WINDOW_S", 60, minimum=1, maximum=86400)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", choices=("text", "json"))

@@ -13,6 +13,8 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("profile/", include("notifications.urls")),
     path("reports/", include("reports.urls")),
+    path("profile/tokens/", include("api.token_urls")),
+    path("api/v1/", include("api.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),

@@ -50,6 +50,14 @@ class GateError(Exception):
     """A decision that cannot be taken; the message is shown to the reviewer."""
 
 
+class GateForbidden(GateError):
+    """This person may not decide this gate (not a reviewer, or the mission's requester)."""
+
+
+class GateSettled(GateError):
+    """The gate is past deciding: decided already, closed, or its mission finished."""
+
+
 def gate_open(*, mission: Mission, kind: str, question: str, data: dict | None = None) -> ApprovalGate:
     """Ask the question; at most one pending gate of a kind per mission."""
     with transaction.atomic():
@@ -119,20 +127,20 @@ def gate_decide(
     """
     gate.refresh_from_db()
     if gate.is_closed:
-        raise GateError(f"This gate was closed without a decision: {gate.comment} There is nothing left to decide.")
+        raise GateSettled(f"This gate was closed without a decision: {gate.comment} There is nothing left to decide.")
     if not gate.is_pending:
-        raise GateError("This gate was already decided.")
+        raise GateSettled("This gate was already decided.")
     mission = Mission.objects.get(pk=gate.mission_id)  # fresh: the cached one may predate a cancel
     if mission.is_finished:
         status = mission.get_status_display().lower()
-        raise GateError(f"The mission is already {status}; its gates can no longer be decided.")
+        raise GateSettled(f"The mission is already {status}; its gates can no longer be decided.")
     if decision not in gate_decisions(gate):
         raise GateError(f"A {gate.get_kind_display().lower()} cannot be decided as {decision!r}.")
     decision = Decision(decision)
     if not user_is_reviewer(by):
-        raise GateError("Only reviewers can decide approval gates.")
+        raise GateForbidden("Only reviewers can decide approval gates.")
     if mission.requester_id == by.pk:
-        raise GateError("You filed this mission; another reviewer has to decide.")
+        raise GateForbidden("You filed this mission; another reviewer has to decide.")
     comment = comment.strip()
     if len(comment) > GATE_COMMENT_MAX:
         raise GateError(f"The comment is {len(comment):,} characters long; the limit is {GATE_COMMENT_MAX:,}.")
@@ -154,8 +162,8 @@ def gate_decide(
         if not decided:
             gate.refresh_from_db()
             if gate.is_closed:
-                raise GateError(f"This gate was closed without a decision: {gate.comment}")
-            raise GateError("This gate was already decided.")
+                raise GateSettled(f"This gate was closed without a decision: {gate.comment}")
+            raise GateSettled("This gate was already decided.")
         gate.refresh_from_db()
         event_record(
             mission=mission,

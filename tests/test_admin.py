@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import AgentMessage, AgentSpec, LLMCall
+from api.services import api_token_create
 from audit.models import AuditEntry
 from audit.services import audit_record
 from missions.models import (
@@ -93,6 +94,7 @@ def records(company, pm):
     AccessFailureLog.objects.create(**seen)
     AccessLog.objects.create(**seen)
     NotificationPreference.objects.create(user=pm, email=False)
+    api_token_create(user=pm, name="Admin mission script")
     return rows
 
 
