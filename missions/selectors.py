@@ -6,6 +6,7 @@ from django.http import Http404
 
 from agents.models import AgentMessage, LLMCall
 from missions.models import Event, Mission, Plan, Step, TestRun, Vote
+from projects.models import Project
 from reviews.models import PeerReview
 
 REVIEWERS_GROUP = "Reviewers"
@@ -31,13 +32,18 @@ def user_can_cancel(user: AbstractBaseUser, mission: Mission) -> bool:
 
 
 def missions_visible_to(user: AbstractBaseUser) -> QuerySet[Mission]:
-    """Requesters see their own missions; reviewers and staff see all."""
+    """Requesters see their own missions and those on projects they are a member of; reviewers and staff see all.
+
+    Seeing is not steering: pause, cancel and the rest stay with the requester (``control.user_may_control``).
+    """
     missions = Mission.objects.select_related("requester", "template", "project")
     if not user.is_authenticated:
         return missions.none()
     if user_is_reviewer(user):
         return missions
-    return missions.filter(requester=user)
+    # A subquery, not a join: no duplicate rows, so callers may aggregate or update without distinct().
+    member_of = Project.objects.filter(members=user).values("pk")
+    return missions.filter(Q(requester=user) | Q(project__in=member_of))
 
 
 def mission_for_user(user: AbstractBaseUser, code: object) -> Mission:
