@@ -64,7 +64,7 @@ def home_dashboard(*, user: AbstractBaseUser, now: datetime | None = None) -> di
         "gates_total": gates_total,
         "gates_are_mine_to_decide": reviewer,
         "spend": week_spend(missions=visible, now=now),
-        "spend_scope": "all missions" if reviewer else "your missions",
+        "spend_scope": "all missions" if reviewer else "your missions and your projects'",
         "failures": failures,
     }
 
