@@ -1,5 +1,7 @@
 """Reads for pages, the consumer and the CLI."""
 
+from collections import Counter
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
@@ -75,6 +77,50 @@ def mission_events(mission: Mission, *, after: int = 0, limit: int = 500) -> lis
     return sorted(newest, key=lambda event: event.seq)
 
 
+NOW_ACTION_CHARS = 300
+
+
+def mission_now(*, steps: list[Step], events: list[Event], messages: list[AgentMessage]) -> dict:
+    """The "now" line: the steps running and the newest thing that happened, from rows already loaded.
+
+    The last action is the newest event's message, or the newest transcript entry when it came later (an
+    agent's words arrive between events).
+    """
+    last_event = events[-1] if events else None
+    last_message = messages[-1] if messages else None
+    if last_message and (last_event is None or last_message.created_at > last_event.created_at):
+        # One line: the page truncates it further, this only bounds the work.
+        action = f"{last_message.source}: {' '.join(last_message.content[:NOW_ACTION_CHARS].split())}"
+        at = last_message.created_at
+    elif last_event:
+        action, at = last_event.message, last_event.created_at
+    else:
+        action, at = "", None
+    return {
+        "running": [step for step in steps if step.status == Step.Status.RUNNING],
+        "last_action": action,
+        "last_action_at": at,
+    }
+
+
+def step_progress(steps: list[Step]) -> dict:
+    """Done out of total over the newest plan's steps, with a bar segment per status present."""
+    counts = Counter(step.status for step in steps)
+    total = len(steps)
+    segments = [
+        {
+            "status": status.value,
+            "label": status.label,
+            "count": counts[status],
+            "percent": f"{counts[status] * 100 / total:.2f}",
+        }
+        for status in Step.Status
+        if counts[status]
+    ]
+    done = counts[Step.Status.SUCCEEDED]
+    return {"total": total, "done": done, "segments": segments}
+
+
 def mission_detail(mission: Mission) -> dict:
     """Everything the mission page shows, in a handful of queries.
 
@@ -83,16 +129,20 @@ def mission_detail(mission: Mission) -> dict:
     """
     events = mission_events(mission)
     mission.refresh_from_db()
+    steps = mission_steps(mission)
+    messages = sorted(
+        AgentMessage.objects.filter(mission=mission).select_related("step").order_by("-id")[:TRANSCRIPT_LIMIT],
+        key=lambda message: message.pk,
+    )
     return {
         "mission": mission,
-        "steps": mission_steps(mission),
+        "steps": steps,
+        "now": mission_now(steps=steps, events=events, messages=messages),
+        "progress": step_progress(steps),
         "events": events,
         "votes": list(Vote.objects.filter(cycle__mission=mission).select_related("agent", "cycle")),
         "cycles": list(mission.cycles.all()),
-        "transcript_messages": sorted(
-            AgentMessage.objects.filter(mission=mission).select_related("step").order_by("-id")[:TRANSCRIPT_LIMIT],
-            key=lambda message: message.pk,
-        ),
+        "transcript_messages": messages,
         "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
         "gates": list(mission.gates.select_related("decided_by").prefetch_related("line_comments__author")),
         "llm_calls": LLMCall.objects.filter(mission=mission).count(),

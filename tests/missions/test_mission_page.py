@@ -1,0 +1,111 @@
+"""The mission page people watch: the "now" line, step progress, the plan's picture, grouped long sections, and
+a bounded number of queries however much the mission did."""
+
+from decimal import Decimal
+
+import pytest
+
+from agents.models import AgentMessage, AgentSpec
+from missions.models import Event, Mission, Plan, Step
+from missions.selectors import mission_detail
+
+pytestmark = pytest.mark.django_db
+
+
+def _mission(pm, **fields) -> Mission:
+    fields.setdefault("status", Mission.Status.EXECUTING)
+    return Mission.objects.create(requester=pm, title="Checkout", request="r", budget_usd=Decimal("5.00"), **fields)
+
+
+def _event(mission, message, kind=Event.Kind.STEP) -> Event:
+    seq = mission.events.count() + 1
+    Mission.objects.filter(pk=mission.pk).update(last_event_seq=seq)
+    return Event.objects.create(mission=mission, seq=seq, kind=kind, message=message)
+
+
+def _plan(mission, statuses: dict[str, str], *, agent=None, version=1) -> list[Step]:
+    plan = Plan.objects.create(mission=mission, version=version)
+    previous = []
+    steps = []
+    for order, (key, status) in enumerate(statuses.items()):
+        steps.append(
+            Step.objects.create(
+                plan=plan,
+                key=key,
+                order=order,
+                title=f"Build {key}",
+                role="developer",
+                agent=agent,
+                instructions="i",
+                status=status,
+                depends_on=previous[-1:],
+            )
+        )
+        previous.append(key)
+    return steps
+
+
+def _page(client, user, mission) -> str:
+    client.force_login(user)
+    response = client.get(mission.get_absolute_url())
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.fixture
+def agent(db):
+    return AgentSpec.objects.create(name="dev", title="Developer <Dev>", role="developer", system_prompt="p")
+
+
+# --- The "now" line and progress ----------------------------------------------------------------------------
+
+
+def test_it_shows_the_phase_running_step_and_last_action(client, pm, agent):
+    """The now line names the phase in words, the running step with its agent, and the newest event, escaped."""
+    mission = _mission(pm)
+    _plan(mission, {"core": "succeeded", "api": "running", "docs": "pending"}, agent=agent)
+    _event(mission, "Step core succeeded.")
+    _event(mission, "Developer · api: write_file(<script>alert(1)</script>)", kind=Event.Kind.TOOL)
+    body = _page(client, pm, mission)
+    now = body[body.index('id="mission-now"') : body.index('id="mission-progress"')]
+    assert "Executing the plan&#x27;s steps." in now
+    assert '<a href="#step-api" class="now-step"><strong>api</strong> Build api</a> (Developer &lt;Dev&gt;)' in now
+    assert "write_file(&lt;script&gt;alert(1)&lt;/script&gt;)" in now
+    assert "<script>alert" not in body
+
+
+def test_it_shows_the_newest_transcript_entry_when_it_came_after_the_last_event(client, pm, agent):
+    """An agent's words after the newest event are the last action, on one line and truncated."""
+    mission = _mission(pm)
+    _plan(mission, {"core": "running"}, agent=agent)
+    _event(mission, "Step core started.")
+    AgentMessage.objects.create(mission=mission, source="Developer", content="Reading\nthe code " + "x" * 400)
+    context = mission_detail(mission)
+    assert context["now"]["last_action"].startswith("Developer: Reading the code xxx")
+    body = _page(client, pm, mission)
+    action = body[body.index('id="mission-last-action"') :]
+    action = action[: action.index("</p>")]
+    assert "Developer: Reading the code" in action
+    assert len(action.split(">", 2)[-1]) < 400  # truncated on the page
+
+
+def test_it_shows_progress_over_the_newest_plan(client, pm):
+    """The bar counts done steps of the newest plan only, with an accessible value and counts by status."""
+    mission = _mission(pm)
+    _plan(mission, {"old": "succeeded"}, version=1)
+    _plan(mission, {"a": "succeeded", "b": "succeeded", "c": "running", "d": "failed", "e": "pending"}, version=2)
+    body = _page(client, pm, mission)
+    assert 'role="progressbar"' in body
+    assert 'aria-valuemax="5" aria-valuenow="2"' in body
+    assert "2 of 5 steps done" in body
+    for text in ("2 succeeded", "1 running", "1 failed", "1 pending"):
+        assert text in body
+    assert 'class="seg seg-succeeded" style="width: 40.00%"' in body
+
+
+def test_it_shows_no_progress_bar_before_a_plan(client, pm):
+    """Without a plan there is a phase but no bar."""
+    mission = _mission(pm, status=Mission.Status.PLANNING)
+    body = _page(client, pm, mission)
+    assert "Planning: the C-suite drafts the plan and votes on it." in body
+    assert 'role="progressbar"' not in body
