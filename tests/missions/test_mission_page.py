@@ -109,3 +109,20 @@ def test_it_shows_no_progress_bar_before_a_plan(client, pm):
     body = _page(client, pm, mission)
     assert "Planning: the C-suite drafts the plan and votes on it." in body
     assert 'role="progressbar"' not in body
+
+
+# --- The plan's picture -------------------------------------------------------------------------------------
+
+
+def test_it_draws_the_newest_plan_in_the_steps_section(client, pm):
+    """The Plan section holds the SVG, one node per step of the newest plan, classed by status."""
+    mission = _mission(pm)
+    _plan(mission, {"old": "failed"}, version=1)
+    _plan(mission, {"core": "succeeded", "api": "running"}, version=2)
+    body = _page(client, pm, mission)
+    section = body[body.index('id="mission-steps"') : body.index('id="mission-tests"')]
+    assert 'id="plan-dag"' in section
+    assert 'class="node status-succeeded" id="dag-node-core"' in section
+    assert 'class="node status-running" id="dag-node-api"' in section
+    assert 'data-from="core" data-to="api"' in section
+    assert "dag-node-old" not in section
