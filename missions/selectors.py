@@ -121,6 +121,49 @@ def step_progress(steps: list[Step]) -> dict:
     return {"total": total, "done": done, "segments": segments}
 
 
+def _attempt_starts(events: list[Event]) -> dict[str, list[tuple]]:
+    """Per step key, when each attempt started, from the step events that record it (oldest first)."""
+    starts: dict[str, list[tuple]] = {}
+    for event in events:
+        data = event.data if isinstance(event.data, dict) else {}
+        attempt = data.get("attempt")
+        if event.kind == Event.Kind.STEP and data.get("status") == Step.Status.RUNNING and isinstance(attempt, int):
+            starts.setdefault(str(data.get("step")), []).append((event.created_at, attempt))
+    return starts
+
+
+def step_groups(items: list, *, events: list[Event], steps: list[Step], prefix: str, other) -> list[dict]:
+    """Transcript entries or test runs grouped by step and attempt, in the order each group began.
+
+    An item's attempt is the newest start of its step at or before it (None when the page's events do not
+    reach back that far). Items without a step go in a group named by ``other(item)``. A group of a step
+    running now, in its current attempt, is ``open``: the page shows it unfolded.
+    """
+    starts = _attempt_starts(events)
+    running = {step.key: step.attempt for step in steps if step.status == Step.Status.RUNNING}
+    groups: dict[tuple, dict] = {}
+    for item in items:
+        key = item.step.key if item.step_id else ""
+        attempt = None
+        for started_at, number in starts.get(key, ()):
+            if started_at <= item.created_at:
+                attempt = number
+        name = key or other(item)
+        group = groups.get((name, attempt))
+        if group is None:
+            group = groups[(name, attempt)] = {
+                "id": f"{prefix}-{'step-' if key else ''}{name}{f'-{attempt}' if attempt else ''}",
+                "key": key,
+                "name": name,
+                "step": item.step if key else None,
+                "attempt": attempt,
+                "items": [],
+                "open": key in running and attempt in (None, running[key]),
+            }
+        group["items"].append(item)
+    return list(groups.values())
+
+
 def mission_detail(mission: Mission) -> dict:
     """Everything the mission page shows, in a handful of queries.
 
@@ -130,6 +173,7 @@ def mission_detail(mission: Mission) -> dict:
     events = mission_events(mission)
     mission.refresh_from_db()
     steps = mission_steps(mission)
+    test_runs = list(TestRun.objects.filter(mission=mission).select_related("step"))
     messages = sorted(
         AgentMessage.objects.filter(mission=mission).select_related("step").order_by("-id")[:TRANSCRIPT_LIMIT],
         key=lambda message: message.pk,
@@ -143,7 +187,13 @@ def mission_detail(mission: Mission) -> dict:
         "votes": list(Vote.objects.filter(cycle__mission=mission).select_related("agent", "cycle")),
         "cycles": list(mission.cycles.all()),
         "transcript_messages": messages,
-        "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
+        "transcript_groups": step_groups(
+            messages, events=events, steps=steps, prefix="transcript", other=lambda message: "mission"
+        ),
+        "test_runs": test_runs,
+        "test_run_groups": step_groups(
+            test_runs, events=events, steps=steps, prefix="tests", other=lambda run: run.purpose
+        ),
         "gates": list(mission.gates.select_related("decided_by").prefetch_related("line_comments__author")),
         "llm_calls": LLMCall.objects.filter(mission=mission).count(),
     }

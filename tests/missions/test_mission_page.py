@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from agents.models import AgentMessage, AgentSpec
-from missions.models import Event, Mission, Plan, Step
+from missions.models import Event, Mission, Plan, Step, TestRun
 from missions.selectors import mission_detail
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +126,77 @@ def test_it_draws_the_newest_plan_in_the_steps_section(client, pm):
     assert 'class="node status-running" id="dag-node-api"' in section
     assert 'data-from="core" data-to="api"' in section
     assert "dag-node-old" not in section
+
+
+# --- Long sections folded by step and attempt -----------------------------------------------------------------
+
+
+def _started(mission, key, attempt) -> Event:
+    event = _event(mission, f"Step {key} started.")
+    event.data = {"step": key, "status": "running", "attempt": attempt}
+    event.save()
+    return event
+
+
+def _run(mission, step, **counts) -> TestRun:
+    return TestRun.objects.create(mission=mission, step=step, isolation="bwrap", log="log", **counts)
+
+
+def test_it_groups_test_runs_by_step_and_attempt_folded(client, pm):
+    """Each step's runs, per attempt, are one folded <details> whose summary gives the last run's counts."""
+    mission = _mission(pm)
+    core, api = _plan(mission, {"core": "succeeded", "api": "running"})
+    _started(mission, "core", 1)
+    _run(mission, core, passed=3, failed=1)
+    _started(mission, "core", 2)
+    _run(mission, core, passed=4, failed=1)
+    _run(mission, core, passed=5)
+    _started(mission, "api", 1)
+    _run(mission, api, passed=2)
+    TestRun.objects.create(mission=mission, purpose=TestRun.Purpose.DELIVERY, isolation="bwrap", passed=9)
+    body = _page(client, pm, mission)
+    section = body[body.index('id="mission-tests"') : body.index('id="transcript"')]
+    for group_id, summary in [
+        ("tests-step-core-1", "<strong>core</strong> · attempt 1 · 1 run · last: 3 passed, 1 failed"),
+        ("tests-step-core-2", "<strong>core</strong> · attempt 2 · 2 runs · last: 5 passed, 0 failed"),
+        ("tests-step-api-1", "<strong>api</strong> · attempt 1 · 1 run · last: 2 passed, 0 failed"),
+        ("tests-delivery", "<strong>Re-run before delivery</strong> · 1 run · last: 9 passed, 0 failed"),
+    ]:
+        assert f'<details class="group" id="{group_id}">' in section, group_id  # folded: no "open"
+        assert summary in section, summary
+    assert '<summary class="bad"><strong>core</strong> · attempt 1' in section
+
+
+def test_it_groups_the_transcript_by_step_unfolding_the_running_one(client, pm, agent):
+    """Messages are grouped per step and attempt; only the running step's current attempt is open."""
+    mission = _mission(pm)
+    core, api = _plan(mission, {"core": "succeeded", "api": "running"}, agent=agent)
+    api.attempt = 2
+    api.save()
+    AgentMessage.objects.create(mission=mission, source="CEO", content="We agree.")
+    _started(mission, "core", 1)
+    AgentMessage.objects.create(mission=mission, step=core, source="Developer", content="core done")
+    _started(mission, "api", 1)
+    AgentMessage.objects.create(mission=mission, step=api, source="Developer", content="api try one")
+    _started(mission, "api", 2)
+    AgentMessage.objects.create(mission=mission, step=api, source="Developer", content="api try two")
+    body = _page(client, pm, mission)
+    section = body[body.index('id="transcript"') :]
+    assert '<details class="group" id="transcript-mission">' in section
+    assert '<details class="group" id="transcript-step-core-1">' in section
+    assert '<details class="group" id="transcript-step-api-1">' in section
+    assert '<details class="group" id="transcript-step-api-2" open>' in section
+    assert "<strong>api</strong> Build api · attempt 2 · 1 message" in section
+    order = [section.index(text) for text in ("We agree.", "core done", "api try one", "api try two")]
+    assert order == sorted(order)
+    # The message markup inside a group is the transcript's own.
+    assert '<li class="msg msg-text"><span class="who">Developer · api</span>' in section
+
+
+def test_it_groups_without_attempts_when_no_start_is_known(pm):
+    """Runs older than the events the page reads still group by step, just without an attempt."""
+    mission = _mission(pm)
+    (core,) = _plan(mission, {"core": "running"})
+    _run(mission, core, passed=1)
+    groups = mission_detail(mission)["test_run_groups"]
+    assert [(group["id"], group["attempt"], group["open"]) for group in groups] == [("tests-step-core", None, True)]
