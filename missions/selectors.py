@@ -68,7 +68,7 @@ def mission_steps(mission: Mission) -> list[Step]:
     if plan is None:
         return []
     reviews = Prefetch("reviews", queryset=PeerReview.objects.select_related("reviewer"))
-    return list(plan.steps.select_related("agent").prefetch_related("test_runs", reviews))
+    return list(plan.steps.select_related("agent").prefetch_related(reviews))
 
 
 def mission_events(mission: Mission, *, after: int = 0, limit: int = 500) -> list[Event]:

@@ -200,3 +200,49 @@ def test_it_groups_without_attempts_when_no_start_is_known(pm):
     _run(mission, core, passed=1)
     groups = mission_detail(mission)["test_run_groups"]
     assert [(group["id"], group["attempt"], group["open"]) for group in groups] == [("tests-step-core", None, True)]
+
+
+# --- Query counts -------------------------------------------------------------------------------------------
+
+
+def _busy_mission(pm, agent, steps: int) -> Mission:
+    """A mission with ``steps`` steps, each with a diff, a review, two test runs, messages and events."""
+    from reviews.models import ApprovalGate, PeerReview
+
+    mission = _mission(pm)
+    plan_steps = _plan(mission, {f"s{i}": "succeeded" for i in range(steps)}, agent=agent)
+    for step in plan_steps:
+        step.output = {"diff": "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"}
+        step.summary = "**done**\n- one"
+        step.commit_sha = "a" * 40
+        step.save()
+        _started(mission, step.key, 1)
+        PeerReview.objects.create(mission=mission, step=step, reviewer=agent, verdict="approve", score=5, summary="ok")
+        _run(mission, step, passed=2, tests=[{"outcome": "passed", "nodeid": "t::a"}])
+        _run(mission, step, passed=3)
+        for n in range(3):
+            AgentMessage.objects.create(
+                mission=mission, step=step, agent=agent, source="Dev", content=f"```python\nx = {n}\n```"
+            )
+        _event(mission, f"Step {step.key} succeeded.")
+    ApprovalGate.objects.create(mission=mission, kind=ApprovalGate.Kind.DEPLOY, question="Deploy?")
+    return mission
+
+
+def _queries(client, user, mission) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(mission.get_absolute_url()).status_code == 200
+    return len(captured)
+
+
+def test_it_reads_the_page_in_a_fixed_number_of_queries(client, pm, agent, django_assert_max_num_queries):
+    """Three steps or thirty (with their reviews, test runs, messages and events): the same queries."""
+    client.force_login(pm)
+    small = _queries(client, pm, _busy_mission(pm, agent, 3))
+    large_mission = _busy_mission(pm, agent, 30)
+    assert _queries(client, pm, large_mission) == small
+    with django_assert_max_num_queries(25):
+        client.get(large_mission.get_absolute_url())
