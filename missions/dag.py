@@ -17,7 +17,7 @@ from typing import Any
 MAX_COLUMNS = 5
 NODE_W, NODE_H = 150, 44
 GAP_X, GAP_Y, MARGIN = 16, 34, 6
-KEY_CHARS, TITLE_CHARS = 20, 22
+KEY_CHARS, TITLE_CHARS = 19, 21
 
 
 @dataclass

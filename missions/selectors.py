@@ -103,6 +103,17 @@ def mission_now(*, steps: list[Step], events: list[Event], messages: list[AgentM
     }
 
 
+# The bar fills from the left with what is done, then what is under way, then what went wrong; pending last.
+PROGRESS_ORDER = (
+    Step.Status.SUCCEEDED,
+    Step.Status.IN_REVIEW,
+    Step.Status.RUNNING,
+    Step.Status.FAILED,
+    Step.Status.CANCELLED,
+    Step.Status.PENDING,
+)
+
+
 def step_progress(steps: list[Step]) -> dict:
     """Done out of total over the newest plan's steps, with a bar segment per status present."""
     counts = Counter(step.status for step in steps)
@@ -114,7 +125,7 @@ def step_progress(steps: list[Step]) -> dict:
             "count": counts[status],
             "percent": f"{counts[status] * 100 / total:.2f}",
         }
-        for status in Step.Status
+        for status in PROGRESS_ORDER
         if counts[status]
     ]
     done = counts[Step.Status.SUCCEEDED]

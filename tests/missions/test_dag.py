@@ -154,7 +154,7 @@ def test_it_escapes_hostile_titles_inside_the_svg():
     assert "<script" not in html
     assert 'javascript:alert(2)">' not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;a href=&quot;javascript:alert(2)&quot;&gt;x&lt;/a&gt;" in html
-    assert "&lt;script&gt;alert(1)&lt;/scr…</text>" in html
+    assert "&lt;script&gt;alert(1)&lt;/sc…</text>" in html
 
 
 def test_it_renders_nothing_without_steps():

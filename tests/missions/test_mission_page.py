@@ -101,6 +101,8 @@ def test_it_shows_progress_over_the_newest_plan(client, pm):
     for text in ("2 succeeded", "1 running", "1 failed", "1 pending"):
         assert text in body
     assert 'class="seg seg-succeeded" style="width: 40.00%"' in body
+    segments = [body.index(f"seg seg-{status}") for status in ("succeeded", "running", "failed", "pending")]
+    assert segments == sorted(segments)  # done fills from the left, pending last
 
 
 def test_it_shows_no_progress_bar_before_a_plan(client, pm):
