@@ -248,3 +248,24 @@ def test_it_reads_the_page_in_a_fixed_number_of_queries(client, pm, agent, djang
     assert _queries(client, pm, large_mission) == small
     with django_assert_max_num_queries(25):
         client.get(large_mission.get_absolute_url())
+
+
+def _live_batch_queries(user, mission) -> int:
+    """Queries for what the consumer sends on an event: every live partial, rendered for the user."""
+    from django.db import connection
+    from django.template.loader import render_to_string
+    from django.test.utils import CaptureQueriesContext
+
+    from missions.consumers import LIVE_PARTIALS
+
+    user = type(user).objects.get(pk=user.pk)  # as the consumer has it: nothing cached on it yet
+    with CaptureQueriesContext(connection) as captured:
+        context = {**mission_detail(mission), "new_events": [], "user": user, "can_cancel": True}
+        for name in LIVE_PARTIALS:
+            render_to_string(f"missions/detail.html#{name}", context)
+    return len(captured)
+
+
+def test_it_renders_a_live_update_in_a_fixed_number_of_queries(pm, agent):
+    """The batch a socket gets on every event costs the same for three steps as for thirty."""
+    assert _live_batch_queries(pm, _busy_mission(pm, agent, 3)) == _live_batch_queries(pm, _busy_mission(pm, agent, 30))
