@@ -30,6 +30,9 @@ class DagNode:
     x: int = 0
     y: int = 0
 
+    width = NODE_W
+    height = NODE_H
+
     @property
     def short_key(self) -> str:
         return _truncate(self.key, KEY_CHARS)
