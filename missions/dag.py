@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_COLUMNS = 5
-NODE_W, NODE_H = 150, 44
+MAX_COLUMNS = 3  # readable on a 390 px phone: the picture shrinks to the card, its text with it
+NODE_W, NODE_H = 130, 44
 GAP_X, GAP_Y, MARGIN = 16, 34, 6
-KEY_CHARS, TITLE_CHARS = 19, 21
+KEY_CHARS, TITLE_CHARS = 17, 18
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The plan's picture: a layered layout of model-written dependencies, and its SVG with every text escaped."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -58,7 +59,7 @@ def test_it_fans_out_and_wraps_a_wide_layer():
     layout = layered_layout(_steps(graph))
     assert set(_layers(layout).values()) == {0, 1}
     assert layout.width <= 12 + MAX_COLUMNS * NODE_W + (MAX_COLUMNS - 1) * 16
-    assert len({node.y for node in layout.nodes}) == 1 + 3  # the root's row and 12 steps on 3 rows of 5
+    assert len({node.y for node in layout.nodes}) == 1 + math.ceil(12 / MAX_COLUMNS)  # the root's row, then 12 wrapped
     assert not _overlaps(layout)
     _inside(layout)
 
@@ -154,7 +155,7 @@ def test_it_escapes_hostile_titles_inside_the_svg():
     assert "<script" not in html
     assert 'javascript:alert(2)">' not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;a href=&quot;javascript:alert(2)&quot;&gt;x&lt;/a&gt;" in html
-    assert "&lt;script&gt;alert(1)&lt;/sc…</text>" in html
+    assert "&lt;script&gt;alert(1)&lt;…</text>" in html
 
 
 def test_it_renders_nothing_without_steps():
