@@ -212,6 +212,11 @@ class Mission(models.Model):
         return self.status in self.WAITING
 
     @property
+    def phase(self) -> str:
+        """The status in a sentence, for the "now" line a watcher reads first."""
+        return PHASES.get(self.status, self.get_status_display())
+
+    @property
     def budget_remaining_usd(self) -> Decimal:
         return self.budget_usd - self.spent_usd - self.reserved_usd
 
@@ -241,6 +246,26 @@ class Mission(models.Model):
     @property
     def group_name(self) -> str:
         return f"mission_{self.code.hex}"
+
+
+PHASES = {
+    Mission.Status.QUEUED: "Queued: waiting for a worker.",
+    Mission.Status.PLANNING: "Planning: the C-suite drafts the plan and votes on it.",
+    Mission.Status.VALIDATING: "Validating the plan.",
+    Mission.Status.AWAITING_PLAN_APPROVAL: "Waiting for a reviewer to approve the plan.",
+    Mission.Status.DEADLOCKED: "Deadlocked: a reviewer must decide.",
+    Mission.Status.STAFFING: "Staffing: an agent for every step.",
+    Mission.Status.EXECUTING: "Executing the plan's steps.",
+    Mission.Status.AWAITING_REVIEW: "Waiting for a reviewer to review a step.",
+    Mission.Status.AWAITING_DEPLOY_APPROVAL: "Waiting for a reviewer to approve the deploy.",
+    Mission.Status.DEPLOYING: "Deploying.",
+    Mission.Status.PAUSED_BUDGET: "Paused: the budget needs raising.",
+    Mission.Status.PAUSED: "Paused.",
+    Mission.Status.COMPLETED: "Completed.",
+    Mission.Status.FAILED: "Failed.",
+    Mission.Status.REJECTED: "Rejected.",
+    Mission.Status.CANCELLED: "Cancelled.",
+}
 
 
 class DecisionCycle(models.Model):

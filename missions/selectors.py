@@ -1,5 +1,7 @@
 """Reads for pages, the consumer and the CLI."""
 
+from collections import Counter
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
@@ -72,13 +74,111 @@ def mission_steps(mission: Mission) -> list[Step]:
     if plan is None:
         return []
     reviews = Prefetch("reviews", queryset=PeerReview.objects.select_related("reviewer"))
-    return list(plan.steps.select_related("agent").prefetch_related("test_runs", reviews))
+    return list(plan.steps.select_related("agent").prefetch_related(reviews))
 
 
 def mission_events(mission: Mission, *, after: int = 0, limit: int = 500) -> list[Event]:
     """Events after ``after``; when there are more than ``limit``, the newest ones."""
     newest = mission.events.filter(seq__gt=after).order_by("-seq")[:limit]
     return sorted(newest, key=lambda event: event.seq)
+
+
+NOW_ACTION_CHARS = 300
+
+
+def mission_now(*, steps: list[Step], events: list[Event], messages: list[AgentMessage]) -> dict:
+    """The "now" line: the steps running and the newest thing that happened, from rows already loaded.
+
+    The last action is the newest event's message, or the newest transcript entry when it came later (an
+    agent's words arrive between events).
+    """
+    last_event = events[-1] if events else None
+    last_message = messages[-1] if messages else None
+    if last_message and (last_event is None or last_message.created_at > last_event.created_at):
+        # One line: the page truncates it further, this only bounds the work.
+        action = f"{last_message.source}: {' '.join(last_message.content[:NOW_ACTION_CHARS].split())}"
+        at = last_message.created_at
+    elif last_event:
+        action, at = last_event.message, last_event.created_at
+    else:
+        action, at = "", None
+    return {
+        "running": [step for step in steps if step.status == Step.Status.RUNNING],
+        "last_action": action,
+        "last_action_at": at,
+    }
+
+
+# The bar fills from the left with what is done, then what is under way, then what went wrong; pending last.
+PROGRESS_ORDER = (
+    Step.Status.SUCCEEDED,
+    Step.Status.IN_REVIEW,
+    Step.Status.RUNNING,
+    Step.Status.FAILED,
+    Step.Status.CANCELLED,
+    Step.Status.PENDING,
+)
+
+
+def step_progress(steps: list[Step]) -> dict:
+    """Done out of total over the newest plan's steps, with a bar segment per status present."""
+    counts = Counter(step.status for step in steps)
+    total = len(steps)
+    segments = [
+        {
+            "status": status.value,
+            "label": status.label,
+            "count": counts[status],
+            "percent": f"{counts[status] * 100 / total:.2f}",
+        }
+        for status in PROGRESS_ORDER
+        if counts[status]
+    ]
+    done = counts[Step.Status.SUCCEEDED]
+    return {"total": total, "done": done, "segments": segments}
+
+
+def _attempt_starts(events: list[Event]) -> dict[str, list[tuple]]:
+    """Per step key, when each attempt started, from the step events that record it (oldest first)."""
+    starts: dict[str, list[tuple]] = {}
+    for event in events:
+        data = event.data if isinstance(event.data, dict) else {}
+        attempt = data.get("attempt")
+        if event.kind == Event.Kind.STEP and data.get("status") == Step.Status.RUNNING and isinstance(attempt, int):
+            starts.setdefault(str(data.get("step")), []).append((event.created_at, attempt))
+    return starts
+
+
+def step_groups(items: list, *, events: list[Event], steps: list[Step], prefix: str, other) -> list[dict]:
+    """Transcript entries or test runs grouped by step and attempt, in the order each group began.
+
+    An item's attempt is the newest start of its step at or before it (None when the page's events do not
+    reach back that far). Items without a step go in a group named by ``other(item)``. A group of a step
+    running now, in its current attempt, is ``open``: the page shows it unfolded.
+    """
+    starts = _attempt_starts(events)
+    running = {step.key: step.attempt for step in steps if step.status == Step.Status.RUNNING}
+    groups: dict[tuple, dict] = {}
+    for item in items:
+        key = item.step.key if item.step_id else ""
+        attempt = None
+        for started_at, number in starts.get(key, ()):
+            if started_at <= item.created_at:
+                attempt = number
+        name = key or other(item)
+        group = groups.get((name, attempt))
+        if group is None:
+            group = groups[(name, attempt)] = {
+                "id": f"{prefix}-{'step-' if key else ''}{name}{f'-{attempt}' if attempt else ''}",
+                "key": key,
+                "name": name,
+                "step": item.step if key else None,
+                "attempt": attempt,
+                "items": [],
+                "open": key in running and attempt in (None, running[key]),
+            }
+        group["items"].append(item)
+    return list(groups.values())
 
 
 def mission_detail(mission: Mission) -> dict:
@@ -89,17 +189,28 @@ def mission_detail(mission: Mission) -> dict:
     """
     events = mission_events(mission)
     mission.refresh_from_db()
+    steps = mission_steps(mission)
+    test_runs = list(TestRun.objects.filter(mission=mission).select_related("step"))
+    messages = sorted(
+        AgentMessage.objects.filter(mission=mission).select_related("step").order_by("-id")[:TRANSCRIPT_LIMIT],
+        key=lambda message: message.pk,
+    )
     return {
         "mission": mission,
-        "steps": mission_steps(mission),
+        "steps": steps,
+        "now": mission_now(steps=steps, events=events, messages=messages),
+        "progress": step_progress(steps),
         "events": events,
         "votes": list(Vote.objects.filter(cycle__mission=mission).select_related("agent", "cycle")),
         "cycles": list(mission.cycles.all()),
-        "transcript_messages": sorted(
-            AgentMessage.objects.filter(mission=mission).select_related("step").order_by("-id")[:TRANSCRIPT_LIMIT],
-            key=lambda message: message.pk,
+        "transcript_messages": messages,
+        "transcript_groups": step_groups(
+            messages, events=events, steps=steps, prefix="transcript", other=lambda message: "mission"
         ),
-        "test_runs": list(TestRun.objects.filter(mission=mission).select_related("step")),
+        "test_runs": test_runs,
+        "test_run_groups": step_groups(
+            test_runs, events=events, steps=steps, prefix="tests", other=lambda run: run.purpose
+        ),
         "gates": list(mission.gates.select_related("decided_by").prefetch_related("line_comments__author")),
         "llm_calls": LLMCall.objects.filter(mission=mission).count(),
     }

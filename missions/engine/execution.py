@@ -173,7 +173,8 @@ def _step_work(step_id: int) -> None:
             kind=Event.Kind.STEP,
             message=f"Step {step.key} started by {step.agent.title if step.agent else 'an agent'}"
             + (f" (attempt {step.tries} of {settings.STEP_MAX_ATTEMPTS})." if step.tries > 1 else "."),
-            data={"step": step.key, "status": Step.Status.RUNNING},
+            # The attempt, so the page can group this attempt's transcript and test runs (selectors.step_groups).
+            data={"step": step.key, "status": Step.Status.RUNNING, "attempt": step.attempt},
             actor_agent=step.agent,
         )
         refusal = weak_sandbox_refusal()

@@ -25,8 +25,24 @@
     if (!ours(evt)) return;
     setState("Live: reconnecting…");
   });
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  // Every event re-renders the sections, so a <details> the person opened or closed would snap back to
+  // the server's default. Remember what they chose, by the element's id, and re-apply it after each swap.
+  var chosen = {};
+  document.addEventListener("click", function (evt) {
+    var summary = evt.target.closest && evt.target.closest("#live details[id] > summary");
+    if (!summary) return;
+    var details = summary.parentElement;
+    chosen[details.id] = !details.open; // the click toggles it just after this handler
+  });
+  function restoreChosen() {
+    Object.keys(chosen).forEach(function (id) {
+      var details = document.getElementById(id);
+      if (details && details.tagName === "DETAILS" && details.open !== chosen[id]) details.open = chosen[id];
+    });
+  }
+  document.addEventListener("htmx:wsAfterMessage", function (evt) {
     var live = document.getElementById("live");
     if (live) live.setAttribute("data-last-seq", String(lastSeq()));
+    if (ours(evt)) restoreChosen();
   });
 })();

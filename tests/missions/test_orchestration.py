@@ -173,6 +173,8 @@ def test_it_retries_a_failing_step_with_backoff_then_gives_up(company, pm, sim, 
     retry = mission.events.get(kind=Event.Kind.STEP, message__contains="Retrying in")
     assert "attempt 1 of 2" in retry.message
     assert mission.events.filter(message__contains="(attempt 2 of 2)").exists()
+    starts = mission.events.filter(kind=Event.Kind.STEP, message__startswith="Step core started").order_by("seq")
+    assert [event.data.get("attempt") for event in starts] == [1, 2]  # the page groups each attempt's work
 
 
 TEMPLATE_VARIABLES = {

@@ -5,8 +5,11 @@ from html.parser import HTMLParser
 import pytest
 from django.template import Context, Template
 from django.utils.safestring import SafeString
+from pygments.token import STANDARD_TYPES
 
 from missions.templatetags.agent_output import agent_markdown
+
+PYGMENTS_CLASSES = set(STANDARD_TYPES.values()) | {"highlight"}
 
 
 class _Elements(HTMLParser):
@@ -46,6 +49,13 @@ ATTACKS = [
     "```\n</code></pre><script>alert(1)</script>\n```",
     "`<script>alert(1)</script>`",
     "| a |\n|---|\n| <img src=x onerror=alert(1)> |",
+    '<span style="position:fixed;inset:0">cover</span>',
+    '<span onclick="alert(1)" class="k">x</span>',
+    "```python\n</code></pre><script>alert(1)</script><img src=x onerror=alert(1)>\n```",
+    '```html\n<script>alert(1)</script><a href="javascript:alert(1)">x</a>\n```',
+    "```javascript\ndocument.location = 'javascript:alert(1)'\n```",
+    '```"><script>alert(1)</script>\nx\n```',
+    "```python onclick=alert(1)\nx = 1\n```",
 ]
 
 
@@ -74,8 +84,11 @@ def test_it_never_outputs_live_html(text):
             "th",
             "td",
             "a",
+            "span",
         }, tag
         assert not any(name.startswith("on") or name in {"style", "src"} for name in attrs), attrs
+        if "class" in attrs:  # only Pygments' token classes, on its spans and its block
+            assert tag in {"span", "pre"} and set(attrs["class"].split()) <= PYGMENTS_CLASSES, (tag, attrs)
         if tag == "a":
             assert attrs["href"].startswith(("http://", "https://")), attrs
 
@@ -100,10 +113,35 @@ def test_it_escapes_event_handler_attributes():
     assert "&lt;img" in html
 
 
-def test_it_keeps_code_blocks_escaped():
-    """Fenced code stays a code block, with markup inside escaped."""
-    html = agent_markdown("```python\nif a < b:\n    print('<b>hi</b>')\n```")
+@pytest.mark.parametrize("fence", ["```", "```no-such-language"])
+def test_it_keeps_code_blocks_escaped(fence):
+    """Fenced code without a language Pygments knows stays a plain code block, with markup inside escaped."""
+    html = agent_markdown(f"{fence}\nif a < b:\n    print('<b>hi</b>')\n```")
     assert html == "<pre><code>if a &lt; b:\n    print('&lt;b&gt;hi&lt;/b&gt;')\n</code></pre>\n"
+
+
+def test_it_highlights_fenced_code_with_a_language():
+    """A python fence gets Pygments' token spans inside <pre class="highlight">, its markup still escaped."""
+    html = agent_markdown("```python\nif a < b:\n    print('<b>hi</b>')\n```")
+    assert html.startswith('<pre class="highlight"><code><span class="k">if</span> <span class="n">a</span>')
+    assert '<span class="o">&lt;</span>' in html
+    assert "&lt;b&gt;hi&lt;/b&gt;" in html and "<b>" not in html
+    assert [tag for tag, _ in _elements(html)] == ["pre", "code"] + ["span"] * (len(_elements(html)) - 2)
+
+
+def test_it_keeps_single_line_breaks_and_lists():
+    """A newline inside a paragraph is a line break; numbered and bulleted lists stay lists."""
+    html = agent_markdown("First line\nsecond line\n\n1. one\n2. two\n\n- a\n  - nested")
+    assert "<p>First line<br>\nsecond line</p>" in html
+    assert "<ol>\n<li>one</li>\n<li>two</li>\n</ol>" in html
+    assert "<ul>\n<li>a\n<ul>\n<li>nested</li>" in html
+
+
+def test_it_escapes_raw_spans_with_style_or_handlers():
+    """Raw <span style> or <span onclick> in the text is shown as text, not kept as an element."""
+    html = agent_markdown('<span style="color:red" onclick="alert(1)">x</span>')
+    assert "<span" not in html
+    assert "&lt;span style=" in html
 
 
 def test_it_keeps_inline_code_emphasis_and_lists():
