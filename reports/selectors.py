@@ -138,7 +138,7 @@ class Figures:
     first_pass_rate: Decimal | None = None
     revision_rounds: int = 0
     revision_rounds_per_step: Decimal | None = None
-    acceptance_runs: int = 0
+    final_test_runs: int = 0
     tests_passed: int = 0
     tests_run: int = 0
     test_pass_rate: Decimal | None = None
@@ -287,7 +287,7 @@ def _mission_figures(status_rows: list[dict], missions: list[dict]) -> dict:
 
 
 def _quality_figures(filed_ids: QuerySet) -> dict:
-    """Peer reviews, acceptance test runs, retries and budget pauses of the missions filed: four aggregate queries."""
+    """Peer reviews, the test runs that decided steps, retries and budget pauses of the missions filed: four queries."""
     steps = Step.objects.filter(plan__mission__in=filed_ids)
     first_round_approved = PeerReview.objects.filter(
         step=OuterRef("pk"), round=1, cycle__outcome=DecisionCycle.Outcome.APPROVED
@@ -302,7 +302,13 @@ def _quality_figures(filed_ids: QuerySet) -> dict:
     reviewed = reviews["reviewed"]
     revision_rounds = (reviews["rounds"] or 0) - reviewed  # rounds after each step's first
     regressed = Cast(KT("comparison__counts__regressed"), IntegerField())
-    tests = TestRun.objects.filter(mission__in=filed_ids, purpose=TestRun.Purpose.ACCEPTANCE).aggregate(
+    # What decided each step is its last run (earlier ones are the agent's fail-fix loop); step-less runs are the
+    # engine's own (the re-run before delivery).
+    last_of_step = TestRun.objects.filter(step=OuterRef("step")).order_by("-pk").values("pk")[:1]
+    final_runs = TestRun.objects.filter(mission__in=filed_ids).filter(
+        Q(step__isnull=True) | Q(pk=Subquery(last_of_step))
+    )
+    tests = final_runs.aggregate(
         runs=Count("id"),
         passed=Sum("passed"),
         failed=Sum("failed"),
@@ -324,7 +330,7 @@ def _quality_figures(filed_ids: QuerySet) -> dict:
         "first_pass_rate": _percent(reviews["first_pass"], reviewed),
         "revision_rounds": revision_rounds,
         "revision_rounds_per_step": _ratio(revision_rounds, reviewed),
-        "acceptance_runs": tests["runs"],
+        "final_test_runs": tests["runs"],
         "tests_passed": tests_passed,
         "tests_run": tests_run,
         "test_pass_rate": _percent(tests_passed, tests_run),
@@ -635,10 +641,11 @@ def _summary_table(f: Figures) -> Table:
             "Test pass rate",
             f.test_pass_rate,
             "percent",
-            f"Tests passed ÷ run in acceptance runs ({f.tests_passed} of {f.tests_run}, {f.acceptance_runs} runs).",
+            f"Tests passed ÷ run in the run that decided each step and the re-run before delivery ({f.tests_passed} "
+            f"of {f.tests_run}, {f.final_test_runs} runs).",
         ),
-        row("Regressions", f.regressions if f.acceptance_runs else None, "int", "Tests that passed at the base "
-            "commit and failed in an acceptance run."),
+        row("Regressions", f.regressions if f.final_test_runs else None, "int", "Tests that passed at the base "
+            "commit and failed in one of those runs."),
         row("Step retries", f.step_retries, "int", f"Attempts beyond a step's first, not counting reviewers' "
             f"revisions ({f.steps_retried} steps retried)."),
         row("Budget pauses", f.budget_pauses, "int", f"Budget gates opened ({f.missions_paused_for_budget} "

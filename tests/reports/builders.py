@@ -90,10 +90,11 @@ def review_round(step, reviewer: AgentSpec, round_no: int, *, approved: bool) ->
     )
 
 
-def acceptance_run(mission, *, passed: int, failed: int = 0, errors: int = 0, regressed: int = 0, purpose="acceptance"):
+def test_run(mission, *, passed: int, failed: int = 0, errors: int = 0, regressed: int = 0, step=None, purpose="agent"):
     comparison = {"counts": {"regressed": regressed}} if regressed else {}
     return TestRun.objects.create(
         mission=mission,
+        step=step,
         purpose=purpose,
         passed=passed,
         failed=failed,

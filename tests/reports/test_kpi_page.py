@@ -28,7 +28,7 @@ def _csv(client, table: str, **params) -> list[dict]:
 
 
 def _busy_mission(requester, index: int, template, project, agent) -> Mission:
-    """A completed mission with two calls, a gate, a reviewed step and an acceptance run."""
+    """A completed mission with two calls, a gate, a reviewed step and a test run."""
     day = 1 + index % 28
     mission = b.mission(
         requester, title=f"M{index}", filed=b.at(day), finished=b.at(day, 5), status=Mission.Status.COMPLETED,
@@ -39,7 +39,7 @@ def _busy_mission(requester, index: int, template, project, agent) -> Mission:
     b.gate(mission, ApprovalGate.Kind.DEPLOY, b.at(day, 3), b.at(day, 4))
     plan = b.plan(mission, tokens=10, cost="0.010000")
     b.review_round(b.step(plan, "s"), agent, 1, approved=True)
-    b.acceptance_run(mission, passed=3)
+    b.test_run(mission, passed=3, purpose="delivery")
     return mission
 
 

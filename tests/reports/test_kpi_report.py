@@ -43,16 +43,19 @@ def fleet(pm, other_pm):
     b.review_round(s1, reviewer_agent, 1, approved=False)
     b.review_round(s1, reviewer_agent, 2, approved=True)
     b.review_round(s2, reviewer_agent, 1, approved=True)
-    b.acceptance_run(a, passed=8, failed=2, regressed=1)
-    b.acceptance_run(a, passed=0, failed=10, purpose="agent")  # the agent's own run: not counted
+    b.test_run(a, passed=0, failed=10, step=s1)  # an earlier run of s1: not what decided it
+    b.test_run(a, passed=8, failed=2, regressed=1, step=s1)
 
     bb = b.mission(
         pm, title="B", filed=b.at(5, 0), finished=b.at(5, 12), status=Mission.Status.COMPLETED, template=bug_fix
     )
     b.call(bb, "0.050000", b.at(5, 1), prompt=80, completion=20)
     plan_b = b.plan(bb, tokens=100, cost="0.080000")
-    b.review_round(b.step(plan_b, "only"), reviewer_agent, 1, approved=True)
-    b.acceptance_run(bb, passed=5)
+    only = b.step(plan_b, "only")
+    b.review_round(only, reviewer_agent, 1, approved=True)
+    b.test_run(bb, passed=1, failed=1, step=only)
+    b.test_run(bb, passed=4, step=only)
+    b.test_run(bb, passed=1, purpose="delivery")  # the re-run before delivery counts
 
     c = b.mission(other_pm, title="C", filed=b.at(10), finished=b.at(11), status=Mission.Status.FAILED)
     b.call(c, "1.000000", b.at(10, 2), prompt=1000, model_name="big-1")
@@ -84,9 +87,9 @@ def test_it_computes_every_figure_of_a_period_by_hand(fleet, reviewer):
     # Reviewed steps s1 (changes asked in round 1), s2 and B's: 2 of 3 first pass; one round after the first.
     assert (f.reviewed_steps, f.first_pass_approved, f.first_pass_rate) == (3, 2, Decimal("66.7"))
     assert (f.revision_rounds, f.revision_rounds_per_step) == (1, Decimal("0.33"))
-    # Acceptance runs only: 13 passed of 15 run; one regression.
-    assert (f.acceptance_runs, f.tests_passed, f.tests_run, f.test_pass_rate, f.regressions) == (
-        2,
+    # The run that decided each step (its last) and the delivery re-run: 13 passed of 15 run; one regression.
+    assert (f.final_test_runs, f.tests_passed, f.tests_run, f.test_pass_rate, f.regressions) == (
+        3,
         13,
         15,
         Decimal("86.7"),
