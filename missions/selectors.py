@@ -75,6 +75,12 @@ def mission_events(mission: Mission, *, after: int = 0, limit: int = 500) -> lis
     return sorted(newest, key=lambda event: event.seq)
 
 
+def llm_calls_ended(mission: Mission, call_ids: list[int]) -> set[int]:
+    """Those of ``call_ids`` that are no longer running (settled, failed, or not the mission's)."""
+    running = LLMCall.objects.filter(mission=mission, pk__in=call_ids, status=LLMCall.Status.PENDING)
+    return set(call_ids) - set(running.values_list("pk", flat=True))
+
+
 def mission_detail(mission: Mission) -> dict:
     """Everything the mission page shows, in a handful of queries.
 
