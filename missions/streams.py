@@ -8,6 +8,7 @@ channel layer drops costs nothing but a moment's staleness, and a page that join
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -23,20 +24,61 @@ PUBLISH_TIMEOUT_S = 1.0
 CLOSE_WAIT_S = 0.25
 
 
+# A JSON answer is read this far at most for its shown field.
+JSON_MAX_CHARS = 64_000
+_JSON_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
 @dataclass(frozen=True)
 class StreamTarget:
-    """Where a call's text goes and how the page labels it."""
+    """Where a call's text goes and how the page labels it.
+
+    ``field`` names the string field of a JSON answer (a vote's rationale) to show as it is written; without
+    it a JSON answer is not streamed, only prose is.
+    """
 
     group: str
     agent: str
     step: str = ""
+    field: str = ""
 
 
-def stream_target_for(mission, *, agent: str, step: str = "") -> StreamTarget | None:
+def stream_target_for(mission, *, agent: str, step: str = "", field: str = "") -> StreamTarget | None:
     """The target for a call made for ``mission``; None when streaming is off (MODEL_STREAM=0)."""
     if not settings.MODEL_STREAM:
         return None
-    return StreamTarget(group=mission.group_name, agent=agent, step=step)
+    return StreamTarget(group=mission.group_name, agent=agent, step=step, field=field)
+
+
+def partial_json_string(raw: str, field: str) -> str:
+    """The value of string ``field`` in a JSON object still being written, as far as it has arrived.
+
+    A lenient scan, not a parser: the first ``"field": "`` starts it, the closing quote or the end of ``raw``
+    ends it; an escape cut by the end of ``raw`` waits for the next piece.
+    """
+    start = re.search(rf'"{re.escape(field)}"\s*:\s*"', raw)
+    if start is None:
+        return ""
+    out, i = [], start.end()
+    while i < len(raw) and raw[i] != '"':
+        if raw[i] != "\\":
+            out.append(raw[i])
+            i += 1
+            continue
+        escape = raw[i + 1 : i + 2]
+        if escape == "u":
+            digits = raw[i + 2 : i + 6]
+            if len(digits) < 4:
+                break
+            code = int(digits, 16) if re.fullmatch(r"[0-9a-fA-F]{4}", digits) else 0xFFFD
+            out.append(chr(0xFFFD if 0xD800 <= code <= 0xDFFF else code))  # no lone surrogates on the wire
+            i += 6
+        elif escape:
+            out.append(_JSON_ESCAPES.get(escape, escape))
+            i += 2
+        else:
+            break
+    return "".join(out)
 
 
 class ModelStream:
@@ -53,8 +95,9 @@ class ModelStream:
         self._call_id = call_id
         self._interval_s = settings.MODEL_STREAM_INTERVAL_MS / 1000 if interval_s is None else interval_s
         self._layer = layer if layer is not None else get_channel_layer()
-        self._text = ""
+        self._text = ""  # prose: its last 2 × STREAM_TEXT_MAX_CHARS at most; JSON: its start
         self._truncated = False
+        self._shown = ""  # the text of the last message sent
         self._dirty = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._publishing = self._closing = False
@@ -65,9 +108,12 @@ class ModelStream:
     def feed(self, text: str) -> None:
         if self._broken or not text:
             return
-        self._text += text
-        if len(self._text) > 2 * STREAM_TEXT_MAX_CHARS:  # trim now and then, not on every chunk
-            self._text, self._truncated = self._text[-STREAM_TEXT_MAX_CHARS:], True
+        if self._target.field:
+            self._text = (self._text + text)[:JSON_MAX_CHARS]
+        else:
+            self._text += text
+            if len(self._text) > 2 * STREAM_TEXT_MAX_CHARS:  # trim now and then, not on every chunk
+                self._text, self._truncated = self._text[-STREAM_TEXT_MAX_CHARS:], True
         self._dirty.set()
         if self._task is None:
             self._task = asyncio.ensure_future(self._pump())
@@ -96,15 +142,23 @@ class ModelStream:
                 return
             await asyncio.sleep(self._interval_s)
 
+    def _text_shown(self) -> tuple[str, bool]:
+        """What the page shows (the field's value for JSON), cut to its tail; and whether it was cut."""
+        full = partial_json_string(self._text, self._target.field) if self._target.field else self._text
+        text = full[-STREAM_TEXT_MAX_CHARS:]
+        return text, self._truncated or len(text) < len(full)
+
     async def _publish(self, *, done: bool) -> None:
-        text = self._text[-STREAM_TEXT_MAX_CHARS:]
+        text, truncated = self._text_shown()
+        if not text or (text == self._shown and not done):
+            return  # nothing new to show (a JSON answer writing other fields)
         message = {
             "type": MESSAGE_TYPE,
             "call": self._call_id,
             "agent": self._target.agent,
             "step": self._target.step,
             "text": text,
-            "truncated": self._truncated or len(text) < len(self._text),
+            "truncated": truncated,
             "done": done,
         }
         self._publishing, self._started = True, time.monotonic()
@@ -112,6 +166,7 @@ class ModelStream:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self._layer.group_send(self._target.group, message)
             self.sent += 1
+            self._shown = text
         except Exception:
             self._give_up(exc_info=True)
         finally:

@@ -306,10 +306,9 @@ class MeteredChatCompletionClient(ChatCompletionClient):
             args["max_completion_tokens"] = min(args["max_completion_tokens"], call.max_output_tokens)
         started = time.monotonic()
         structured = bool(json_output) or "response_format" in args
-        # Only prose goes to the page as it is written: a JSON answer (a plan, a vote) is shown once it is parsed.
-        live = (
-            None if structured or self._context.stream is None else ModelStream(self._context.stream, call_id=call.pk)
-        )
+        # Prose goes to the page as it is written; of a JSON answer (a vote) only the field the target names.
+        target = self._context.stream
+        live = ModelStream(target, call_id=call.pk) if target and (target.field or not structured) else None
         result = stream = None
         try:
             token = OUTPUT_METER.set(meter)

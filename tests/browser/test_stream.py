@@ -18,7 +18,8 @@ def test_it_streams_the_agents_answer_before_the_call_ends(
     ends the stored message shows in the transcript, once, and the streamed copy is gone, also after a reload."""
     # Playwright's sync API keeps an event loop on this thread; the ORM reads below are plain sync calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    sim.set_chunk_delay(CHUNK_DELAY_MS, roles=["codegen"])  # only the agents' prose: plans and votes stay fast
+    # A slow model for the votes and the agents' prose; plans, reviews and tool calls stay fast.
+    sim.set_chunk_delay(CHUNK_DELAY_MS, roles=["plan_vote", "codegen"])
     page = _log_in(browser, live_url, "pm")
     page.click("text=New mission")
     page.select_option("select[name=template]", "api_endpoint")
@@ -30,7 +31,13 @@ def test_it_streams_the_agents_answer_before_the_call_ends(
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
 
-    streaming = page.wait_for_selector("#transcript-live .msg-streaming:not(.stream-done)", timeout=60_000)
+    vote = page.wait_for_selector('#transcript-live .msg-streaming[data-step^="vote"]', timeout=30_000)
+    assert "As C" in vote.inner_text() and "stance" not in vote.inner_text()  # the rationale, not the JSON
+    sim.set_chunk_delay(CHUNK_DELAY_MS, roles=["codegen"])  # the votes still being written stay slow
+    page.wait_for_selector("#mission-votes .vote")
+    assert page.locator('#transcript-live [data-step^="vote"]').count() == 0  # gone with the stored votes
+
+    streaming = page.wait_for_selector('#transcript-live .msg-streaming[data-step="core"]', timeout=30_000)
     call = LLMCall.objects.select_related("step").get(pk=int(streaming.get_attribute("data-call")))
     assert call.status == LLMCall.Status.PENDING, "the text should show while the model is still answering"
     heading, _, shown = streaming.inner_text().partition("\n")

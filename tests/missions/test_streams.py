@@ -19,7 +19,7 @@ from agents.models import LLMCall, ModelProfile
 from agents.runtime.clients import model_client_for
 from agents.runtime.metering import CallContext, MeteredChatCompletionClient
 from missions.models import Mission
-from missions.streams import StreamTarget, stream_target_for
+from missions.streams import StreamTarget, partial_json_string, stream_target_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,6 +30,7 @@ CHUNK_DELAY_MS = 40
 
 class Verdict(BaseModel):
     ok: bool
+    rationale: str = ""
 
 
 @pytest.fixture
@@ -42,11 +43,11 @@ def mission(db, pm):
     return Mission.objects.create(requester=pm, title="Streamed", request="r", budget_usd=Decimal("1.00"))
 
 
-def _call(profile, mission, *, stream=True, **kwargs):
+def _call(profile, mission, *, stream=True, field="", **kwargs):
     """One create() with the mission's group listened to; returns the result, the (time, message) pairs heard
     on the group, and how long the call took."""
     layer = get_channel_layer()
-    target = StreamTarget(group=mission.group_name, agent="Developer", step="core") if stream else None
+    target = StreamTarget(group=mission.group_name, agent="Developer", step="core", field=field) if stream else None
     context = CallContext(mission_id=mission.pk, purpose="test", stream=target)
     messages = [SystemMessage(content="You are terse."), UserMessage(content="Say it.", source="engine")]
 
@@ -113,13 +114,44 @@ def test_it_streams_the_text_so_far_throttled_and_settles_the_call_as_before(pro
     assert mission.spent_usd == call.cost_usd > 0 and mission.reserved_usd == 0
 
 
-def test_it_does_not_stream_json_answers_or_calls_without_a_target(profile, mission, sim):
-    """A structured answer (a plan, a vote) is shown once parsed, and a call made for no page streams nowhere."""
-    sim.script({"role": "chat", "reply": {"json": {"ok": True}}}, {"role": "chat", "reply": {"text": ANSWER}})
+def test_it_streams_only_the_named_field_of_a_json_answer(profile, mission, sim, settings):
+    """Of a JSON answer (a vote) the page sees only the field the target names, decoded, as it grows; a JSON
+    answer with no field named is shown once parsed, and a call made for no page streams nowhere."""
+    settings.MODEL_STREAM_INTERVAL_MS = 100
+    rationale = " ".join(f"reason{n}" for n in range(30)) + ' "quoted"\nnext line — ok'
+    verdict = {"ok": True, "rationale": rationale}
+    sim.script({"role": "chat", "reply": {"json": verdict}})
+    sim.set_chunk_delay(CHUNK_DELAY_MS, roles=["chat"])
+    result, heard, _ = _call(profile, mission, json_output=Verdict, field="rationale")
+    assert Verdict.model_validate_json(result.content) == Verdict(**verdict)
+    texts = [m["text"] for _, m in heard]
+    assert len(texts) >= 3 and texts[-1] == rationale and heard[-1][1]["done"]
+    assert all(rationale.startswith(text) for text in texts)
+
     _, heard, _ = _call(profile, mission, json_output=Verdict)
     assert heard == []
+    sim.state.clear_script()
+    sim.script({"role": "chat", "reply": {"text": ANSWER}})
     result, heard, _ = _call(profile, mission, stream=False)
     assert heard == [] and result.content == ANSWER
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ('{"ok": true, "rationale": "fine so far', "fine so far"),
+        ('{"rationale" : "done", "other": "x"}', "done"),
+        ('{"rationale": "a \\"quote\\" and \\n a line', 'a "quote" and \n a line'),
+        ('{"rationale": "cut escape \\', "cut escape "),
+        ('{"rationale": "cut unicode \\u00', "cut unicode "),
+        ('{"rationale": "\\u00e9t\\u00e9 \\ud83d!', "été \ufffd!"),
+        ('{"ok": true, "ratio', ""),
+        ('{"other": "rationale"}', ""),
+    ],
+    ids=["open", "closed", "escapes", "cut-escape", "cut-unicode", "unicode-and-lone-surrogate", "key-cut", "absent"],
+)
+def test_it_reads_a_field_of_json_still_being_written(raw, shown):
+    assert partial_json_string(raw, "rationale") == shown
 
 
 class BrokenLayer:
