@@ -75,6 +75,7 @@ class MissionConsumer(AsyncWebsocketConsumer):
         self.groups_joined = [self.mission.group_name, user_group(user.pk)]
         self.sent_seq = None  # unknown until the page says where it is
         self.streams: dict[int, LiveStream] = {}  # shown on this socket's page, oldest first
+        self.ended_calls: dict[int, None] = {}  # taken away: a late message of theirs must not bring them back
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -113,6 +114,8 @@ class MissionConsumer(AsyncWebsocketConsumer):
         stream = _live_stream(message)
         if stream is None:
             return
+        if stream.call in self.ended_calls:
+            return
         known = stream.call in self.streams
         if stream.done and not known:
             return  # never shown here: nothing to finish
@@ -129,12 +132,16 @@ class MissionConsumer(AsyncWebsocketConsumer):
         if self.closed_with is not None:
             return  # announcements still queued for a socket already closed
         try:
-            html, last, self.streams = await database_sync_to_async(self._render_since)(self.sent_seq, self.streams)
+            html, last, streams = await database_sync_to_async(self._render_since)(self.sent_seq, self.streams)
         except AccessRevoked as revoked:
             await self._close_for(revoked.code)
             return
         if html:
             self.sent_seq = last
+            self.ended_calls.update(dict.fromkeys(call for call in self.streams if call not in streams))
+            while len(self.ended_calls) > 4 * MAX_LIVE_STREAMS:
+                del self.ended_calls[next(iter(self.ended_calls))]
+            self.streams = streams
             await self.send(text_data=html)
 
     async def _close_for(self, code: int):

@@ -258,7 +258,7 @@ async def test_it_streams_only_to_resumed_sockets_of_the_mission(pm, other_pm):
 async def test_it_takes_finished_streams_away_with_the_next_event(pm):
     """The next event's batch redraws the stream area with only the calls still running: one whose done came,
     and one whose done the layer dropped but whose ledger row is settled, go (their stored message is in the
-    transcript of the same batch); a done for a call never shown is ignored."""
+    transcript of the same batch), for good; a done for a call never shown is ignored."""
     mission = await sync_to_async(_mission)(pm)
     running, finished, dropped, unseen = [
         await sync_to_async(_llm_call)(mission, status)
@@ -279,4 +279,6 @@ async def test_it_takes_finished_streams_away_with_the_next_event(pm):
     live = html[html.index('<div id="transcript-live"') :]
     assert f'id="stream-{running}"' in live
     assert f'id="stream-{finished}"' not in live and f'id="stream-{dropped}"' not in live
+    await _stream(mission, dropped, f"a late message of {dropped}")
+    assert await communicator.receive_nothing(timeout=0.3), "a call taken away came back"
     await communicator.disconnect()
