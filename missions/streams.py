@@ -123,10 +123,12 @@ class ModelStream:
         if self._task is None:
             return  # no text came (a tool call): nothing was shown, nothing to take back
         self._closing = True
-        if self._publishing:  # let a publish under way finish (the pump returns after it) rather than cut it
-            await asyncio.wait([self._task], timeout=CLOSE_WAIT_S)
-        slow = self._publishing  # still under way: the layer is in trouble, do not wait on it again
-        self._task.cancel()
+        try:
+            if self._publishing:  # let a publish under way finish (the pump returns after it) rather than cut it
+                await asyncio.wait([self._task], timeout=CLOSE_WAIT_S)
+        finally:  # also when the call itself is being cancelled: no task outlives its call
+            slow = self._publishing  # still under way: the layer is in trouble, do not wait on it again
+            self._task.cancel()
         await asyncio.wait([self._task])
         if slow:
             self._give_up()
