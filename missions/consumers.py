@@ -8,9 +8,17 @@ channel layer is recovered on the next resume, so nothing is missed.
 Access is checked again before every batch it sends, against the session and
 the user as they are now: a socket whose user logged out, changed password or
 lost the role that let them see the mission is closed instead of updated.
+
+While a model call streams, its text so far arrives as ``mission.stream`` messages (missions/streams.py) and is
+shown in ``#transcript-live``. That is not checked per message (it comes a few times a second; the next
+event's batch re-checks access) and not stored: after a reload a half-written answer is gone until its
+stored message arrives with an event. Each socket remembers the streams it has shown; the next event batch
+takes away those that ended (their ``done`` came, or the ledger says the call is over, for a ``done`` the
+layer dropped), in the same frame as the transcript that now holds the stored answer.
 """
 
 import logging
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -26,6 +34,19 @@ MAX_FRAME_BYTES = 4096
 CLOSE_SIGNED_OUT = 4401
 CLOSE_NOT_VISIBLE = 4404
 LIVE_PARTIALS = ("mission-status", "mission-gates", "mission-steps", "mission-tests", "mission-votes", "transcript")
+MAX_LIVE_STREAMS = 8  # per socket; parallel steps stream one call each
+
+
+@dataclass(frozen=True)
+class LiveStream:
+    """One model call's text so far, as a ``mission.stream`` message carried it."""
+
+    call: int
+    agent: str
+    step: str
+    text: str
+    truncated: bool
+    done: bool
 
 
 class AccessRevoked(Exception):
@@ -53,6 +74,8 @@ class MissionConsumer(AsyncWebsocketConsumer):
             return
         self.groups_joined = [self.mission.group_name, user_group(user.pk)]
         self.sent_seq = None  # unknown until the page says where it is
+        self.streams: dict[int, LiveStream] = {}  # shown on this socket's page, oldest first
+        self.ended_calls: dict[int, None] = {}  # taken away: a late message of theirs must not bring them back
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -84,16 +107,41 @@ class MissionConsumer(AsyncWebsocketConsumer):
         if message.get("seq", 0) > self.sent_seq:
             await self._send_new_events()
 
+    async def mission_stream(self, message):
+        """A streaming call's text so far: a new call redraws ``#transcript-live``, a known one only its own text."""
+        if self.sent_seq is None or self.closed_with is not None:
+            return  # the page has not resumed (its socket opened with an empty stream area), or it is closed
+        stream = _live_stream(message)
+        if stream is None:
+            return
+        if stream.call in self.ended_calls:
+            return
+        known = stream.call in self.streams
+        if stream.done and not known:
+            return  # never shown here: nothing to finish
+        self.streams[stream.call] = stream
+        while len(self.streams) > MAX_LIVE_STREAMS:
+            del self.streams[next(iter(self.streams))]
+        if known:
+            html = render_to_string("missions/detail.html#stream", {"stream": stream})
+        else:
+            html = _render_live(self.streams)
+        await self.send(text_data=html)
+
     async def _send_new_events(self):
         if self.closed_with is not None:
             return  # announcements still queued for a socket already closed
         try:
-            html, last = await database_sync_to_async(self._render_since)(self.sent_seq)
+            html, last, streams = await database_sync_to_async(self._render_since)(self.sent_seq, self.streams)
         except AccessRevoked as revoked:
             await self._close_for(revoked.code)
             return
         if html:
             self.sent_seq = last
+            self.ended_calls.update(dict.fromkeys(call for call in self.streams if call not in streams))
+            while len(self.ended_calls) > 4 * MAX_LIVE_STREAMS:
+                del self.ended_calls[next(iter(self.ended_calls))]
+            self.streams = streams
             await self.send(text_data=html)
 
     async def _close_for(self, code: int):
@@ -101,8 +149,12 @@ class MissionConsumer(AsyncWebsocketConsumer):
             self.closed_with = code
             await self.close(code=code)
 
-    def _render_since(self, after: int) -> tuple[str, int]:
-        """The batch of events after ``after``, rendered for the user as they are now (access re-checked)."""
+    def _render_since(self, after: int, streams: dict[int, LiveStream]) -> tuple[str, int, dict[int, LiveStream]]:
+        """The batch of events after ``after``, rendered for the user as they are now (access re-checked).
+
+        With streams on the page, the batch also redraws ``#transcript-live`` with only those still running;
+        returns them as the third item.
+        """
         user = session_user(self.scope)
         if user is None:
             raise AccessRevoked(CLOSE_SIGNED_OUT)
@@ -112,7 +164,7 @@ class MissionConsumer(AsyncWebsocketConsumer):
             raise AccessRevoked(CLOSE_NOT_VISIBLE) from None
         events = selectors.mission_events(mission, after=after)
         if not events:
-            return "", after
+            return "", after, streams
         context = {
             **selectors.mission_detail(mission),
             "new_events": events,
@@ -121,7 +173,32 @@ class MissionConsumer(AsyncWebsocketConsumer):
         }
         parts = [render_to_string("missions/detail.html#event-batch", context)]
         parts += [render_to_string(f"missions/detail.html#{name}", context) for name in LIVE_PARTIALS]
-        return "\n".join(parts), events[-1].seq
+        if streams:
+            running = [call for call, stream in streams.items() if not stream.done]
+            ended = selectors.llm_calls_ended(mission, running) if running else set()
+            streams = {call: s for call, s in streams.items() if not s.done and call not in ended}
+            parts.append(_render_live(streams))
+        return "\n".join(parts), events[-1].seq, streams
+
+
+def _render_live(streams: dict[int, LiveStream]) -> str:
+    return render_to_string("missions/detail.html#transcript-live", {"live_streams": list(streams.values())}).strip()
+
+
+def _live_stream(message: dict) -> LiveStream | None:
+    """The stream a ``mission.stream`` message describes; None (logged) for one that is malformed."""
+    call, text = message.get("call"), message.get("text")
+    if isinstance(call, bool) or not isinstance(call, int) or not isinstance(text, str):
+        logger.warning("ignored malformed mission.stream message for call %r", call)
+        return None
+    return LiveStream(
+        call=call,
+        agent=str(message.get("agent") or ""),
+        step=str(message.get("step") or ""),
+        text=text,
+        truncated=bool(message.get("truncated")),
+        done=bool(message.get("done")),
+    )
 
 
 def _parse_resume(text: str | None) -> int | None:

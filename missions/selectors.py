@@ -181,6 +181,12 @@ def step_groups(items: list, *, events: list[Event], steps: list[Step], prefix: 
     return list(groups.values())
 
 
+def llm_calls_ended(mission: Mission, call_ids: list[int]) -> set[int]:
+    """Those of ``call_ids`` that are no longer running (settled, failed, or not the mission's)."""
+    running = LLMCall.objects.filter(mission=mission, pk__in=call_ids, status=LLMCall.Status.PENDING)
+    return set(call_ids) - set(running.values_list("pk", flat=True))
+
+
 def mission_detail(mission: Mission) -> dict:
     """Everything the mission page shows, in a handful of queries.
 

@@ -254,6 +254,11 @@ MODEL_CHECK_TIMEOUT_S = env_int("MODEL_CHECK_TIMEOUT_S", 30, minimum=1)
 # pending after LLM_RESERVATION_STALE_S belongs to a call whose worker died, and the reaper releases it.
 LLM_CALL_DEADLINE_S = env_int("LLM_CALL_DEADLINE_S", 600, minimum=1)
 LLM_RESERVATION_STALE_S = env_int("LLM_RESERVATION_STALE_S", LLM_CALL_DEADLINE_S + 60, minimum=LLM_CALL_DEADLINE_S + 1)
+# Execution agents' text streams to the mission page while the model writes it (ephemeral: the stored message
+# still arrives as before); at most one update per MODEL_STREAM_INTERVAL_MS per call, so a fast model cannot
+# flood the channel layer or the browser.
+MODEL_STREAM = env_bool("MODEL_STREAM", True)
+MODEL_STREAM_INTERVAL_MS = env_int("MODEL_STREAM_INTERVAL_MS", 200, minimum=50, maximum=10_000)
 # LLM_API_KEY is read from the environment at call time (by name, from the
 # model profile) and never stored in settings, the database or a page.
 # The only variables a profile may name as its key (names, or patterns with *): its editor also picks the URL.

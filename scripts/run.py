@@ -136,9 +136,12 @@ def ensure_redis(env: dict) -> None:
 def ensure_model(env: dict) -> None:
     if env.get("LLM_BASE_URL"):
         return
-    sim = start(
-        "simulated model server", [PY, "-m", "agents.sim", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env
-    )
+    command = [PY, "-m", "agents.sim", "--port", "0"]
+    # A slower simulated model, to watch answers stream in (agents/sim/server.py, "Latency").
+    for variable, option in (("SIM_LATENCY_MS", "--latency-ms"), ("SIM_CHUNK_DELAY_MS", "--chunk-delay-ms")):
+        if env.get(variable):
+            command += [option, env[variable]]
+    sim = start("simulated model server", command, stdout=subprocess.PIPE, text=True, env=env)
     line = sim.stdout.readline().strip()
     if "http://" not in line:
         sys.exit(f"[run] The simulated model server did not start: {line!r}")

@@ -78,6 +78,7 @@ def sim(sim_server, settings):
     sim_server.state.clear_script()
     sim_server.state.reset_capabilities()
     sim_server.set_latency(0)
+    sim_server.set_chunk_delay(0)
     settings.LLM_BASE_URL = sim_server.base_url
     settings.LLM_SIMULATED = True
     settings.LLM_MAX_RETRIES = 0

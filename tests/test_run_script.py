@@ -1,7 +1,10 @@
 """`make run`'s supervisor: a worker or beat that exits is restarted with a backoff; daphne exiting stops all."""
 
 import importlib.util
+import json
+import os
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,14 @@ def test_it_stops_everything_when_the_web_server_exits(run, capsys):
     run.start("web", _exits(1))
     run.supervise(poll_s=0.02)
     assert "[run] web exited with 1; stopping." in capsys.readouterr().out
+
+
+def test_it_starts_the_simulated_model_as_slow_as_asked(run):
+    """With no model configured the sim starts, waiting SIM_LATENCY_MS before every answer and
+    SIM_CHUNK_DELAY_MS before each streamed piece of text, so answers visibly stream."""
+    env = {"PATH": os.environ["PATH"], "SIM_LATENCY_MS": "5", "SIM_CHUNK_DELAY_MS": "120"}
+    run.ensure_model(env)
+    assert env["LLM_SIMULATED"] == "1"
+    root = env["LLM_BASE_URL"].removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/_sim/latency", timeout=5) as response:  # noqa: S310 - the local sim
+        assert json.loads(response.read()) == {"latency_ms": 5.0, "chunk_delay_ms": 120.0, "roles": None}

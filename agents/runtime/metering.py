@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from agents import services
 from agents.errors import AgentRunError, ModelOutputError, ModelUnavailable
 from agents.models import ModelProfile
+from missions.streams import ModelStream, StreamTarget
 from telemetry.tracing import span
 
 PER_MESSAGE_OVERHEAD = 8
@@ -62,6 +63,8 @@ class CallContext:
     agent_id: int | None = None
     # A lower output bound than the profile's, for a call whose answer is known to be short (a cheaper reservation).
     max_output_tokens: int | None = None
+    # Where the answer's text streams while it is written (live mission pages); None: nowhere.
+    stream: StreamTarget | None = None
 
 
 def request_fingerprint(context: CallContext, model: str, messages, tools, json_output, extra_create_args) -> str:
@@ -302,6 +305,10 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         if "max_completion_tokens" in args:
             args["max_completion_tokens"] = min(args["max_completion_tokens"], call.max_output_tokens)
         started = time.monotonic()
+        structured = bool(json_output) or "response_format" in args
+        # Prose goes to the page as it is written; of a JSON answer (a vote) only the field the target names.
+        target = self._context.stream
+        live = ModelStream(target, call_id=call.pk) if target and (target.field or not structured) else None
         result = stream = None
         try:
             token = OUTPUT_METER.set(meter)
@@ -321,6 +328,8 @@ class MeteredChatCompletionClient(ChatCompletionClient):
                 if isinstance(item, CreateResult):
                     result = item
                 else:
+                    if live is not None:
+                        live.feed(item)
                     yield item
                 item = await _next(stream, deadline)
             if result is None:
@@ -339,9 +348,9 @@ class MeteredChatCompletionClient(ChatCompletionClient):
         finally:
             if stream is not None:
                 await stream.aclose()  # hangs up at once, also after a timeout
-        yield await self._settle(
-            call, result, meter, started, structured=bool(json_output) or "response_format" in args
-        )
+            if live is not None:
+                await live.close()  # the page drops the streamed text; the stored answer replaces it
+        yield await self._settle(call, result, meter, started, structured=structured)
 
     async def _settle(
         self, call, result: CreateResult, meter: OutputMeter, started: float, *, structured: bool

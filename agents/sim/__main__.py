@@ -20,6 +20,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True, help="port to bind; 0 picks a free one")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--latency-ms", type=float, default=0, help="delay added to every completion")
+    parser.add_argument(
+        "--chunk-delay-ms", type=float, default=0, help="delay before each streamed piece of answer text"
+    )
     return parser.parse_args(argv)
 
 
@@ -33,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = SimServer(host=args.host, port=args.port, latency_ms=args.latency_ms).start()
+    server = SimServer(
+        host=args.host, port=args.port, latency_ms=args.latency_ms, chunk_delay_ms=args.chunk_delay_ms
+    ).start()
     try:
         print(f"sim listening on {server.base_url}", flush=True)
         while not stop.wait(0.5):

@@ -35,6 +35,12 @@ for the error body. Any answering fault takes ``"chunk_chars"``: stream the
 answer in pieces of that many characters (a server that sends big chunks);
 ``chunked`` does only that.
 Every fault applies to ``"times"`` requests in a row (default 1).
+
+Latency (``POST /_sim/latency`` with ``{"latency_ms": 0, "chunk_delay_ms": 300, "roles": ["codegen"]}``,
+``--latency-ms`` / ``--chunk-delay-ms`` on the command line): ``latency_ms`` before every answer;
+``chunk_delay_ms`` before each streamed chunk of answer text (not tool-call arguments), for the given roles
+only (all when ``roles`` is null), so a test can watch a prose answer arrive piece by piece while the JSON
+answers of the rest of a mission stay fast.
 """
 
 from __future__ import annotations
@@ -385,6 +391,10 @@ def stream_chunks(c: Completion, include_usage: bool) -> list[dict[str, Any]]:
     return chunks
 
 
+def _carries_text(chunk: dict[str, Any]) -> bool:
+    return any((choice.get("delta") or {}).get("content") for choice in chunk.get("choices") or ())
+
+
 def break_tool_args(reply: Reply) -> Reply:
     """The ``bad_tool_args`` fault: cut every call's arguments mid-JSON."""
     if not reply.tool_calls:
@@ -453,6 +463,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send_json(200, {"rules": self.server.state.script_rules()})
         elif path == "/_sim/capabilities":
             self._send_json(200, {"capabilities": self.server.state.capabilities()})
+        elif path == "/_sim/latency":
+            self._send_json(200, self.server.latency())
         else:
             self._not_found()
 
@@ -467,6 +479,8 @@ class SimHandler(BaseHTTPRequestHandler):
             self._post_script(raw)
         elif path == "/_sim/capabilities":
             self._post_capabilities(raw)
+        elif path == "/_sim/latency":
+            self._post_latency(raw)
         else:
             self._not_found()
 
@@ -517,6 +531,24 @@ class SimHandler(BaseHTTPRequestHandler):
             self._send_json(400, error_body(str(exc), "invalid_request_error"))
             return
         self._send_json(200, {"ok": True, "capabilities": self.server.state.capabilities()})
+
+    def _post_latency(self, raw: bytes) -> None:
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise BadRequest("body must be an object")
+            roles = body.get("roles")
+            if roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
+                raise BadRequest("roles must be a list of role names or null")
+            self.server.set_latency(
+                latency_ms=body.get("latency_ms", self.server.latency_ms),
+                chunk_delay_ms=body.get("chunk_delay_ms", self.server.chunk_delay_ms),
+                roles=roles,
+            )
+        except (ValueError, TypeError) as exc:
+            self._send_json(400, error_body(str(exc), "invalid_request_error"))
+            return
+        self._send_json(200, {"ok": True, **self.server.latency()})
 
     # ------------------------------------------------------------------ chat completions
 
@@ -630,13 +662,16 @@ class SimHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("x-request-id", f"sim-{completion.n}")
         self.end_headers()
-        events = [f"data: {json.dumps(c)}\n\n" for c in stream_chunks(completion, include_usage)]
-        events.append("data: [DONE]\n\n")
+        chunks = stream_chunks(completion, include_usage)
+        delay_s = self.server.chunk_delay_s(completion.reply.role)
+        events = [(f"data: {json.dumps(c)}\n\n", delay_s if _carries_text(c) else 0) for c in chunks]
+        events.append(("data: [DONE]\n\n", 0))
         if drop:
             events = events[: len(events) // 2]
             self.close_connection = True
         try:
-            for event in events:
+            for event, delay in events:
+                self.server.pause(delay)
                 data = event.encode()
                 self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
@@ -680,11 +715,27 @@ class _SimHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], latency_ms: float) -> None:
+    def __init__(self, address: tuple[str, int], latency_ms: float, chunk_delay_ms: float = 0) -> None:
         super().__init__(address, SimHandler)
         self.state = SimState()
         self.latency_ms = latency_ms
+        self.chunk_delay_ms = chunk_delay_ms
+        self.chunk_delay_roles: frozenset[str] | None = None  # None: every role
         self.stopping = threading.Event()
+
+    def set_latency(self, *, latency_ms: float, chunk_delay_ms: float, roles: list[str] | None) -> None:
+        self.latency_ms = max(0.0, float(latency_ms))
+        self.chunk_delay_ms = max(0.0, float(chunk_delay_ms))
+        self.chunk_delay_roles = None if roles is None else frozenset(roles)
+
+    def latency(self) -> dict[str, Any]:
+        roles = None if self.chunk_delay_roles is None else sorted(self.chunk_delay_roles)
+        return {"latency_ms": self.latency_ms, "chunk_delay_ms": self.chunk_delay_ms, "roles": roles}
+
+    def chunk_delay_s(self, role: str) -> float:
+        if self.chunk_delay_roles is not None and role not in self.chunk_delay_roles:
+            return 0.0
+        return self.chunk_delay_ms / 1000
 
     def pause(self, seconds: float) -> None:
         """Sleep that returns early when the server stops."""
@@ -701,17 +752,20 @@ class _SimHTTPServer(ThreadingHTTPServer):
 class SimServer:
     """In-process handle: ``with SimServer() as sim: OpenAI(base_url=sim.base_url)``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0, chunk_delay_ms: float = 0
+    ) -> None:
         self.host = host
         self._requested_port = port
         self.latency_ms = latency_ms
+        self.chunk_delay_ms = chunk_delay_ms
         self._httpd: _SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> SimServer:
         """Bind and serve on a daemon thread; returns self for chaining."""
         if self._httpd is None:
-            self._httpd = _SimHTTPServer((self.host, self._requested_port), self.latency_ms)
+            self._httpd = _SimHTTPServer((self.host, self._requested_port), self.latency_ms, self.chunk_delay_ms)
             self._thread = threading.Thread(target=self._httpd.serve_forever, name="sim-server", daemon=True)
             self._thread.start()
         return self
@@ -779,3 +833,10 @@ class SimServer:
         if self._httpd is None:
             raise RuntimeError("SimServer is not started")
         self.latency_ms = self._httpd.latency_ms = max(0.0, float(latency_ms))
+
+    def set_chunk_delay(self, chunk_delay_ms: float, *, roles: list[str] | None = None) -> None:
+        """Wait this long before each streamed piece of answer text of these roles (all: None), from now on."""
+        if self._httpd is None:
+            raise RuntimeError("SimServer is not started")
+        self._httpd.set_latency(latency_ms=self._httpd.latency_ms, chunk_delay_ms=chunk_delay_ms, roles=roles)
+        self.chunk_delay_ms = self._httpd.chunk_delay_ms

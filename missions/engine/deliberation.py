@@ -23,6 +23,7 @@ from missions.events import event_record
 from missions.knowledge import knowledge_brief
 from missions.models import DecisionCycle, Event, Mission, MissionTemplate, Vote
 from missions.repomap import mission_repo_map
+from missions.streams import stream_target_for
 
 
 @dataclass
@@ -139,7 +140,16 @@ def _round_votes(
             title=member.title,
             system_prompt=member.system_prompt,
             profile=member.model_profile or mission.model_profile,
-            context=CallContext(mission_id=mission.pk, purpose="plan_vote", cycle_id=cycle.pk, agent_id=member.pk),
+            context=CallContext(
+                mission_id=mission.pk,
+                purpose="plan_vote",
+                cycle_id=cycle.pk,
+                agent_id=member.pk,
+                # The page shows each member's rationale as it is written, beside the others'.
+                stream=stream_target_for(
+                    mission, agent=member.title, step=f"vote, round {round_no}", field="rationale"
+                ),
+            ),
         )
         for member in members
     ]

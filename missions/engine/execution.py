@@ -46,6 +46,7 @@ from missions.repomap import mission_repo_map
 from missions.repository import mission_repo_url
 from missions.selectors import current_plan
 from missions.services import mission_fail, mission_transition
+from missions.streams import stream_target_for
 from orchestrator_site.logging import mission_logging
 from reviews import peer
 from reviews.gates import gate_open, gate_open_budget
@@ -287,6 +288,7 @@ def _execute_in(mission: Mission, step: Step, workspace: Workspace) -> tuple[dic
                 cycle_id=revision.get("cycle"),
                 step_id=step.pk,
                 agent_id=agent.pk,
+                stream=stream_target_for(mission, agent=agent.title, step=step.key),
             ),
             on_message=on_message,
             max_iterations=settings.STEP_MAX_TOOL_ITERATIONS,

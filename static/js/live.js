@@ -19,6 +19,9 @@
   document.addEventListener("htmx:wsOpen", function (evt) {
     if (!ours(evt)) return;
     setState("Live: connected.");
+    // Text streamed over the old socket may be stale or finished: the server shows this socket's afresh.
+    var streams = document.getElementById("transcript-live");
+    if (streams) streams.replaceChildren();
     evt.detail.socketWrapper.send(JSON.stringify({ type: "resume", after: lastSeq() }));
   });
   document.addEventListener("htmx:wsClose", function (evt) {

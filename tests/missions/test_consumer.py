@@ -4,11 +4,13 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from agents.models import LLMCall
 from missions.events import event_record
 from missions.models import Event, Mission
 from missions.selectors import REVIEWERS_GROUP
@@ -207,3 +209,76 @@ async def test_it_closes_unrouted_sockets_cleanly(pm, path):
     assert not connected
     assert code == 4404
     await communicator.disconnect()  # the consumer ends: nothing is left running when the test's loop closes
+
+
+def _llm_call(mission: Mission, status: str) -> int:
+    return LLMCall.objects.create(mission=mission, model_name="sim-1", purpose="step:codegen", status=status).pk
+
+
+async def _stream(mission: Mission, call: int, text: str, done: bool = False) -> None:
+    message = {"call": call, "agent": "Developer", "step": "core", "text": text, "truncated": False, "done": done}
+    await get_channel_layer().group_send(mission.group_name, {"type": "mission.stream", **message})
+
+
+async def test_it_shows_streamed_text_escaped_on_a_resumed_socket(pm):
+    """A new stream redraws the stream area with it; model text is escaped plain text (never markup); a later
+    message of the same call replaces only that call's text."""
+    mission = await sync_to_async(_mission)(pm)
+    call = await sync_to_async(_llm_call)(mission, LLMCall.Status.PENDING)
+    communicator = await _resumed(mission, pm)
+    await _stream(mission, call, "<script>alert(1)</script>\nline <b>two</b>")
+    html = await communicator.receive_from(timeout=5)
+    assert html.startswith('<div id="transcript-live"') and f'id="stream-{call}"' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\nline &lt;b&gt;two&lt;/b&gt;" in html
+    assert "<script" not in html and "<b>" not in html
+    assert "Developer · core" in html
+    await _stream(mission, call, "<script>alert(1)</script>\nline <b>two</b> and three")
+    html = await communicator.receive_from(timeout=5)
+    assert html.startswith(f'<div id="stream-{call}"') and "transcript-live" not in html
+    assert "and three" in html
+    await communicator.disconnect()
+
+
+async def test_it_streams_only_to_resumed_sockets_of_the_mission(pm, other_pm):
+    """A socket whose page has not said where it is gets nothing (its resume starts it afresh), and the stream
+    of one mission never reaches a socket of another."""
+    mission = await sync_to_async(_mission)(pm)
+    other = await sync_to_async(_mission)(other_pm, title="Someone else's")
+    call = await sync_to_async(_llm_call)(mission, LLMCall.Status.PENDING)
+    waiting, connected, _ = await _connect(mission, [ORIGIN, HOST, await sync_to_async(_cookie_for)(pm)])
+    assert connected
+    elsewhere = await _resumed(other, other_pm)
+    await _stream(mission, call, "secret plans")
+    assert await waiting.receive_nothing(timeout=0.5)
+    assert await elsewhere.receive_nothing(timeout=0.1)
+    await waiting.disconnect()
+    await elsewhere.disconnect()
+
+
+async def test_it_takes_finished_streams_away_with_the_next_event(pm):
+    """The next event's batch redraws the stream area with only the calls still running: one whose done came,
+    and one whose done the layer dropped but whose ledger row is settled, go (their stored message is in the
+    transcript of the same batch), for good; a done for a call never shown is ignored."""
+    mission = await sync_to_async(_mission)(pm)
+    running, finished, dropped, unseen = [
+        await sync_to_async(_llm_call)(mission, status)
+        for status in (LLMCall.Status.PENDING, LLMCall.Status.OK, LLMCall.Status.OK, LLMCall.Status.OK)
+    ]
+    communicator = await _resumed(mission, pm)
+    for call in (running, finished, dropped):
+        await _stream(mission, call, f"text of {call}")
+        await communicator.receive_from(timeout=5)
+    await _stream(mission, finished, f"all the text of {finished}", done=True)
+    assert "stream-done" in await communicator.receive_from(timeout=5)
+    await _stream(mission, unseen, "never shown", done=True)
+    assert await communicator.receive_nothing(timeout=0.3)
+
+    await sync_to_async(event_record)(mission=mission, kind=Event.Kind.STATUS, message="step done")
+    html = await communicator.receive_from(timeout=5)
+    assert 'id="transcript"' in html
+    live = html[html.index('<div id="transcript-live"') :]
+    assert f'id="stream-{running}"' in live
+    assert f'id="stream-{finished}"' not in live and f'id="stream-{dropped}"' not in live
+    await _stream(mission, dropped, f"a late message of {dropped}")
+    assert await communicator.receive_nothing(timeout=0.3), "a call taken away came back"
+    await communicator.disconnect()

@@ -429,6 +429,39 @@ def test_latency_delays_completions() -> None:
         assert time.monotonic() - started >= 0.3
 
 
+def test_chunk_delay_spaces_the_streamed_text_of_the_given_roles_only() -> None:
+    """``chunk_delay_ms`` waits before each streamed piece of answer text of the roles named: another role's
+    answer, a tool call's arguments and a non-streamed answer come at full speed."""
+    with SimServer() as slow_sim:
+        status, body = http(slow_sim, "POST", "/_sim/latency", {"chunk_delay_ms": 100, "roles": ["chat", "codegen"]})
+        assert (status, body) == (
+            200,
+            {"ok": True, "latency_ms": 0.0, "chunk_delay_ms": 100.0, "roles": ["chat", "codegen"]},
+        )
+        slow = openai.OpenAI(api_key="sim", base_url=slow_sim.base_url, max_retries=0)
+        arrivals = []
+        stream = slow.chat.completions.create(model="sim-1", stream=True, messages=user("one two three four five six"))
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrivals.append(time.monotonic())
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+        assert len(arrivals) >= 3 and min(gaps) >= 0.09, gaps
+
+        for kwargs in (
+            {"messages": user("Mission: Fast"), "response_format": PLAN_VOTE_SCHEMA},  # not a role named
+            {"messages": user("Mission: M\nStep: core — Core"), "tools": TOOLS},  # a tool call: arguments only
+        ):
+            started = time.monotonic()
+            _, chunks, _ = collect_stream(slow, **kwargs)
+            assert len(chunks) > 3 and time.monotonic() - started < 0.3
+        started = time.monotonic()
+        slow.chat.completions.create(model="sim-1", messages=user("one two three four five six"))
+        assert time.monotonic() - started < 0.3
+
+        assert http(slow_sim, "POST", "/_sim/latency", {"roles": "chat"})[0] == 400
+        assert http(slow_sim, "GET", "/_sim/latency")[1]["chunk_delay_ms"] == 100.0
+
+
 # --------------------------------------------------------------------------- command line
 
 
