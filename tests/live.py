@@ -73,10 +73,13 @@ class RedisServer:
         self.stop()
 
 
-def celery_worker_process(*, pool: str = "prefork", log: Path | None = None, **env: str) -> subprocess.Popen:
+def celery_worker_process(
+    *, pool: str = "prefork", log: Path | None = None, node: str | None = None, **env: str
+) -> subprocess.Popen:
     """A real Celery worker in its own process, on the test queue, database and data dir; ``env`` overrides.
 
-    Its output goes to ``log`` when given. Stop it with ``worker_process_stop``.
+    Its output goes to ``log`` when given; ``node`` names it (``-n node@%h``) for ``celery_workers_wait``.
+    Stop it with ``worker_process_stop``.
     """
     from tests.browser.conftest import _database_url  # here: that conftest imports this module
 
@@ -91,10 +94,25 @@ def celery_worker_process(*, pool: str = "prefork", log: Path | None = None, **e
     )
     argv = [sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker", "-P", pool, "-c", "1"]
     argv += ["-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-mingle", "--without-gossip", "-l", "WARNING"]
+    if node:
+        argv += ["-n", f"{node}@%h"]
     if log is None:
         return subprocess.Popen(argv, cwd=ROOT, env={**base, **env})
     with log.open("ab") as output:
         return subprocess.Popen(argv, cwd=ROOT, env={**base, **env}, stdout=output, stderr=subprocess.STDOUT)
+
+
+def celery_workers_wait(nodes: list[str], timeout_s: float = 60) -> None:
+    """Until every named worker answers a ping: a test that needs them all must not start before the slowest."""
+    from orchestrator_site.celery import app
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=0.5) or []
+        answered = {name.split("@", 1)[0] for reply in replies for name in reply}
+        if set(nodes) <= answered:
+            return
+    raise AssertionError(f"workers {nodes} did not all answer within {timeout_s:.0f}s")
 
 
 def worker_process_stop(worker: subprocess.Popen) -> None:

@@ -8,7 +8,7 @@ import pytest
 from missions.models import Mission, Step
 from missions.services import mission_submit
 from tests.conftest import wait_for
-from tests.live import celery_worker_process, worker_process_stop
+from tests.live import celery_worker_process, celery_workers_wait, worker_process_stop
 from tests.projects.conftest import git as _git
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -50,6 +50,7 @@ def test_two_workers_with_their_own_data_dirs_complete_one_mission_through_git_a
             celery_worker_process(
                 DATA_DIR=str(data_dir),
                 GIT_WORKSPACE_URL=f"file://{shared}",
+                node=name,
                 WORKER_NAME=name,
                 LLM_BASE_URL=sim.base_url,
                 SANDBOX_BACKEND=settings.SANDBOX_BACKEND or "",
@@ -57,6 +58,7 @@ def test_two_workers_with_their_own_data_dirs_complete_one_mission_through_git_a
             )
         )
     try:
+        celery_workers_wait(["host-a", "host-b"])  # else a loaded machine lets the first up take every step
         mission = mission_submit(
             requester=pm,
             title="Four modules",
