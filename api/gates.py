@@ -1,14 +1,13 @@
 """/api/v1/gates: the gates waiting for me, and deciding one, by the browser's own rules (reviews/gates.py)."""
 
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
 
 from api.errors import ApiError
 from api.pagination import Page
 from api.schemas import COMMON_ERRORS, ErrorOut, GateDecisionIn, GateOut
-from missions.selectors import mission_for_user, user_is_reviewer
+from missions.selectors import missions_visible_to, user_is_reviewer
 from reviews.gates import GateError, GateForbidden, GateSettled, gate_decide
 from reviews.models import ApprovalGate
 from reviews.selectors import gate_queue_for_user
@@ -39,8 +38,11 @@ def gate_list(request: HttpRequest, filters: Query[GateFilter]):
     summary="Approve, reject or request changes (once; never on a mission you filed)",
 )
 def gate_decision(request: HttpRequest, gate_id: int, payload: GateDecisionIn):
-    gate = get_object_or_404(ApprovalGate.objects.select_related("mission"), pk=gate_id)
-    mission_for_user(request.auth, gate.mission.code)  # 404 for a mission the user cannot see, like the page
+    # One 404 for a gate that does not exist and one on a mission the user cannot see: ids are not probed.
+    visible = ApprovalGate.objects.filter(mission__in=missions_visible_to(request.auth).values("pk"))
+    gate = visible.select_related("mission").filter(pk=gate_id).first()
+    if gate is None:
+        raise ApiError(404, "No such gate.")
     try:
         gate = gate_decide(
             gate=gate, by=request.auth, decision=payload.decision.value, comment=payload.comment, step_key=payload.step

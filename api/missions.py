@@ -47,7 +47,9 @@ def mission_create(request: HttpRequest, payload: MissionIn):
     user = request.auth
     if not selectors.user_can_file_missions(user):
         raise ApiError(403, "Only product managers can file missions.")
-    template = MissionTemplate.objects.filter(slug=payload.template, is_active=True).first()
+    # A NUL cannot be in a slug, and PostgreSQL refuses it in a query: not looked up (the form says why).
+    slug = payload.template if payload.template and "\x00" not in payload.template else None
+    template = MissionTemplate.objects.filter(slug=slug, is_active=True).first() if slug else None
     form = MissionForm(_form_data(payload, template), template=template, user=user)
     if payload.project and "project" not in form.fields:
         # The form drops its project field when no project is open to the user; the API must not drop the value.

@@ -16,6 +16,8 @@ TOKEN_PREFIX = "mo_"  # noqa: S105 -- the marker every secret starts with, not a
 TOKEN_PATTERN = re.compile(r"mo_[A-Za-z0-9_-]{43}")
 DISPLAY_CHARS = 11  # "mo_" and 8 random characters: enough to recognise a token, far too few to use it
 NAME_MAX = 100
+# Live tokens a person may hold: the rate limit is per token, so an unbounded number would lift it.
+TOKENS_PER_USER_MAX = 10
 # last_used_at is written at most this often per token, so a busy script does not write on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -41,6 +43,8 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, st
         raise ApiTokenError(f"The name is {len(name):,} characters long; the limit is {NAME_MAX}.")
     if not user.is_active:
         raise ApiTokenError(f"{user} is not active.")
+    if ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() >= TOKENS_PER_USER_MAX:
+        raise ApiTokenError(f"You have {TOKENS_PER_USER_MAX} live tokens, the most allowed: revoke one first.")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user, name=name, prefix=secret[:DISPLAY_CHARS], secret_hash=secret_hash(secret)

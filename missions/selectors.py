@@ -169,7 +169,8 @@ def step_groups(items: list, *, events: list[Event], steps: list[Step], prefix: 
         group = groups.get((name, attempt))
         if group is None:
             group = groups[(name, attempt)] = {
-                "id": f"{prefix}-{'step-' if key else ''}{name}{f'-{attempt}' if attempt else ''}",
+                # "--" is in no step key (revision steps are key-revN, revise-N), so ids never collide.
+                "id": f"{prefix}-{'step-' if key else ''}{name}{f'--a{attempt}' if attempt else ''}",
                 "key": key,
                 "name": name,
                 "step": item.step if key else None,

@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
+    Case,
     Count,
     DecimalField,
     DurationField,
@@ -31,6 +32,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Greatest, TruncDay, TruncWeek
@@ -301,7 +303,15 @@ def _quality_figures(filed_ids: QuerySet) -> dict:
     )
     reviewed = reviews["reviewed"]
     revision_rounds = (reviews["rounds"] or 0) - reviewed  # rounds after each step's first
-    regressed = Cast(KT("comparison__counts__regressed"), IntegerField())
+    # Cast only what is digits: the engine writes ints, but one odd row (an admin edit, 2.0) must not make
+    # PostgreSQL's cast fail the whole report.
+    regressed = Case(
+        When(
+            comparison__counts__regressed__regex=r"^[0-9]{1,9}$",
+            then=Cast(KT("comparison__counts__regressed"), IntegerField()),
+        ),
+        default=Value(0),
+    )
     # What decided each step is its last run (earlier ones are the agent's fail-fix loop); step-less runs are the
     # engine's own (the re-run before delivery).
     last_of_step = TestRun.objects.filter(step=OuterRef("step")).order_by("-pk").values("pk")[:1]

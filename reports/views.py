@@ -27,6 +27,10 @@ def kpi(request):
     return render(request, "reports/kpi.html", context)
 
 
+def _cell(value):
+    return csv_safe(value) if isinstance(value, str) else value
+
+
 def _csv_response(table, filters) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"kpi-{table.name}-{filters.date_from.isoformat()}-{filters.date_to.isoformat()}.csv"
@@ -34,7 +38,8 @@ def _csv_response(table, filters) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(column.key for column in table.columns)
     for row in table.rows:
-        writer.writerow(csv_safe(row.get(column.key)) for column in table.columns)
+        # Only text can start a formula; a negative number stays a number a spreadsheet can sum.
+        writer.writerow(_cell(row.get(column.key)) for column in table.columns)
     return response
 
 

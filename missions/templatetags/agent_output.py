@@ -19,12 +19,22 @@ register = template.Library()
 _formatter = HtmlFormatter(nowrap=True)
 
 
+# The model names the language, so it could pick any of Pygments' ~600 lexers, some of which take time growing
+# with the square of the input (autoit, fan: tens of seconds for one message). Only these common, linear ones,
+# and only fences small enough to read on a page, are highlighted; the rest stay plain (still escaped).
+HIGHLIGHTED_LANGUAGES = frozenset(
+    "python py python3 javascript js typescript ts bash sh shell json yaml yml toml ini cfg html xml css sql "
+    "diff patch go rust rs java c cpp ruby rb php".split()
+)
+HIGHLIGHT_MAX_CHARS = 4000
+
+
 def _highlight(code: str, language: str, _attrs: str) -> str:
-    """A fence with a language Pygments knows becomes <pre class="highlight">; anything else ("") stays plain."""
-    if not language:
+    """A small fence in a language of ours becomes <pre class="highlight">; anything else ("") stays plain."""
+    if language.lower() not in HIGHLIGHTED_LANGUAGES or len(code) > HIGHLIGHT_MAX_CHARS:
         return ""
     try:
-        lexer = get_lexer_by_name(language)
+        lexer = get_lexer_by_name(language.lower())
     except ClassNotFound:
         return ""
     return f'<pre class="highlight"><code>{highlight(code, lexer, _formatter)}</code></pre>'

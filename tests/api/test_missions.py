@@ -72,6 +72,7 @@ def test_it_files_a_template_mission_with_variables(client, company, pm):
         ({"title": "t" * 201, "request": "r"}, "title", "Ensure this value has at most 200 characters (it has 201)."),
         ({"title": "t", "request": "r" * 20_001}, "request", "at most 20000 characters (it has 20001)"),
         ({"title": "t", "request": "r", "template": "nope"}, "template", "Select a valid choice."),
+        ({"title": "t", "request": "r", "template": "x\u0000"}, "template", "Null characters are not allowed."),
         ({"template": "api_endpoint"}, "variables.resource", "This field is required."),
         ({"title": "t", "request": "r", "project": "nope"}, "non_field", "There is no project 'nope' you can file"),
         ({"title": "t", "request": "r", "reviewers": ["nobody"]}, "reviewers", "Select a valid choice."),
@@ -157,7 +158,8 @@ def test_it_paginates_the_list_with_limit_and_offset(client, pm):
     assert page["count"] == 6 and [m["title"] for m in page["items"]] == ["m4", "m3"]
     done = client.get(URL, {"status": "completed"}, headers=bearer(secret)).json()
     assert [m["title"] for m in done["items"]] == ["done"]
-    for params in ({"limit": 101}, {"limit": 0}, {"offset": -1}, {"status": "sleeping"}, {"limit": "x"}):
+    huge = {"offset": 2**63}  # past the database's integer range
+    for params in ({"limit": 101}, {"limit": 0}, {"offset": -1}, huge, {"status": "sleeping"}, {"limit": "x"}):
         response = client.get(URL, params, headers=bearer(secret))
         assert response.status_code == 422, params
         assert response.json()["detail"].startswith("Invalid request: query.")

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from api.models import ApiToken
-from api.services import ApiTokenError, api_token_create, api_token_revoke
+from api.services import TOKENS_PER_USER_MAX, ApiTokenError, api_token_create, api_token_revoke
 from tests.api.conftest import bearer, secret_for
 
 URL = "/api/v1/missions"
@@ -39,6 +39,15 @@ def test_it_shows_the_secret_once_on_the_profile_page(client, pm):
     later = client.get("/profile/").content.decode()
     assert secret not in later and f"{token.prefix}…" in later and "nightly" in later
     assert client.get(URL, headers=bearer(secret)).status_code == 200
+
+
+def test_it_caps_the_live_tokens_a_person_holds(pm):
+    """The rate limit is per token: ten live ones at most, and a revoked one frees its place."""
+    tokens = [api_token_create(user=pm, name=f"t{n}")[0] for n in range(TOKENS_PER_USER_MAX)]
+    with pytest.raises(ApiTokenError, match="10 live tokens"):
+        api_token_create(user=pm, name="one more")
+    api_token_revoke(user=pm, token_id=tokens[0].pk)
+    assert api_token_create(user=pm, name="one more")[0].pk
 
 
 def test_it_refuses_a_nameless_token(client, pm):

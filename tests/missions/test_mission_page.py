@@ -157,9 +157,9 @@ def test_it_groups_test_runs_by_step_and_attempt_folded(client, pm):
     body = _page(client, pm, mission)
     section = body[body.index('id="mission-tests"') : body.index('id="transcript"')]
     for group_id, summary in [
-        ("tests-step-core-1", "<strong>core</strong> · attempt 1 · 1 run · last: 3 passed, 1 failed"),
-        ("tests-step-core-2", "<strong>core</strong> · attempt 2 · 2 runs · last: 5 passed, 0 failed"),
-        ("tests-step-api-1", "<strong>api</strong> · attempt 1 · 1 run · last: 2 passed, 0 failed"),
+        ("tests-step-core--a1", "<strong>core</strong> · attempt 1 · 1 run · last: 3 passed, 1 failed"),
+        ("tests-step-core--a2", "<strong>core</strong> · attempt 2 · 2 runs · last: 5 passed, 0 failed"),
+        ("tests-step-api--a1", "<strong>api</strong> · attempt 1 · 1 run · last: 2 passed, 0 failed"),
         ("tests-delivery", "<strong>Re-run before delivery</strong> · 1 run · last: 9 passed, 0 failed"),
     ]:
         assert f'<details class="group" id="{group_id}">' in section, group_id  # folded: no "open"
@@ -183,9 +183,9 @@ def test_it_groups_the_transcript_by_step_unfolding_the_running_one(client, pm, 
     body = _page(client, pm, mission)
     section = body[body.index('id="transcript"') :]
     assert '<details class="group" id="transcript-mission">' in section
-    assert '<details class="group" id="transcript-step-core-1">' in section
-    assert '<details class="group" id="transcript-step-api-1">' in section
-    assert '<details class="group" id="transcript-step-api-2" open>' in section
+    assert '<details class="group" id="transcript-step-core--a1">' in section
+    assert '<details class="group" id="transcript-step-api--a1">' in section
+    assert '<details class="group" id="transcript-step-api--a2" open>' in section
     assert "<strong>api</strong> Build api · attempt 2 · 1 message" in section
     order = [section.index(text) for text in ("We agree.", "core done", "api try one", "api try two")]
     assert order == sorted(order)

@@ -113,9 +113,10 @@ def test_it_escapes_event_handler_attributes():
     assert "&lt;img" in html
 
 
-@pytest.mark.parametrize("fence", ["```", "```no-such-language"])
+@pytest.mark.parametrize("fence", ["```", "```no-such-language", "```autoit", "```fan"])
 def test_it_keeps_code_blocks_escaped(fence):
-    """Fenced code without a language Pygments knows stays a plain code block, with markup inside escaped."""
+    """Fenced code without a language of ours stays a plain code block, with markup inside escaped: the model
+    names the language, and some of Pygments' lexers take seconds on a crafted message (autoit, fan)."""
     html = agent_markdown(f"{fence}\nif a < b:\n    print('<b>hi</b>')\n```")
     assert html == "<pre><code>if a &lt; b:\n    print('&lt;b&gt;hi&lt;/b&gt;')\n</code></pre>\n"
 
@@ -127,6 +128,15 @@ def test_it_highlights_fenced_code_with_a_language():
     assert '<span class="o">&lt;</span>' in html
     assert "&lt;b&gt;hi&lt;/b&gt;" in html and "<b>" not in html
     assert [tag for tag, _ in _elements(html)] == ["pre", "code"] + ["span"] * (len(_elements(html)) - 2)
+
+
+def test_it_leaves_a_long_fence_plain():
+    """Past HIGHLIGHT_MAX_CHARS a fence is not highlighted: a page re-renders the transcript on every event."""
+    from missions.templatetags.agent_output import HIGHLIGHT_MAX_CHARS
+
+    code = "x = 1\n" * (HIGHLIGHT_MAX_CHARS // 6 + 1)
+    assert agent_markdown(f"```python\n{code}```").startswith("<pre><code>x = 1\n")
+    assert agent_markdown(f"```Python\n{code[:600]}```").startswith('<pre class="highlight">')
 
 
 def test_it_keeps_single_line_breaks_and_lists():

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import LLMCall
-from missions.models import Mission
+from missions.models import Mission, TestRun
 from reviews.models import ApprovalGate
 from tests.reports import builders as b
 
@@ -186,3 +186,25 @@ def test_it_shows_the_first_rows_of_a_long_table_and_says_the_csv_has_all(client
     body = client.get(URL, NOVEMBER).content.decode()
     assert "The first 2 of 3 rows are shown; the CSV has them all." in body
     assert len(_csv(client, "spend_over_time")) == 3
+
+
+def test_its_csv_keeps_a_negative_figure_a_number(client, pm):
+    """An under-spent forecast is a negative number in the CSV, not text a spreadsheet would leave out of a sum
+    (only text cells are guarded against formulas)."""
+    mission = b.mission(pm, filed=b.at(3), finished=b.at(3, 5), status=Mission.Status.COMPLETED)
+    b.plan(mission, tokens=100, cost="0.500000")
+    b.call(mission, "0.300000", b.at(3, 1), prompt=50, completion=10)
+    client.force_login(pm)
+    (row,) = _csv(client, "forecast")
+    assert row["cost_error_usd"] == "-0.200000"
+
+
+def test_an_odd_regression_count_does_not_break_the_report(client, pm):
+    """A comparison edited by hand (2.0, "many") counts as no regression instead of failing PostgreSQL's cast."""
+    mission = b.mission(pm, filed=b.at(3))
+    b.test_run(mission, passed=1, regressed=3, purpose="delivery")
+    for odd in (2.0, "many", -1):
+        TestRun.objects.create(mission=mission, passed=1, isolation="bwrap", comparison={"counts": {"regressed": odd}})
+    client.force_login(pm)
+    summary = {row["metric"]: row["value"] for row in _csv(client, "summary")}
+    assert summary["Regressions"] == "3"
