@@ -4,7 +4,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.pagination import paginate
 
 from agents import selectors as agent_selectors
@@ -20,10 +20,10 @@ from api.schemas import (
     MissionOut,
     MissionSummaryOut,
 )
-from missions import selectors
+from missions import control, selectors
 from missions.forms import VAR_PREFIX, MissionForm
 from missions.models import Mission, MissionTemplate
-from missions.services import DuplicateMissionError, mission_submit
+from missions.services import DuplicateMissionError, MissionError, mission_cancel, mission_submit
 
 router = Router(tags=["missions"])
 
@@ -139,3 +139,59 @@ _TOTALS = ("calls", "prompt_tokens", "cached_tokens", "completion_tokens", "cost
 
 def _cost_row(row: dict, **names) -> dict:
     return {**{name: row[name] or 0 for name in _TOTALS}, "cost_usd": str(row["cost_usd"] or "0"), **names}
+
+
+class CloneIn(Schema):
+    confirm_budget: bool = Field(False, description="Required when the budget is above BUDGET_CONFIRM_ABOVE_USD.")
+
+
+# Steering a mission: the mission page's buttons, with their rules (the requester or an admin; the state allows it).
+_STEER = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, **COMMON_ERRORS}
+
+
+def _steer(request: HttpRequest, code: UUID, action) -> Mission:
+    mission = selectors.mission_for_user(request.auth, code)
+    if not control.user_may_control(request.auth, mission):
+        raise ApiError(403, "Only the PM who filed this mission, or an admin, can do that.")
+    try:
+        action(mission=mission, by=request.auth)
+    except MissionError as error:  # the mission's state does not allow it now
+        raise ApiError(409, str(error)) from None
+    return selectors.mission_for_user(request.auth, code)
+
+
+@router.post("/{code}/cancel", response={200: MissionOut, **_STEER}, summary="Cancel a mission")
+def mission_cancel_op(request: HttpRequest, code: UUID):
+    return _steer(request, code, mission_cancel)
+
+
+@router.post("/{code}/pause", response={200: MissionOut, **_STEER}, summary="Pause (steps stop after their tool call)")
+def mission_pause_op(request: HttpRequest, code: UUID):
+    return _steer(request, code, control.mission_pause)
+
+
+@router.post("/{code}/resume", response={200: MissionOut, **_STEER}, summary="Resume a paused mission")
+def mission_resume_op(request: HttpRequest, code: UUID):
+    return _steer(request, code, control.mission_resume)
+
+
+@router.post("/{code}/retry", response={200: MissionOut, **_STEER}, summary="Retry a failed mission's failed steps")
+def mission_retry_op(request: HttpRequest, code: UUID):
+    return _steer(request, code, control.mission_retry)
+
+
+@router.post(
+    "/{code}/clone",
+    response={201: MissionOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, **COMMON_ERRORS},
+    summary="File a copy of a mission you can see, as you",
+)
+def mission_clone_op(request: HttpRequest, code: UUID, payload: CloneIn | None = None):
+    mission = selectors.mission_for_user(request.auth, code)
+    if not selectors.user_can_file_missions(request.auth):
+        raise ApiError(403, "Only product managers can file missions.")
+    confirmed = bool(payload and payload.confirm_budget)
+    try:
+        clone = control.mission_clone(mission=mission, by=request.auth, budget_confirmed=confirmed)
+    except (MissionError, ValueError) as error:
+        raise ApiError(400, f"Not cloned: {error}") from None
+    return Status(201, selectors.mission_for_user(request.auth, clone.code))

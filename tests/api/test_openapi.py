@@ -51,6 +51,10 @@ def test_it_serves_a_valid_openapi_document(client, pm):
         ("POST", "/api/v1/missions"),
         ("GET", "/api/v1/missions/{code}"),
         ("GET", "/api/v1/missions/{code}/costs"),
+        *(
+            ("POST", f"/api/v1/missions/{{code}}/{action}")
+            for action in ("cancel", "pause", "resume", "retry", "clone")
+        ),
         ("GET", "/api/v1/gates"),
         ("POST", "/api/v1/gates/{gate_id}/decision"),
         ("GET", "/api/v1/reports/kpi"),
