@@ -1,31 +1,15 @@
 """The home dashboard in a browser on a phone: it updates live when a mission moves, without a reload."""
 
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from missions.models import Mission
 from missions.services import mission_transition
+from tests.browser.support import PHONE, in_thread
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PHONE = {"width": 390, "height": 844}
-
-
-def _in_thread(function, *args, **kwargs):
-    """ORM work off Playwright's event loop, committed."""
-
-    def work():
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result(timeout=30)
 
 
 def _fail(mission):
@@ -35,7 +19,7 @@ def _fail(mission):
 def test_it_updates_my_missions_and_failures_live_on_a_phone(pm, live_url, browser):
     """The PM lands on home after login; their mission failing changes its status and adds it to the failures
     with the reason, with no reload, and the dashboard fits a 390 px screen."""
-    mission = _in_thread(
+    mission = in_thread(
         Mission.objects.create,
         requester=pm,
         title="Checkout v2",
@@ -55,7 +39,7 @@ def test_it_updates_my_missions_and_failures_live_on_a_phone(pm, live_url, brows
     assert "Executing" in row.inner_text()
     page.wait_for_selector("#notifications[data-live=connected]", state="attached")
 
-    _in_thread(_fail, mission)
+    in_thread(_fail, mission)
     page.wait_for_function(
         f"document.getElementById('home-mission-{mission.code}').dataset.status === 'failed'", timeout=10_000
     )

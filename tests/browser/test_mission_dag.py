@@ -1,32 +1,17 @@
 """The mission page on a phone: the plan's picture recolours live as steps move, the "now" line is in the first
 screen, nothing scrolls sideways, the newest event is on top, and a section the person unfolded stays open."""
 
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from missions.events import event_record
 from missions.models import Event, Mission, Plan, Step, TestRun
+from tests.browser.support import PHONE, in_thread
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PHONE = {"width": 390, "height": 844}
-
-
-def _in_thread(function, *args, **kwargs):
-    """ORM work off Playwright's event loop, committed."""
-
-    def work():
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result(timeout=30)
 
 
 def _mission(pm) -> Mission:
@@ -69,7 +54,7 @@ def _step_moves(mission: Mission, key: str, status: str) -> None:
 def test_it_recolours_the_plan_live_on_a_phone(pm, live_url, browser):
     """A step starting and succeeding recolours its node without a reload; the page fits 390 px with the now
     line in the first screen; the newest event is listed first; an unfolded test-run group stays unfolded."""
-    mission = _in_thread(_mission, pm)
+    mission = in_thread(_mission, pm)
     page = browser.new_context(viewport=PHONE).new_page()
     page.goto(live_url + "/login/")
     page.fill("#id_username", "pm")
@@ -89,12 +74,12 @@ def test_it_recolours_the_plan_live_on_a_phone(pm, live_url, browser):
     group.locator("> summary").click()  # the person unfolds it
     assert group.evaluate("el => el.open") is True
 
-    _in_thread(_step_moves, mission, "endpoint-1", Step.Status.RUNNING)
+    in_thread(_step_moves, mission, "endpoint-1", Step.Status.RUNNING)
     page.wait_for_selector("#dag-node-endpoint-1.status-running", timeout=10_000)
     assert "Running endpoint-1" in page.locator("#mission-now").inner_text()
     assert page.locator("#tests-step-core").evaluate("el => el.open") is True, "a live update folded it again"
 
-    _in_thread(_step_moves, mission, "endpoint-1", Step.Status.SUCCEEDED)
+    in_thread(_step_moves, mission, "endpoint-1", Step.Status.SUCCEEDED)
     page.wait_for_selector("#dag-node-endpoint-1.status-succeeded", timeout=10_000)
     assert page.locator("#mission-progress").get_attribute("aria-valuenow") == "2"
     assert navigations == [], "the page reloaded instead of updating live"

@@ -1,34 +1,18 @@
 """A reviewer is told live: the badge counts up and a toast appears on whatever page is open, and the
 approval queue gains the new gate (and loses a decided one) without a reload, on a 390 px phone."""
 
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from missions.models import Mission
 from missions.selectors import REVIEWERS_GROUP
 from reviews.gates import gate_decide, gate_open
 from reviews.models import ApprovalGate
+from tests.browser.support import PHONE, in_thread
 from tests.conftest import PASSWORD, _user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PHONE = {"width": 390, "height": 844}
-
-
-def _in_thread(function, *args, **kwargs):
-    """Run ORM work off Playwright's event loop (Django refuses the ORM inside one), committed."""
-
-    def work():
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result(timeout=30)
 
 
 def _gate_for(pm, title: str) -> ApprovalGate:
@@ -66,7 +50,7 @@ def test_it_tells_the_reviewer_live(pm, reviewer, other_pm, second_reviewer, liv
     page.wait_for_selector("#notifications[data-live=connected]", state="attached")
     assert page.locator("#gate-badge").is_hidden()
 
-    first = _in_thread(_gate_for, pm, "Payments API")
+    first = in_thread(_gate_for, pm, "Payments API")
     toast = page.locator("#toasts [data-toast]")
     toast.wait_for(timeout=10_000)
     assert "Deploy approval needs your decision: Payments API" in toast.inner_text()
@@ -83,12 +67,12 @@ def test_it_tells_the_reviewer_live(pm, reviewer, other_pm, second_reviewer, liv
     page.wait_for_selector("#notifications[data-live=connected]", state="attached")
     assert page.locator("#gate-queue [data-gate]").count() == 1
     navigations.clear()
-    second = _in_thread(_gate_for, other_pm, "Search feature")
+    second = in_thread(_gate_for, other_pm, "Search feature")
     page.wait_for_selector(f"#queue-gate-{second.pk}", timeout=10_000)
     assert "Search feature" in page.locator(f"#queue-gate-{second.pk}").inner_text()
     page.wait_for_function("document.getElementById('gate-badge').textContent.startsWith('2')")
 
-    _in_thread(gate_decide, gate=first, by=second_reviewer, decision="approved")
+    in_thread(gate_decide, gate=first, by=second_reviewer, decision="approved")
     page.wait_for_selector(f"#queue-gate-{first.pk}", state="detached", timeout=10_000)
     page.wait_for_function("document.getElementById('gate-badge').textContent.startsWith('1')")
     assert page.locator("#gate-queue-empty").is_hidden()

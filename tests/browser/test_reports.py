@@ -1,33 +1,17 @@
 """The KPI report in a browser on a phone: Chart.js draws the charts from the page's JSON, each above its table."""
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from agents.models import LLMCall
 from missions.models import Mission
+from tests.browser.support import PHONE, in_thread
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PHONE = {"width": 390, "height": 844}
-
-
-def _in_thread(function, *args, **kwargs):
-    """ORM work off Playwright's event loop, committed."""
-
-    def work():
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result(timeout=30)
 
 
 def _completed_mission_with_spend(pm) -> Mission:
@@ -45,7 +29,7 @@ def _completed_mission_with_spend(pm) -> Mission:
 def test_it_draws_each_chart_above_a_table_of_its_numbers_on_a_phone(pm, live_url, browser):
     """Every canvas on the page has a Chart.js chart; the tables under them carry the ledger's figures; the page
     fits a 390 px screen."""
-    _in_thread(_completed_mission_with_spend, pm)
+    in_thread(_completed_mission_with_spend, pm)
     page = browser.new_context(viewport=PHONE).new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
