@@ -1,0 +1,174 @@
+"""Benchmark: the admin's ledger changelist (agents.LLMCall) with 500,000 rows and 5,000 missions.
+
+Run (PostgreSQL, a scratch database of its own: the rows stay, the append-only trigger refuses deleting them):
+    createdb -h 127.0.0.1 -U postgres admin_scratch
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/admin_scratch .venv/bin/python bench/admin_ledger.py [label]
+
+The first run generates the rows (bulk_create in batches, about a minute); later runs reuse them. Each run
+times the changelist as a superuser with Django's test client (server time and query count per page) and
+stores the figures under ``label`` (default "after") in bench/results/admin_ledger.json, keeping the other
+labels: the "before" figures are this script run on the admin as it was before issue 11.
+"""
+
+import json
+import os
+import platform
+import random
+import sys
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+
+import django  # noqa: E402
+from common import stats  # noqa: E402 - bench/common.py, beside this script
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from agents.models import AgentSpec, LLMCall  # noqa: E402
+from agents.seed import seed_agents, seed_model_profile  # noqa: E402
+from missions.models import Mission, Plan, Step  # noqa: E402
+
+MISSIONS = 5_000
+ROWS = 500_000
+BATCH = 5_000
+RUNS = 10
+PURPOSES = ["plan_draft", "plan_vote", "plan_review", "speaker_selection", "review", "step:codegen", "step:test"]
+STATUSES = [LLMCall.Status.OK] * 8 + [LLMCall.Status.ERROR, LLMCall.Status.CACHE_HIT]
+
+
+def generate(requester) -> None:
+    """Write MISSIONS missions (a plan and a step each) and ROWS settled ledger rows over the last 90 days."""
+    rng = random.Random(11)
+    now = timezone.now()
+    profile = seed_model_profile()
+    seed_agents(profile)
+    agents = list(AgentSpec.objects.all())
+    with transaction.atomic():
+        missions = Mission.objects.bulk_create(
+            (
+                Mission(
+                    requester=requester,
+                    title=f"bench ledger {n}",
+                    request="bench",
+                    budget_usd=Decimal("5"),
+                    status=Mission.Status.COMPLETED,
+                )
+                for n in range(MISSIONS)
+            ),
+            batch_size=BATCH,
+        )
+        plans = Plan.objects.bulk_create((Plan(mission=m, version=1) for m in missions), batch_size=BATCH)
+        steps = Step.objects.bulk_create(
+            (Step(plan=p, key="build", title="Build it", role="developer", instructions="I") for p in plans),
+            batch_size=BATCH,
+        )
+    # created_at is auto_now_add; the rows need their own times spread over 90 days (no UPDATE: the trigger).
+    created = LLMCall._meta.get_field("created_at")
+    created.auto_now_add = False
+    try:
+        for start in range(0, ROWS, BATCH):
+            rows = []
+            for n in range(start, min(start + BATCH, ROWS)):
+                m = n % MISSIONS
+                at = now - timedelta(seconds=(ROWS - n) * 90 * 86_400 // ROWS)
+                rows.append(
+                    LLMCall(
+                        mission=missions[m],
+                        step=steps[m] if n % 2 else None,
+                        agent=rng.choice(agents),
+                        model_profile=profile,
+                        model_name="sim-1",
+                        purpose=rng.choice(PURPOSES),
+                        status=rng.choice(STATUSES),
+                        prompt_tokens=rng.randint(200, 4000),
+                        completion_tokens=rng.randint(50, 800),
+                        cost_usd=Decimal("0.000420"),
+                        latency_ms=rng.randint(5, 900),
+                        provider_request_id=f"req-{n}",
+                        created_at=at,
+                        finished_at=at,
+                    )
+                )
+            LLMCall.objects.bulk_create(rows)
+    finally:
+        created.auto_now_add = True
+
+
+def measure(client: Client, params: dict) -> dict:
+    url = reverse("admin:agents_llmcall_changelist")
+    client.get(url, params)  # warm the plan cache and the session
+    times, queries = [], []
+    for _ in range(RUNS):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = client.get(url, params)
+            times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.status_code
+        queries.append(len(captured.captured_queries))
+    slowest = sorted(captured.captured_queries, key=lambda q: -float(q["time"]))[:3]
+    return {
+        "params": params,
+        "rows_on_page": response.content.partition(b"<tbody>")[2].partition(b"</tbody>")[0].count(b"<tr"),
+        "response_ms": stats(times),
+        "queries": max(queries),
+        "slowest_queries_ms": [round(float(q["time"]) * 1000, 1) for q in slowest],
+    }
+
+
+def main() -> None:
+    from django.core.management import call_command
+
+    label = sys.argv[1] if len(sys.argv) > 1 else "after"
+    call_command("migrate", verbosity=0)
+    users = get_user_model().objects
+    requester, _ = users.get_or_create(username="bench-ledger-pm")
+    admin, _ = users.get_or_create(username="bench-ledger-admin", defaults={"is_staff": True, "is_superuser": True})
+    if not LLMCall.objects.filter(mission__requester=requester).exists():
+        started = time.perf_counter()
+        generate(requester)
+        print(f"generated {ROWS} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    code = str(Mission.objects.filter(requester=requester).order_by("id").values_list("code", flat=True)[1234])
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(admin)
+    pages = {
+        "first page": {},
+        "status error": {"status__exact": "error"},
+        "search a mission code": {"q": code},
+        "page 50": {"p": "50"},
+    }
+    out = ROOT / "bench" / "results" / "admin_ledger.json"
+    result = json.loads(out.read_text()) if out.exists() else {}
+    result.update(
+        benchmark="admin_ledger",
+        database=connection.vendor,
+        goal={"response_ms_median": 150, "queries": 20},
+        rows=LLMCall.objects.count(),
+        missions=Mission.objects.count(),
+    )
+    result[label] = {
+        "python": platform.python_version(),
+        "runs": RUNS,
+        "pages": {name: measure(client, params) for name, params in pages.items()},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result[label], indent=2))
+
+
+if __name__ == "__main__":
+    main()
