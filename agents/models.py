@@ -248,8 +248,11 @@ class LLMCall(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        # The admin's ledger lists the newest first (and pages through 500,000 rows) on this index.
-        indexes = [models.Index(fields=["-created_at", "-id"], name="agents_llmcall_recent")]
+        # The admin's ledger: newest first (paging through 500,000 rows), and its purpose filter's rows and count.
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="agents_llmcall_recent"),
+            models.Index(fields=["purpose", "-created_at"], name="agents_llmcall_purpose"),
+        ]
         verbose_name = "LLM call"
 
     def __str__(self) -> str:
