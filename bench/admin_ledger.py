@@ -1,4 +1,5 @@
-"""Benchmark: the admin's ledger changelist (agents.LLMCall) with 500,000 rows and 5,000 missions.
+"""Benchmark: the admin's ledger changelist (agents.LLMCall) with 500,000 rows and 5,000 missions; since issue 11
+also the transcript and event changelists with 100,000 rows each.
 
 Run (PostgreSQL, a scratch database of its own: the rows stay, the append-only trigger refuses deleting them):
     createdb -h 127.0.0.1 -U postgres admin_scratch
@@ -7,7 +8,8 @@ Run (PostgreSQL, a scratch database of its own: the rows stay, the append-only t
 The first run generates the rows (bulk_create in batches, under two minutes); later runs reuse them. Each run
 times the changelist as a superuser with Django's test client (server time and query count per page) and
 stores the figures under ``label`` (default "after") in bench/results/admin_ledger.json, keeping the other
-labels: the "before" figures are this script run on the admin as it was before issue 11.
+labels. The "before" figures are this script run from an export of main before issue 11 (``git archive``), with
+agents migration 0011 (its indexes) unapplied, on the same rows; main has no "purpose" or "written" filter.
 """
 
 import json
@@ -36,12 +38,13 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from agents.models import AgentSpec, LLMCall  # noqa: E402
+from agents.models import AgentMessage, AgentSpec, LLMCall  # noqa: E402
 from agents.seed import seed_agents, seed_model_profile  # noqa: E402
-from missions.models import Mission, Plan, Step  # noqa: E402
+from missions.models import Event, Mission, Plan, Step  # noqa: E402
 
 MISSIONS = 5_000
 ROWS = 500_000
+LOG_ROWS_PER_MISSION = 20  # events and transcript entries: 100,000 of each
 BATCH = 5_000
 RUNS = 20
 PURPOSES = ["plan_draft", "plan_vote", "plan_review", "speaker_selection", "review", "step:codegen", "step:test"]
@@ -106,8 +109,26 @@ def generate(requester) -> None:
         created.auto_now_add = True
 
 
-def measure(client: Client, params: dict) -> dict:
-    url = reverse("admin:agents_llmcall_changelist")
+def generate_logs(requester) -> None:
+    """Write LOG_ROWS_PER_MISSION events and transcript entries for each of the ledger's missions."""
+    missions = list(Mission.objects.filter(requester=requester).order_by("id"))
+    steps = dict(Step.objects.filter(plan__mission__in=missions).values_list("plan__mission_id", "id"))
+    for start in range(0, len(missions), BATCH // LOG_ROWS_PER_MISSION):
+        chunk = missions[start : start + BATCH // LOG_ROWS_PER_MISSION]
+        Event.objects.bulk_create(
+            Event(mission=m, seq=n, kind=Event.Kind.STEP, message=f"Step event {n}")
+            for m in chunk
+            for n in range(1, LOG_ROWS_PER_MISSION + 1)
+        )
+        AgentMessage.objects.bulk_create(
+            AgentMessage(mission=m, step_id=steps.get(m.id), source="developer", content=f"Message {n}")
+            for m in chunk
+            for n in range(LOG_ROWS_PER_MISSION)
+        )
+
+
+def measure(client: Client, params: dict, url: str = "admin:agents_llmcall_changelist") -> dict:
+    url = reverse(url)
     client.get(url, params)  # warm the plan cache and the session
     times, queries = [], []
     for _ in range(RUNS):
@@ -139,10 +160,13 @@ def main() -> None:
         started = time.perf_counter()
         generate(requester)
         print(f"generated {ROWS} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if not Event.objects.filter(mission__requester=requester).exists():
+        generate_logs(requester)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # What autovacuum does to an insert-only table soon after a load: statistics and the visibility map.
-            cursor.execute("VACUUM ANALYZE agents_llmcall")
+            for table in ["agents_llmcall", "agents_agentmessage", "missions_event"]:
+                cursor.execute(f"VACUUM ANALYZE {table}")
             cursor.execute("ANALYZE")
     code = str(Mission.objects.filter(requester=requester).order_by("id").values_list("code", flat=True)[1234])
     client = Client(HTTP_HOST="localhost")
@@ -153,8 +177,14 @@ def main() -> None:
         "search a mission code": {"q": code},
         "page 50": {"p": "50"},
     }
-    if label != "before":  # filters the admin had not before issue 11
+    others = {}
+    if label != "before":  # filters the admin had not before issue 11, lists measured only since
         pages.update({"purpose review": {"purpose": "review"}, "written last 24 hours": {"written": "24h"}})
+        others = {
+            "transcripts first page": ({}, "admin:agents_agentmessage_changelist"),
+            "events first page": ({}, "admin:missions_event_changelist"),
+            "events search a mission code": ({"q": code}, "admin:missions_event_changelist"),
+        }
     out = ROOT / "bench" / "results" / "admin_ledger.json"
     result = json.loads(out.read_text()) if out.exists() else {}
     result.update(
@@ -163,6 +193,8 @@ def main() -> None:
         goal={"response_ms_median": 150, "queries": 20},
         rows=LLMCall.objects.count(),
         missions=Mission.objects.count(),
+        events=Event.objects.count(),
+        transcript_entries=AgentMessage.objects.count(),
     )
     result[label] = {
         "python": platform.python_version(),
@@ -170,6 +202,7 @@ def main() -> None:
         "load_average_1m": round(os.getloadavg()[0], 2),  # a shared machine: other jobs slow the rendering
         "runs": RUNS,
         "pages": {name: measure(client, params) for name, params in pages.items()},
+        "other_lists": {name: measure(client, params, url) for name, (params, url) in others.items()},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
