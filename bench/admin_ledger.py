@@ -177,14 +177,13 @@ def main() -> None:
         "search a mission code": {"q": code},
         "page 50": {"p": "50"},
     }
-    others = {}
-    if label != "before":  # filters the admin had not before issue 11, lists measured only since
+    if label != "before":  # filters the admin had not before issue 11
         pages.update({"purpose review": {"purpose": "review"}, "written last 24 hours": {"written": "24h"}})
-        others = {
-            "transcripts first page": ({}, "admin:agents_agentmessage_changelist"),
-            "events first page": ({}, "admin:missions_event_changelist"),
-            "events search a mission code": ({"q": code}, "admin:missions_event_changelist"),
-        }
+    others = {
+        "transcripts first page": ({}, "admin:agents_agentmessage_changelist"),
+        "events first page": ({}, "admin:missions_event_changelist"),
+        "events search a mission code": ({"q": code}, "admin:missions_event_changelist"),
+    }
     out = ROOT / "bench" / "results" / "admin_ledger.json"
     result = json.loads(out.read_text()) if out.exists() else {}
     result.update(
