@@ -1,5 +1,11 @@
+import uuid
+from datetime import timedelta
+
 from django.contrib import admin, messages
-from django.db import models
+from django.core.paginator import Paginator
+from django.db import connections, models
+from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from agents.models import AgentMessage, AgentSpec, LLMCall, ModelProfile
@@ -8,6 +14,7 @@ from agents.services import model_profile_check
 from audit.mixins import AuditedAdmin
 from audit.models import AuditEntry
 from audit.services import audit_record
+from missions.models import Mission, Step
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -21,6 +28,85 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class EstimatedCountPaginator(Paginator):
+    """Count an unfiltered big table from PostgreSQL's statistics: COUNT(*) of 500,000 rows costs more than the
+    rest of the page. A filtered list, a small table and SQLite are counted exactly."""
+
+    estimate_above = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where:
+            connection = connections[self.object_list.db]
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [query.model._meta.db_table]
+                    )
+                    row = cursor.fetchone()
+                if row and row[0] > self.estimate_above:
+                    return int(row[0])
+        return super().count
+
+
+class RecentFilter(admin.SimpleListFilter):
+    """How long ago a row was written, by fixed choices: a range on the indexed time, never a scan of the table for
+    the choices (as a date hierarchy's list of years and months is)."""
+
+    title = "time written"
+    parameter_name = "written"
+    field = "created_at"
+    ranges = {
+        "1h": ("Last hour", timedelta(hours=1)),
+        "24h": ("Last 24 hours", timedelta(days=1)),
+        "7d": ("Last 7 days", timedelta(days=7)),
+        "30d": ("Last 30 days", timedelta(days=30)),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.ranges.items()]
+
+    def queryset(self, request, queryset):
+        if self.value() not in self.ranges:
+            return queryset
+        return queryset.filter(**{f"{self.field}__gte": timezone.now() - self.ranges[self.value()][1]})
+
+
+class LargeTableAdmin(ReadOnlyAdmin):
+    """A read-only changelist of a table that grows with every mission (the ledger, transcripts, events): no full
+    COUNT(*), no filter whose choices are read from the table, and a search that uses an index.
+
+    The search takes a mission's code (its public UUID, shown in its URL): the rows of that mission. Subclasses
+    add exact matches on an indexed field of their own in ``search_exact``."""
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    # Shows the search box; get_search_results does the lookups, each an exact match on an index.
+    search_fields = ["mission__code"]
+    search_exact: list[str] = []
+    search_help_text = "A mission's code (the UUID in its address)."
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = models.Q(pk__in=[])
+        try:
+            code = uuid.UUID(term)
+        except ValueError:
+            pass
+        else:
+            # The mission first, by its unique code: a join on the code would let the database walk the whole
+            # time index looking for that mission's rows.
+            mission_id = Mission.objects.filter(code=code).values_list("id", flat=True).first()
+            if mission_id is not None:
+                matches |= models.Q(mission_id=mission_id)
+        for name in self.search_exact:
+            matches |= models.Q(**{name: term})
+        return queryset.filter(matches), False
 
 
 @admin.register(ModelProfile)
@@ -141,13 +227,40 @@ def _reuse_audit(request, agent: AgentSpec, *, promoted: bool) -> None:
     )
 
 
+# What the code asks models for (the ``purpose`` of a ledger row); a step's calls are "step:<kind>".
+PURPOSES = {
+    "plan_draft": "Plan draft",
+    "plan_vote": "Plan vote",
+    "plan_review": "Plan review (validator)",
+    "speaker_selection": "Speaker selection",
+    "budget_proposal": "Budget proposal",
+    "specialist_design": "Specialist design",
+    "review": "Peer review",
+    **{f"step:{kind}": f"Step: {label}" for kind, label in Step.Kind.choices},
+}
+
+
+class PurposeFilter(admin.SimpleListFilter):
+    """The purposes the code writes, as fixed choices (not a DISTINCT over the whole ledger)."""
+
+    title = "purpose"
+    parameter_name = "purpose"
+
+    def lookups(self, request, model_admin):
+        return list(PURPOSES.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(purpose=self.value()) if self.value() else queryset
+
+
 @admin.register(LLMCall)
-class LLMCallAdmin(ReadOnlyAdmin):
+class LLMCallAdmin(LargeTableAdmin):
     list_display = [
         "created_at",
         "mission",
         "purpose",
         "agent",
+        "step",
         "model_name",
         "status",
         "prompt_tokens",
@@ -156,13 +269,18 @@ class LLMCallAdmin(ReadOnlyAdmin):
         "overrun",
         "latency_ms",
     ]
-    list_filter = ["status", "overrun", "purpose", "model_name"]
-    search_fields = ["mission__title", "mission__code", "purpose", "provider_request_id"]
-    date_hierarchy = "created_at"
+    list_select_related = ["mission", "agent", "step"]
+    # Newest first, on the index agents_llmcall_recent; the id breaks ties within a microsecond.
+    ordering = ["-created_at", "-id"]
+    # Profiles and agents are small tables; model names and purposes are free text in a big one.
+    list_filter = ["status", "overrun", PurposeFilter, "model_profile", RecentFilter]
+    search_exact = ["provider_request_id"]
+    search_help_text = "A mission's code (the UUID in its address) or a provider's request id."
 
 
 @admin.register(AgentMessage)
-class AgentMessageAdmin(ReadOnlyAdmin):
+class AgentMessageAdmin(LargeTableAdmin):
     list_display = ["created_at", "mission", "source", "kind", "step"]
-    list_filter = ["kind"]
-    search_fields = ["mission__title", "source", "content"]
+    list_select_related = ["mission", "step"]
+    ordering = ["-created_at", "-id"]
+    list_filter = ["kind", RecentFilter]

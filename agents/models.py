@@ -238,7 +238,7 @@ class LLMCall(models.Model):
     price_cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
-    provider_request_id = models.CharField(max_length=200, blank=True)
+    provider_request_id = models.CharField(max_length=200, blank=True, db_index=True)
     fingerprint = models.CharField(max_length=64, blank=True, db_index=True, help_text="Hash of the request.")
     response = models.JSONField(null=True, blank=True, help_text="The parsed answer, replayed on a cache hit.")
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -248,6 +248,11 @@ class LLMCall(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The admin's ledger: newest first (paging through 500,000 rows), and its purpose filter's rows and count.
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="agents_llmcall_recent"),
+            models.Index(fields=["purpose", "-created_at"], name="agents_llmcall_purpose"),
+        ]
         verbose_name = "LLM call"
 
     def __str__(self) -> str:
@@ -284,6 +289,8 @@ class AgentMessage(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The admin's transcript list, newest first.
+        indexes = [models.Index(fields=["-created_at", "-id"], name="agents_agentmessage_recent")]
 
     def __str__(self) -> str:
         return f"{self.source}: {self.content[:60]}"

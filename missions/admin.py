@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import transaction
 
-from agents.admin import ReadOnlyAdmin
+from agents.admin import LargeTableAdmin, ReadOnlyAdmin
 from audit.mixins import AuditedAdmin
 from audit.services import audit_values
 from missions.events import event_record
@@ -44,6 +44,7 @@ class MissionAdmin(AuditedAdmin):
         "uses_simulated_model",
         "created_at",
     ]
+    list_select_related = ["requester"]
     list_filter = ["status", "priority", "template", "uses_simulated_model"]
     search_fields = ["title", "request", "code", "requester__username"]
     readonly_fields = [
@@ -90,6 +91,7 @@ class MissionAdmin(AuditedAdmin):
 @admin.register(DecisionCycle)
 class DecisionCycleAdmin(ReadOnlyAdmin):
     list_display = ["mission", "number", "kind", "rounds", "outcome", "started_at"]
+    list_select_related = ["mission"]
     list_filter = ["kind", "outcome"]
     search_fields = ["mission__title", "summary"]
 
@@ -97,6 +99,7 @@ class DecisionCycleAdmin(ReadOnlyAdmin):
 @admin.register(Vote)
 class VoteAdmin(ReadOnlyAdmin):
     list_display = ["cycle", "round", "agent", "stance", "created_at"]
+    list_select_related = ["cycle", "agent"]
     list_filter = ["stance", "agent"]
     search_fields = ["rationale", "cycle__mission__title"]
 
@@ -104,6 +107,7 @@ class VoteAdmin(ReadOnlyAdmin):
 @admin.register(Plan)
 class PlanAdmin(ReadOnlyAdmin):
     list_display = ["mission", "version", "created_at"]
+    list_select_related = ["mission"]
     search_fields = ["mission__title", "summary"]
     inlines = [StepInline]
 
@@ -111,21 +115,22 @@ class PlanAdmin(ReadOnlyAdmin):
 @admin.register(Step)
 class StepAdmin(ReadOnlyAdmin):
     list_display = ["key", "title", "plan", "kind", "role", "agent", "status", "attempt", "finished_at"]
+    list_select_related = ["plan", "agent"]
     list_filter = ["status", "kind", "role"]
     search_fields = ["key", "title", "plan__mission__title"]
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(LargeTableAdmin):
     list_display = ["mission", "seq", "kind", "message", "actor", "actor_agent", "created_at"]
     list_select_related = ["mission", "actor", "actor_agent"]
     list_filter = ["kind"]
-    search_fields = ["mission__title", "mission__code", "message"]
 
 
 @admin.register(TestRun)
 class TestRunAdmin(ReadOnlyAdmin):
     list_display = ["mission", "step", "passed", "failed", "errors", "isolation", "duration_s", "created_at"]
+    list_select_related = ["mission", "step"]
     list_filter = ["isolation", "timed_out"]
     search_fields = ["mission__title", "log"]
 
@@ -133,5 +138,6 @@ class TestRunAdmin(ReadOnlyAdmin):
 @admin.register(KnowledgeEntry)
 class KnowledgeEntryAdmin(AuditedAdmin):
     list_display = ["title", "kind", "mission", "created_at"]
+    list_select_related = ["mission"]
     list_filter = ["kind"]
     search_fields = ["title", "body"]
