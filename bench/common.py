@@ -92,6 +92,7 @@ def machine() -> dict:
         "ram_gb": _ram_gb(),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # other work on a shared machine slows the figures
     }
 
 

@@ -59,6 +59,7 @@ def benchmark_run(name: str, *, smoke: bool = False) -> dict:
 
     module = importlib.import_module(BENCHMARKS[name])
     started = now_iso()
+    before = machine()
     measured = module.run(smoke=smoke)
     figures = measured["figures"]
     goals = [row for row in figures if row["goal"] is not None]
@@ -70,7 +71,7 @@ def benchmark_run(name: str, *, smoke: bool = False) -> dict:
         "date": started,
         "commit": git_commit(),
         "database": connection.vendor,
-        "machine": machine(),
+        "machine": {**before, "load_avg_1m_after": machine()["load_avg_1m"]},
         "size": measured.get("size", {}),
         "figures": figures,
         "goal_met": all(row["met"] for row in goals) if goals else None,
@@ -98,6 +99,12 @@ def _machine_line(result: dict) -> str:
     m = result["machine"]
     ram = f", {m['ram_gb']} GB RAM" if m.get("ram_gb") else ""
     return f"{m['cpu_count']} × {m['cpu_model']}{ram}, Python {m['python']}, {m['os']}"
+
+
+def _load(m: dict) -> str:
+    if m.get("load_avg_1m") is None:
+        return ""
+    return f"; load average {m['load_avg_1m']} before, {m.get('load_avg_1m_after', '?')} after"
 
 
 def markdown_render(results_dir: Path) -> str:
@@ -131,6 +138,7 @@ def markdown_render(results_dir: Path) -> str:
             "",
             f"Measured {result['date']} on {result['database']}, commit `{result['commit'][:12]}`"
             + (f"; {size}" if size else "")
+            + _load(result["machine"])
             + (" — **smoke size, not a real measurement**" if result.get("smoke") else "")
             + ".",
             "",

@@ -9,6 +9,7 @@ much of the rest is git. Run through the harness: ``make bench`` or ``python ben
 """
 
 import os
+import shlex
 import stat
 import tempfile
 from decimal import Decimal
@@ -18,14 +19,29 @@ from common import Worker, figure, mission_wait, percentile, seed_company
 
 GOAL_STEP_P50_MS = 25
 CONCURRENCY = 2
+# Logs start and end (seconds) and the quoted arguments of every call, then passes git's exit status on.
+# The log's path is written into the script: the workspace runs git in a clean environment (only PATH kept).
 GIT_WRAPPER = """#!/bin/bash
-# Logs start, end (seconds) and the git command of every call, then passes the exit status on.
 start=$EPOCHREALTIME
 {git} "$@"
 status=$?
-echo "$start $EPOCHREALTIME $1" >> "$BENCH_GIT_LOG"
+{{ printf '%s %s' "$start" "$EPOCHREALTIME"; printf ' %q' "$@"; echo; }} >> {log}
 exit $status
 """
+GIT_VALUED_OPTIONS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace"}
+
+
+def git_subcommand(arguments: list[str]) -> str:
+    """The subcommand of a git call (``commit`` in ``git -c a=b -C dir commit -m x``)."""
+    skip = False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument in GIT_VALUED_OPTIONS:
+            skip = True
+        elif not argument.startswith("-"):
+            return argument
+    return "?"
 
 
 def _ms(delta) -> float:
@@ -53,33 +69,39 @@ def _missions_run(user, count: int, *, label: str) -> list:
 
 
 def step_rows(missions: list) -> list[dict]:
-    """Per step: wall, model and sandbox milliseconds, the overhead they leave, and what happened meanwhile."""
-    from django.db.models import Count, Sum
+    """Per step (its last, successful attempt): wall, model and sandbox milliseconds, the overhead they leave,
+    what happened meanwhile, and how long it waited for a worker once it was ready."""
+    from django.db.models import Sum
 
+    from agents.models import LLMCall
     from missions.models import Event, Step
 
     rows = []
-    steps = Step.objects.filter(plan__mission__in=missions).select_related("plan__mission")
-    steps = steps.annotate(model_ms=Sum("llmcall__latency_ms"), calls=Count("llmcall", distinct=True))
-    for step in steps:
-        sandbox_ms = sum(run.duration_s for run in step.test_runs.all()) * 1000
-        wall_ms = _ms(step.finished_at - step.started_at)
-        model_ms = float(step.model_ms or 0)
-        events = Event.objects.filter(
-            mission=step.plan.mission, created_at__gte=step.started_at, created_at__lte=step.finished_at
-        ).count()
-        rows.append(
-            {
-                "step": step.key,
-                "wall_ms": round(wall_ms, 1),
-                "model_ms": model_ms,
-                "sandbox_ms": round(sandbox_ms, 1),
-                "overhead_ms": round(wall_ms - model_ms - sandbox_ms, 1),
-                "model_calls": step.calls,
-                "test_runs": step.test_runs.count(),
-                "events": events,
-            }
-        )
+    for mission in missions:
+        executing = mission.events.filter(kind=Event.Kind.STATUS, data__status="executing").order_by("seq").first()
+        steps = {step.key: step for step in Step.objects.filter(plan__mission=mission)}
+        for step in steps.values():
+            span = {"created_at__gte": step.started_at, "created_at__lte": step.finished_at}
+            calls = LLMCall.objects.filter(step=step, **span)  # not an earlier, failed attempt's calls
+            model_ms = float(calls.aggregate(total=Sum("latency_ms"))["total"] or 0)
+            runs = list(step.test_runs.filter(**span))
+            sandbox_ms = sum(run.duration_s for run in runs) * 1000
+            wall_ms = _ms(step.finished_at - step.started_at)
+            ready_at = max((steps[key].finished_at for key in step.depends_on), default=executing.created_at)
+            rows.append(
+                {
+                    "step": step.key,
+                    "attempt": step.attempt,
+                    "wall_ms": round(wall_ms, 1),
+                    "model_ms": model_ms,
+                    "sandbox_ms": round(sandbox_ms, 1),
+                    "overhead_ms": round(wall_ms - model_ms - sandbox_ms, 1),
+                    "model_calls": calls.count(),
+                    "test_runs": len(runs),
+                    "events": Event.objects.filter(mission=mission, **span).count(),
+                    "ready_to_claimed_ms": round(_ms(step.started_at - ready_at), 1),
+                }
+            )
     return rows
 
 
@@ -114,35 +136,46 @@ def mission_rows(missions: list) -> list[dict]:
     return rows
 
 
-def _git_trace(sim, user, count: int) -> dict:
-    """Missions run with a logging git wrapper first on the worker's PATH: git calls and time per mission."""
+def git_wrapper_install(directory: Path) -> Path:
+    """A logging ``git`` in ``directory`` (put it first on PATH); returns the log it appends to."""
     import shutil
 
-    real_git = shutil.which("git")
-    with tempfile.TemporaryDirectory(prefix="bench-git-") as scratch:
-        wrapper = Path(scratch) / "git"
-        wrapper.write_text(GIT_WRAPPER.format(git=real_git))
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-        log = Path(scratch) / "git.log"
-        log.touch()
-        path = f"{scratch}{os.pathsep}{os.environ.get('PATH', '')}"
-        with Worker(llm_base_url=sim.base_url, concurrency=CONCURRENCY, PATH=path, BENCH_GIT_LOG=str(log)):
-            log.write_text("")  # from here on: only the traced missions' calls
-            _missions_run(user, count, label="git trace")
-        lines = [line.split() for line in log.read_text().splitlines() if line.strip()]
+    log = directory / "git.log"
+    log.touch()
+    wrapper = directory / "git"
+    wrapper.write_text(GIT_WRAPPER.format(git=shlex.quote(shutil.which("git")), log=shlex.quote(str(log))))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return log
+
+
+def git_log_summary(log: Path, missions: int) -> dict:
+    """Calls, time and subcommands in a wrapper's log, per mission."""
     commands: dict[str, int] = {}
-    total_ms = 0.0
-    for start, end, *command in lines:
+    calls, total_ms = 0, 0.0
+    for line in log.read_text().splitlines():
+        start, end, *arguments = line.split()
+        calls += 1
         total_ms += (float(end) - float(start)) * 1000
-        name = command[0] if command else "?"
+        name = git_subcommand(arguments)
         commands[name] = commands.get(name, 0) + 1
     return {
-        "missions": count,
-        "git_calls_per_mission": round(len(lines) / count, 1),
-        "git_ms_per_mission": round(total_ms / count, 1),
-        "first_argument_counts": dict(sorted(commands.items(), key=lambda item: -item[1])),
-        "note": "git's first argument (often -C or a subcommand); the wrapper's own bash start is not counted",
+        "missions": missions,
+        "git_calls_per_mission": round(calls / missions, 1),
+        "git_ms_per_mission": round(total_ms / missions, 1),
+        "subcommands": dict(sorted(commands.items(), key=lambda item: -item[1])),
+        "note": "all traced missions together; the wrapper's own bash start is not counted in the time",
     }
+
+
+def _git_trace(sim, user, count: int) -> dict:
+    """Missions run with a logging git wrapper first on the worker's PATH: git calls and time per mission."""
+    with tempfile.TemporaryDirectory(prefix="bench-git-") as scratch:
+        log = git_wrapper_install(Path(scratch))
+        path = f"{scratch}{os.pathsep}{os.environ.get('PATH', '')}"
+        with Worker(llm_base_url=sim.base_url, concurrency=CONCURRENCY, PATH=path):
+            log.write_text("")  # from here on: only the traced missions' calls
+            _missions_run(user, count, label="git trace")
+        return git_log_summary(log, count)
 
 
 def run(*, smoke: bool = False) -> dict:
@@ -163,7 +196,8 @@ def run(*, smoke: bool = False) -> dict:
     where = (
         f"a median step: {median['wall_ms']:.0f} ms wall = {median['model_ms']:.0f} ms model "
         f"({median['model_calls']} calls) + {median['sandbox_ms']:.0f} ms sandbox + {median['overhead_ms']:.0f} ms "
-        f"else, with {median['events']} events"
+        f"else, with {median['events']} events; a ready step waits "
+        f"{percentile([row['ready_to_claimed_ms'] for row in steps], 50):.0f} ms p50 to be claimed (not in its wall)"
     )
     if git:
         where += f"; {git['git_calls_per_mission']:.0f} git calls taking {git['git_ms_per_mission']:.0f} ms a mission"
@@ -181,6 +215,8 @@ def run(*, smoke: bool = False) -> dict:
         ),
         figure("events per step p50", percentile([row["events"] for row in steps], 50), "events"),
         figure("model calls per step p50", percentile([row["model_calls"] for row in steps], 50), "calls"),
+        figure("step ready → claimed p50", percentile([row["ready_to_claimed_ms"] for row in steps], 50), "ms"),
+        figure("steps that needed a second attempt", sum(row["attempt"] > 1 for row in steps), "steps"),
     ]
     if git:
         figures += [

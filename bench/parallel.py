@@ -31,14 +31,42 @@ def _plan(keys: tuple[str, ...]) -> dict:
     return {"summary": f"{len(keys)} independent modules side by side.", "steps": steps}
 
 
-def mission_figures(mission) -> dict:
-    """Execution wall, critical path and serial sum of one finished mission, in milliseconds."""
+def best_schedule_ms(durations: list[float], slots: int) -> float:
+    """The shortest makespan of these independent steps on ``slots`` workers (exhaustive: plans are small)."""
+    best = sum(durations)
+    loads = [0.0] * slots
+
+    def place(index: int) -> None:
+        nonlocal best
+        if index == len(durations):
+            best = min(best, max(loads))
+            return
+        tried = set()
+        for slot in range(slots):
+            if loads[slot] in tried or loads[slot] + durations[index] >= best:
+                continue  # an equally loaded slot gives the same schedules; a longer one cannot win
+            tried.add(loads[slot])
+            loads[slot] += durations[index]
+            place(index + 1)
+            loads[slot] -= durations[index]
+
+    place(0)
+    return best
+
+
+def mission_figures(mission, slots: int) -> dict:
+    """Execution wall, critical path, serial sum and best schedule of one finished mission, in milliseconds.
+
+    Step durations are of each step's last (successful) attempt; a step that ran twice counts in ``retried``.
+    """
     from missions.models import Event, Step
 
     executing = mission.events.filter(kind=Event.Kind.STATUS, data__status="executing").order_by("seq").first()
     steps = list(Step.objects.filter(plan__mission=mission, status=Step.Status.SUCCEEDED))
     durations = [(s.finished_at - s.started_at).total_seconds() * 1000 for s in steps]
     wall = (max(s.finished_at for s in steps) - executing.created_at).total_seconds() * 1000
+    best = best_schedule_ms(sorted(durations, reverse=True), slots)
+    failures = mission.events.filter(kind=Event.Kind.STEP, message__contains="failed (attempt")
     return {
         "mission": str(mission.code),
         "steps": len(steps),
@@ -48,6 +76,10 @@ def mission_figures(mission) -> dict:
         "step_ms": sorted(round(d, 1) for d in durations),
         "wall_over_critical": round(wall / max(durations), 3),
         "wall_over_serial": round(wall / sum(durations), 3),
+        "best_schedule_ms": round(best, 1),
+        "wall_over_best_schedule": round(wall / best, 3),
+        "retried": sum(s.attempt > 1 for s in steps),
+        "failed_attempts": [e.message[:300] for e in failures],
     }
 
 
@@ -77,37 +109,10 @@ def run(*, smoke: bool = False, concurrencies: tuple[int, ...] = (2, 4)) -> dict
                     status = mission_wait(mission, timeout_s=600)
                     if status != Mission.Status.COMPLETED:
                         raise RuntimeError(f"mission {mission.code} ended {status}: {mission.failure_reason}")
-                    measured[concurrency].append(mission_figures(mission))
+                    measured[concurrency].append(mission_figures(mission, concurrency))
     figures = []
     for concurrency, rows in measured.items():
-        critical = percentile([row["wall_over_critical"] for row in rows], 50)
-        serial = percentile([row["wall_over_serial"] for row in rows], 50)
-        slots = f"{len(keys)} independent steps on {concurrency} worker slots"
-        reason = (
-            f"{slots}: about {len(keys) / concurrency:.1f}× the critical path when the steps take as long as each "
-            "other, whatever the engine does"
-            if concurrency < len(keys)
-            else f"{critical:.2f}× with a slot for every step: dispatch and contention on {_cpus()} CPUs"
-        )
-        figures.append(
-            figure(f"wall / critical path at -c {concurrency}", critical, "×", goal=GOAL_CRITICAL, gap=reason)
-        )
-        serial_reason = (
-            f"{slots}: at best {1 / concurrency:.2f} of the serial sum, whatever the engine does"
-            if concurrency < len(keys)
-            else f"{serial:.2f} of the serial sum with a slot for every step"
-        )
-        figures.append(
-            figure(f"wall / serial sum at -c {concurrency}", serial, "×", goal=GOAL_SERIAL, gap=serial_reason)
-        )
-        figures.append(
-            figure(
-                f"execution wall p50 at -c {concurrency}", percentile([r["execution_wall_ms"] for r in rows], 50), "ms"
-            )
-        )
-        figures.append(
-            figure(f"step wall p50 at -c {concurrency}", percentile([d for r in rows for d in r["step_ms"]], 50), "ms")
-        )
+        figures += _figures(concurrency, rows, len(keys))
     return {
         "title": "Parallel plans",
         "goal": f"{len(keys)} independent steps, {latency_ms} ms model latency: execution wall / critical path "
@@ -118,7 +123,30 @@ def run(*, smoke: bool = False, concurrencies: tuple[int, ...] = (2, 4)) -> dict
     }
 
 
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 1
+def _figures(concurrency: int, rows: list[dict], steps: int) -> list[dict]:
+    """The figures at one concurrency, with the reason a missed goal is missed: slots, retries, the rest."""
+    critical = percentile([row["wall_over_critical"] for row in rows], 50)
+    serial = percentile([row["wall_over_serial"] for row in rows], 50)
+    over_best = percentile([row["wall_over_best_schedule"] for row in rows], 50)
+    floor = percentile([row["best_schedule_ms"] / row["critical_path_ms"] for row in rows], 50)
+    retried = sum(row["retried"] for row in rows)
+    reasons = []
+    if concurrency < steps:
+        reasons.append(
+            f"{steps} independent steps on {concurrency} worker slots: the best schedule of the measured steps is "
+            f"{floor:.2f}× the critical path, whatever the engine does"
+        )
+    reasons.append(f"measured {over_best:.2f}× that best schedule")
+    if retried:
+        reasons.append(
+            f"{retried} step(s) in {len(rows)} mission(s) failed an attempt and ran again (see failed_attempts)"
+        )
+    reason = "; ".join(reasons)
+    return [
+        figure(f"wall / critical path at -c {concurrency}", critical, "×", goal=GOAL_CRITICAL, gap=reason),
+        figure(f"wall / serial sum at -c {concurrency}", serial, "×", goal=GOAL_SERIAL, gap=reason),
+        figure(f"wall / best schedule at -c {concurrency}", over_best, "×"),
+        figure(f"execution wall p50 at -c {concurrency}", percentile([r["execution_wall_ms"] for r in rows], 50), "ms"),
+        figure(f"step wall p50 at -c {concurrency}", percentile([d for r in rows for d in r["step_ms"]], 50), "ms"),
+        figure(f"steps run twice at -c {concurrency}", retried, "steps"),
+    ]

@@ -11,7 +11,7 @@ sys.path.insert(0, str(BENCH))  # the benchmarks import bench/common.py as `comm
 
 import harness  # noqa: E402 - bench/harness.py
 
-MACHINE_FIELDS = {"cpu_count", "cpu_model", "ram_gb", "python", "os"}
+MACHINE_FIELDS = {"cpu_count", "cpu_model", "ram_gb", "python", "os", "load_avg_1m", "load_avg_1m_after"}
 RESULT_FIELDS = {"benchmark", "title", "goal", "smoke", "date", "commit", "database", "machine", "size"}
 RESULT_FIELDS |= {"figures", "goal_met", "gaps", "details"}
 FIGURE_FIELDS = {"name", "value", "unit", "goal", "goal_op", "met"}
@@ -59,8 +59,26 @@ def test_it_measures_a_parallel_plan_against_its_critical_path_and_serial_sum(tm
     result = _written("parallel", tmp_path)
     _check(result, "parallel", {"wall / critical path at -c 2", "wall / serial sum at -c 2"})
     (mission,) = result["details"]["missions"]["c2"]
-    assert mission["steps"] == 2 and mission["critical_path_ms"] <= mission["serial_sum_ms"]
+    assert mission["steps"] == 2
+    assert mission["critical_path_ms"] <= mission["best_schedule_ms"] <= mission["serial_sum_ms"]
     assert mission["wall_over_serial"] == pytest.approx(mission["execution_wall_ms"] / mission["serial_sum_ms"], 0.01)
+
+
+@pytest.mark.parametrize(
+    ("durations", "slots", "best"),
+    [
+        ([5, 5, 5, 5], 2, 10),
+        ([3, 3, 2, 2, 2], 2, 6),  # 3+3 and 2+2+2, not the longest-first greedy 3+2+2 / 3+2
+        ([7, 5, 4, 3, 3], 2, 11),
+        ([6, 5, 4, 3], 4, 6),
+        ([6, 5, 4, 3], 1, 18),
+    ],
+)
+def test_it_finds_the_best_schedule_of_independent_steps(durations, slots, best):
+    """The floor of a parallel plan on a few workers: the shortest makespan, found exhaustively."""
+    import parallel
+
+    assert parallel.best_schedule_ms(durations, slots) == best
 
 
 @pytest.mark.django_db
@@ -109,3 +127,22 @@ def test_it_renders_a_table_per_benchmark_with_the_gaps_and_what_is_not_built(tm
     assert "| 2. Parallel plans | built: goal met |" in text
     assert "| 6. Burst | not built:" in text
     assert "`bench/results/repo_tools.json`" in text
+
+
+def test_it_counts_git_calls_through_the_wrapper(tmp_path):
+    """The overhead benchmark's git wrapper runs git, passes its exit status on and logs subcommand and time."""
+    import os
+    import subprocess
+
+    import overhead
+
+    log = overhead.git_wrapper_install(tmp_path)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    repo = tmp_path / "repo"
+    wrapper = str(tmp_path / "git")
+    subprocess.run([wrapper, "-c", "init.defaultBranch=main", "init", "-q", str(repo)], env=env, check=True)
+    failed = subprocess.run([wrapper, "-C", str(repo), "rev-parse", "HEAD"], env=env, capture_output=True)
+    assert failed.returncode == 128  # no commit yet: git's own status, not the wrapper's
+    summary = overhead.git_log_summary(log, missions=2)
+    assert summary["subcommands"] == {"init": 1, "rev-parse": 1}
+    assert summary["git_calls_per_mission"] == 1.0 and summary["git_ms_per_mission"] > 0
