@@ -1,7 +1,8 @@
 """Benchmark: the approval queue with 825 pending gates (the issue-9 measurement: 830 queries, 851 ms before).
 
-Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/gate_queue.py
-Writes bench/results/gate_queue_<database>.json. Creates throwaway users, missions and gates and
+Run: ``make bench BENCH_ARGS=gate_queue`` (the harness: bench/results/gate_queue.json, BENCHMARKS.md), or by hand
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/<scratch> .venv/bin/python bench/gate_queue.py, which
+writes bench/results/gate_queue_<database>.json. Creates throwaway users, missions and gates and
 deletes them afterwards.
 """
 

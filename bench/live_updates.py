@@ -1,7 +1,8 @@
 """Benchmark: cost of one live update (record an event, render the fragments a socket sends).
 
-Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/live_updates.py
-Writes bench/results/live_updates_<database>.json. Uses a throwaway mission, left cancelled afterwards
+Run: ``make bench BENCH_ARGS=live_updates`` (the harness: bench/results/live_updates.json, BENCHMARKS.md), or by hand
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/<scratch> .venv/bin/python bench/live_updates.py, which
+writes bench/results/live_updates_<database>.json. Uses a throwaway mission, left cancelled afterwards
 (its events are append-only).
 """
 
