@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean
+.PHONY: run test bench lint format clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ run: $(STAMP)
 test: $(STAMP)
 	bash scripts/system-deps.sh test
 	$(BIN)/python scripts/test.py $(PYTEST_ARGS)
+
+# Benchmarks (issue 11): not part of `make test`; writes bench/results/*.json and BENCHMARKS.md.
+# Set DATABASE_URL for PostgreSQL figures; BENCH_ARGS="overhead --smoke" runs one benchmark, smallest size.
+bench: $(STAMP)
+	bash scripts/system-deps.sh test
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
