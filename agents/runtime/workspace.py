@@ -84,6 +84,7 @@ _ALLOWED_CONFIG = re.compile(
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
 CONFLICTS_FILE = "mo-conflicts"  # under .git: the files a merge left conflicted, until it is committed
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,120}$")
+_PUSH_RACED = ("non-fast-forward", "fetch first", "[rejected]", "stale info", "cannot lock ref", "failed to update ref")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -542,7 +543,9 @@ class Workspace:
         try:
             self._git("push", "-q", "--", remote, f"HEAD:refs/heads/{branch}")
         except WorkspaceError as error:
-            if any(sign in str(error) for sign in ("non-fast-forward", "fetch first", "[rejected]", "stale info")):
+            # A branch that moved, or one another step's push is updating right now ("cannot lock ref"): the
+            # caller fetches, merges and tries again instead of failing the step and paying for it twice.
+            if any(sign in str(error) for sign in _PUSH_RACED):
                 return False
             raise
         return True

@@ -284,3 +284,22 @@ def test_a_command_running_transport_is_refused_even_where_no_check_ran_before(w
     with pytest.raises(WorkspaceError):
         ws.fetch_branch("main", remote=f"ext::sh -c touch% {marker}")
     assert not marker.exists()
+
+
+def test_push_head_reports_a_ref_another_push_holds_as_moved(ws: Workspace, tmp_path: Path) -> None:
+    """Two steps pushing the mission branch at once: the loser sees "cannot lock ref" and must fetch, merge and
+    retry (False), not fail the step and pay for its model calls again."""
+    remote = tmp_path / "store.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(ws.root, "remote", "add", "origin", str(remote))
+    ws.write_file("a.py", "a = 1\n")
+    ws.commit("a")
+    assert ws.push_head("missions/m1") is True
+    lock = remote / "refs" / "heads" / "missions" / "m1.lock"
+    lock.write_text("")  # what git leaves while another push updates the ref
+    ws.write_file("b.py", "b = 2\n")
+    ws.commit("b")
+    assert ws.push_head("missions/m1") is False
+    lock.unlink()
+    assert ws.push_head("missions/m1") is True
+    assert git(remote, "rev-parse", "refs/heads/missions/m1").strip() == ws.head()
