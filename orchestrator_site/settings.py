@@ -25,6 +25,7 @@ from orchestrator_site.env import (
     env_list,
     env_str,
     env_url,
+    env_worker_concurrency,
     redact_url,
 )
 
@@ -212,6 +213,8 @@ CELERY_RESULT_BACKEND = None  # results are never read: state lives in the datab
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Processes per worker (`celery worker` without -c reads it; make run passes it as -c); see env.py for the default.
+CELERY_WORKER_CONCURRENCY = env_worker_concurrency()
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "orchestrator")
 # A worker waits out a Redis outage of any length instead of exiting after 100 attempts (Celery's default).
