@@ -187,7 +187,7 @@ def mission_submit(
                 actor=requester,
             )
             # robust: a broker outage must not turn a saved mission into a 500; the reaper starts it later.
-            transaction.on_commit(lambda: mission_start(mission.pk), robust=True)
+            transaction.on_commit(lambda: mission_start(mission.pk, filed=True), robust=True)
     except BaseException:
         if project is not None:  # refused (a duplicate) or failed: no branch without its mission
             _project_branch_remove(project=project, code=code)
@@ -260,11 +260,16 @@ def _refuse_duplicate(
             raise DuplicateMissionError(mission)
 
 
-def mission_start(mission_id: int) -> None:
-    """Ask a worker to advance the mission; call after commit."""
+def mission_start(mission_id: int, *, filed: bool = False) -> None:
+    """Ask a worker to advance the mission; call after commit.
+
+    The first task of a mission just ``filed`` waits until no task of a mission under way does
+    (settings.TASK_PRIORITY_NEW_MISSION); a gate decided or a budget raised continues work under way.
+    """
     from missions.tasks import advance_mission
 
-    advance_mission.delay(mission_id)
+    priority = settings.TASK_PRIORITY_NEW_MISSION if filed else settings.TASK_PRIORITY_UNDER_WAY
+    advance_mission.apply_async((mission_id,), priority=priority)
 
 
 def mission_transition(

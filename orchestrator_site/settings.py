@@ -25,6 +25,7 @@ from orchestrator_site.env import (
     env_list,
     env_str,
     env_url,
+    env_worker_concurrency,
     redact_url,
 )
 
@@ -212,6 +213,8 @@ CELERY_RESULT_BACKEND = None  # results are never read: state lives in the datab
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Processes per worker (`celery worker` without -c reads it; make run passes it as -c); see env.py for the default.
+CELERY_WORKER_CONCURRENCY = env_worker_concurrency()
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "orchestrator")
 # A worker waits out a Redis outage of any length instead of exiting after 100 attempts (Celery's default).
@@ -224,7 +227,20 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Enqueuing the next phase rides out a Redis restart (about 20 s of retries) instead of failing the task
 # that finished a step; past that the reaper starts the quiet mission again.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5, "interval_max": 3}
+# Work of missions already under way runs before the first task of a mission just filed
+# (missions.services.mission_start): a burst of new missions must not hold up steps and gates of missions
+# people are already waiting for. The Redis transport keeps one list per priority step, `<queue>` for 0 and
+# `<queue>\x06\x169` for 9, and every worker's BRPOP names them in that order, so a waiting task of 0 is
+# always taken first (0 is Redis' highest priority). Running tasks are not interrupted: with
+# WORKER_CONCURRENCY processes busy planning new missions, the next free one takes the started work.
+# (Mission.priority, the requester's label, takes no part in this.)
+TASK_PRIORITY_UNDER_WAY = 0
+TASK_PRIORITY_NEW_MISSION = 9
+CELERY_TASK_DEFAULT_PRIORITY = TASK_PRIORITY_UNDER_WAY
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "priority_steps": [TASK_PRIORITY_UNDER_WAY, TASK_PRIORITY_NEW_MISSION],
+    # As Celery's "Redis Message Priorities" asks; with one queue it changes nothing, with several it keeps -Q's order.
+    "queue_order_strategy": "priority",
     # Longer than the longest step, so a slow step is not delivered twice.
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
     # Bounds a publish or ack on a dead connection; the worker's own BRPOP waits 1 s (kombu's brpop_timeout).

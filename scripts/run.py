@@ -4,7 +4,7 @@
    redis-server on a free port (or instructions to install one).
 2. Model: LLM_BASE_URL if set; else the bundled simulated server on a free port.
 3. migrate and seed_demo (demo password kept in DATA_DIR so logins stay the same).
-4. daphne (HTTP + websockets), a Celery worker and Celery beat.
+4. daphne (HTTP + websockets), a Celery worker (WORKER_CONCURRENCY processes) and Celery beat.
 5. Watch them: a worker or beat that exits is started again after a backoff (at most
    RESTART_LIMIT times in RESTART_WINDOW_S); daphne, Redis or the model server exiting stops everything.
 """
@@ -149,6 +149,24 @@ def ensure_model(env: dict) -> None:
     env["LLM_SIMULATED"] = "1"
 
 
+def worker_concurrency(env: dict) -> int:
+    """WORKER_CONCURRENCY from ``env`` (1-64, default from the CPUs: orchestrator_site/env.py); exit if bad."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from orchestrator_site.env import env_worker_concurrency
+
+    try:
+        return env_worker_concurrency(env)
+    except ImproperlyConfigured as error:
+        sys.exit(f"[run] {error}")
+
+
+def worker_argv(env: dict, *, concurrency: int) -> list[str]:
+    """The Celery worker's command line: ``concurrency`` processes on this instance's queue."""
+    queue = env.get("CELERY_QUEUE", "orchestrator")
+    return [PY, "-m", "celery", "-A", "orchestrator_site", "worker", "-l", "info", "-c", str(concurrency), "-Q", queue]
+
+
 def demo_password(data_dir: Path) -> str:
     path = data_dir / "demo_password"
     if not path.exists():
@@ -159,6 +177,7 @@ def demo_password(data_dir: Path) -> str:
 
 def main() -> None:
     env = dict(os.environ)
+    concurrency = worker_concurrency(env)  # before anything starts: a bad value stops us with its name
     data_dir = Path(env.setdefault("DATA_DIR", str(ROOT / "data"))).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env.setdefault("DEMO_PASSWORD", demo_password(data_dir))
@@ -169,24 +188,7 @@ def main() -> None:
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run([*manage, "seed_demo"], cwd=ROOT, env=env, check=True)
     start("web", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "orchestrator_site.asgi:application"], env=env)
-    start(
-        "worker",
-        [
-            PY,
-            "-m",
-            "celery",
-            "-A",
-            "orchestrator_site",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            "2",
-            "-Q",
-            env.get("CELERY_QUEUE", "orchestrator"),
-        ],
-        env=env,
-    )
+    start("worker", worker_argv(env, concurrency=concurrency), env=env)
     start(
         "beat",
         [

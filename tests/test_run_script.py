@@ -65,3 +65,43 @@ def test_it_starts_the_simulated_model_as_slow_as_asked(run):
     root = env["LLM_BASE_URL"].removesuffix("/v1")
     with urllib.request.urlopen(f"{root}/_sim/latency", timeout=5) as response:  # noqa: S310 - the local sim
         assert json.loads(response.read()) == {"latency_ms": 5.0, "chunk_delay_ms": 120.0, "roles": None}
+
+
+def test_it_starts_the_worker_with_worker_concurrency_processes(run):
+    """The worker's command line carries -c WORKER_CONCURRENCY and consumes this instance's queue."""
+    env = {"WORKER_CONCURRENCY": "7", "CELERY_QUEUE": "mo-elsewhere"}
+    argv = run.worker_argv(env, concurrency=run.worker_concurrency(env))
+    assert argv[argv.index("-c") + 1] == "7"
+    assert argv[argv.index("-Q") + 1] == "mo-elsewhere"
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 4), (2, 4), (3, 6), (6, 12), (8, 16), (64, 16)])
+def test_it_defaults_worker_concurrency_to_twice_the_cpus_from_4_to_16(run, monkeypatch, cpus, expected):
+    """Unset or empty, WORKER_CONCURRENCY is 2 x the CPUs this process may use, at least 4, at most 16."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    for env in ({}, {"WORKER_CONCURRENCY": ""}):
+        assert run.worker_concurrency(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "[run] WORKER_CONCURRENCY must be between 1 and 64, got 0."),
+        ("65", "[run] WORKER_CONCURRENCY must be between 1 and 64, got 65."),
+        ("-2", "[run] WORKER_CONCURRENCY must be between 1 and 64, got -2."),
+        ("four", "[run] WORKER_CONCURRENCY must be a whole number, got 'four'."),
+        ("2.5", "[run] WORKER_CONCURRENCY must be a whole number, got '2.5'."),
+    ],
+)
+def test_it_refuses_a_bad_worker_concurrency_before_starting_anything(run, monkeypatch, value, message):
+    """A bad WORKER_CONCURRENCY stops make run at once with a message naming it; nothing was started."""
+    monkeypatch.setenv("WORKER_CONCURRENCY", value)
+    with pytest.raises(SystemExit) as stopped:
+        run.main()
+    assert stopped.value.code == message
+    assert run.children == []
+
+
+def test_it_accepts_the_worker_concurrency_bounds(run):
+    """1 and 64 are allowed."""
+    assert [run.worker_concurrency({"WORKER_CONCURRENCY": v}) for v in ("1", "64", " 12 ")] == [1, 64, 12]

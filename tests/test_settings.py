@@ -248,6 +248,7 @@ def test_it_flags_development_settings_in_the_deploy_check():
         ({"SANDBOX_MEMORY_MB": "lots"}, "SANDBOX_MEMORY_MB must be a whole number, got 'lots'."),
         ({"GIT_TIMEOUT_S": "1"}, "GIT_TIMEOUT_S"),
         ({"REVIEW_MAX_ROUNDS": "0"}, "REVIEW_MAX_ROUNDS must be between 1 and 10, got 0."),
+        ({"WORKER_CONCURRENCY": "65"}, "WORKER_CONCURRENCY must be between 1 and 64, got 65."),
     ],
 )
 def test_it_refuses_to_start_when_misconfigured(changes, message):
@@ -256,6 +257,21 @@ def test_it_refuses_to_start_when_misconfigured(changes, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+def test_it_sets_the_concurrency_of_a_worker_started_without_c():
+    """A `celery worker` with no -c (docker compose's) runs WORKER_CONCURRENCY processes, read by the settings."""
+    code = "from orchestrator_site.celery import app; print(app.conf.worker_concurrency)"
+    env = _production_env(WORKER_CONCURRENCY="5", DJANGO_SETTINGS_MODULE="orchestrator_site.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.strip() == "5", result.stderr
 
 
 def test_it_keeps_a_generated_secret_key_in_development(tmp_path):

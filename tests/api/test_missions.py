@@ -38,7 +38,7 @@ def test_it_files_a_free_text_mission_as_the_form_does(client, company, pm, djan
     assert mission.require_deploy_approval and not mission.require_plan_approval
     assert data["status"] == "queued" and data["budget_usd"] == "2.50" and data["url"] == mission.get_absolute_url()
     assert mission.events.filter(kind=Event.Kind.SUBMITTED).count() == 1
-    start.assert_called_once_with(mission.pk)  # as for the browser's form
+    start.assert_called_once_with(mission.pk, filed=True)  # as for the browser's form
 
 
 def test_it_files_a_template_mission_with_variables(client, company, pm):

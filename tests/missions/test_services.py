@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 
 from missions.events import event_record
 from missions.models import Event, Mission, MissionTemplate
@@ -123,14 +124,14 @@ def test_it_keeps_the_boundary_budgets(company, pm):
 
 
 def test_it_registers_the_start_on_commit(company, pm, django_capture_on_commit_callbacks, monkeypatch):
-    """The mission is enqueued only once the transaction commits, exactly once."""
+    """The mission is enqueued only once the transaction commits, exactly once, behind work under way."""
     import missions.tasks
 
     started = []
 
     class FakeTask:
-        def delay(self, mission_id):
-            started.append(mission_id)
+        def apply_async(self, args, priority):
+            started.append((*args, priority))
 
     monkeypatch.setattr(missions.tasks, "advance_mission", FakeTask())
     monkeypatch.setattr("missions.events._notify", lambda group, seq: None)
@@ -139,7 +140,7 @@ def test_it_registers_the_start_on_commit(company, pm, django_capture_on_commit_
     assert started == []  # nothing before commit
     for callback in callbacks:
         callback()
-    assert started == [mission.pk]
+    assert started == [(mission.pk, settings.TASK_PRIORITY_NEW_MISSION)]
 
 
 # --- Transitions ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from agents.models import AgentMessage
@@ -325,15 +326,15 @@ def test_it_files_a_free_text_mission(client, company, pm, django_capture_on_com
 def test_it_starts_the_mission_exactly_once_on_commit(
     client, company, pm, django_capture_on_commit_callbacks, monkeypatch
 ):
-    """Running the on-commit callbacks enqueues advance_mission once, for the new mission."""
+    """Running the on-commit callbacks enqueues advance_mission once, for the new mission, behind work under way."""
     import missions.events
     import missions.tasks
 
     started, notified = [], []
 
     class FakeTask:
-        def delay(self, mission_id):
-            started.append(mission_id)
+        def apply_async(self, args, priority):
+            started.append((*args, priority))
 
     monkeypatch.setattr(missions.tasks, "advance_mission", FakeTask())
     monkeypatch.setattr(missions.events, "_notify", lambda group, seq: notified.append((group, seq)))
@@ -342,7 +343,7 @@ def test_it_starts_the_mission_exactly_once_on_commit(
         client.post(NEW_URL, _valid_post())
 
     mission = Mission.objects.get()
-    assert started == [mission.pk]
+    assert started == [(mission.pk, settings.TASK_PRIORITY_NEW_MISSION)]
     assert notified == [(mission.group_name, 1)]
 
 

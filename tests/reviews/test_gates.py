@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 
 from missions.models import Event, Mission
 from reviews.gates import GateError, gate_decide, gate_open
@@ -91,17 +92,18 @@ def test_it_ends_the_mission_when_a_gate_is_rejected(pm, reviewer, kind, waiting
 def test_it_moves_the_mission_on_and_restarts_the_engine(
     pm, reviewer, django_capture_on_commit_callbacks, monkeypatch, kind, waiting, decision, after
 ):
-    """An approval (or revision request) moves the mission to the next phase and queues advance_mission once."""
+    """An approval (or revision request) moves the mission to the next phase and queues advance_mission once,
+    as work under way (before missions just filed)."""
     from missions.tasks import advance_mission
 
     started = []
-    monkeypatch.setattr(advance_mission, "delay", lambda mission_id: started.append(mission_id))
+    monkeypatch.setattr(advance_mission, "apply_async", lambda args, priority: started.append((*args, priority)))
     mission, gate = _waiting(pm, waiting, kind)
     with django_capture_on_commit_callbacks(execute=True):
         gate_decide(gate=gate, by=reviewer, decision=decision, comment="Please add rate limiting")
     mission.refresh_from_db()
     assert mission.status == after
-    assert started == [mission.pk]
+    assert started == [(mission.pk, settings.TASK_PRIORITY_UNDER_WAY)]
 
 
 def test_it_raises_the_budget_and_resumes_where_the_mission_paused(pm, reviewer, django_capture_on_commit_callbacks):
