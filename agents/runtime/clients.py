@@ -1,13 +1,16 @@
 """Build AutoGen model clients from ModelProfile rows."""
 
 import asyncio
+import contextlib
 import os
+import ssl
+import threading
 from collections.abc import AsyncGenerator
 
 from autogen_core.models import ChatCompletionClient, ModelInfo
 from autogen_ext.models.openai import AzureOpenAIChatCompletionClient, OpenAIChatCompletionClient
 from django.conf import settings
-from openai import NOT_GIVEN
+from openai import NOT_GIVEN, DefaultAsyncHttpxClient
 from openai.types.chat import ChatCompletionChunk
 
 from agents.errors import ModelUnavailable
@@ -76,6 +79,66 @@ class MeteredAzureOpenAIClient(_MeteredStreams, AzureOpenAIChatCompletionClient)
     """AzureOpenAIChatCompletionClient whose streams the metering wrapper can bound."""
 
 
+# One SSL context per worker process and model server, built on first use. ``ssl.create_default_context``
+# (loading the CA store) was ~20 ms of every client built; the httpx client on top of it stays per call, so
+# it is never shared between event loops (a Celery task runs its own loop) and closing a client cannot close
+# another's. Keyed by the process too and cleared in a forked child: a prefork child builds its own.
+_SSL_CONTEXTS: dict[tuple, ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+SSL_CONTEXTS_BUILT = 0  # how many this process built (tests and the benchmark read it)
+
+
+def _forget_ssl_contexts() -> None:
+    global _SSL_LOCK
+    _SSL_CONTEXTS.clear()
+    _SSL_LOCK = threading.Lock()  # a lock held by another thread at fork time would never be released here
+
+
+os.register_at_fork(after_in_child=_forget_ssl_contexts)
+
+
+def ssl_context_for(base_url: str) -> ssl.SSLContext:
+    """The process's SSL context for a model server, built as httpx builds its default one.
+
+    The key is the server and what the default context is read from (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
+    never a key or other secret: a changed base URL or CA setting gets a new context.
+    """
+    global SSL_CONTEXTS_BUILT
+    key = (os.getpid(), base_url, os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    context = _SSL_CONTEXTS.get(key)
+    if context is None:
+        with _SSL_LOCK:
+            context = _SSL_CONTEXTS.get(key)
+            if context is None:
+                context = httpx_ssl_context()
+                _SSL_CONTEXTS[key] = context
+                SSL_CONTEXTS_BUILT += 1
+    return context
+
+
+def httpx_ssl_context() -> ssl.SSLContext:
+    """A new default SSL context, exactly as the SDK's httpx client would build it (``verify=True``)."""
+    from openai import _base_client
+
+    httpx = getattr(_base_client, "httpx2", None) or _base_client.httpx  # the SDK's own (httpx2 since 3.x)
+    return httpx.create_ssl_context(verify=True, trust_env=True)
+
+
+class _CallHttpClient(DefaultAsyncHttpxClient):
+    """The SDK's default async httpx client (its limits, redirects, timeout), closed when dropped unclosed."""
+
+    def __del__(self) -> None:
+        if self.is_closed:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: the connections go with the object
+            asyncio.get_running_loop().create_task(self.aclose())
+
+
+def http_client_for(base_url: str) -> DefaultAsyncHttpxClient:
+    """A new httpx client for one model client, on the process's shared SSL context for ``base_url``."""
+    return _CallHttpClient(verify=ssl_context_for(base_url), base_url=base_url, timeout=settings.LLM_TIMEOUT_S)
+
+
 def model_info_for(profile: ModelProfile) -> ModelInfo:
     return ModelInfo(
         vision=False,
@@ -110,6 +173,7 @@ def model_client_for(profile: ModelProfile, *, parallel_tool_calls: bool | None 
         "timeout": settings.LLM_TIMEOUT_S,
         "max_retries": 0,  # the metering wrapper retries, each request under its own reservation
         "temperature": 0,
+        "http_client": http_client_for(base_url),
     }
     if parallel_tool_calls is not None:
         common["parallel_tool_calls"] = parallel_tool_calls
