@@ -30,6 +30,7 @@ BENCHMARKS = {
     "parallel": "parallel",
     "gate_queue": "gate_queue",
     "live_updates": "live_updates",
+    "model_clients": "model_clients",
 }
 RESULTS = BENCH / "results"
 MARKDOWN = ROOT / "BENCHMARKS.md"

@@ -147,3 +147,12 @@ def test_it_counts_git_calls_through_the_wrapper(tmp_path):
     summary = overhead.git_log_summary(log, missions=2)
     assert summary["subcommands"] == {"init": 1, "rev-parse": 1}
     assert summary["git_calls_per_mission"] == 1.0 and summary["git_ms_per_mission"] > 0
+
+
+@pytest.mark.django_db
+def test_it_measures_model_clients_with_a_fresh_and_a_shared_ssl_context(tmp_path):
+    """A few clients and calls against the simulator, per mode; the shared mode builds one context."""
+    result = _written("model_clients", tmp_path)
+    _check(result, "model_clients", {"client build, shared SSL context, median"})
+    assert result["details"]["shared"]["ssl_contexts_built"] == 1
+    assert result["details"]["fresh"]["ssl_contexts_built"] == result["size"]["clients"] + result["size"]["calls"]
