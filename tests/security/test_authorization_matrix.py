@@ -123,15 +123,9 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
     "metrics": {"GET": everyone("401")},  # its own token (set here), which no API token or session replaces
 }
 
-# The admin, as one row group: staff only. Everyone else is sent to a login.
-ADMIN_SAMPLES = (
-    "admin/",
-    "admin/missions/mission/",
-    "admin/missions/mission/{mission_pk}/change/",
-    "admin/api/apitoken/",
-    "admin/auth/user/",
-    "admin/audit/auditentry/",
-)
+# The admin, as one row group: staff only; everyone else is sent to a login. Its index, a change page, and the
+# list page of every model registered (generated, so a new admin page is covered as it appears).
+ADMIN_SAMPLES = ("admin/", "admin/missions/mission/{mission_pk}/change/", "admin/auth/user/{admin_pk}/password/")
 ADMIN_RULE = row("any-login", "admin-login", "admin-login", "admin-login", "200", "any-login")
 
 # URLs whose pattern is not a plain path with converters.
@@ -375,22 +369,37 @@ def test_another_pm_sees_nothing_of_the_mission(world):
         assert mission.title not in text and str(mission.code) not in text, route
 
 
-@pytest.mark.parametrize("sample", ADMIN_SAMPLES)
-def test_admin_is_staff_only(world, sample):
-    """admin/*: a representative page of each kind; everyone but staff goes to a login."""
-    assert get_resolver().resolve("/" + sample.format(mission_pk=1)).url_name, sample
-    path = "/" + sample.format(mission_pk=world["mission"].pk)
+def _admin_paths(world) -> list[str]:
+    from django.contrib import admin
 
-    def attempt(persona, rule):
-        client = Client()
-        headers = {}
-        if persona in LOGGED_IN:
-            client.force_login(world["users"][persona])
-        elif persona == "revoked":
-            headers = bearer(world["tokens"]["revoked"])
-        _check(client.get(path, headers=headers), rule)
+    lists = [f"/admin/{model._meta.app_label}/{model._meta.model_name}/" for model in admin.site._registry]
+    filled = [
+        "/" + sample.format(mission_pk=world["mission"].pk, admin_pk=world["users"]["admin"].pk)
+        for sample in ADMIN_SAMPLES
+    ]
+    return filled + lists
 
-    _each_persona(ADMIN_RULE, attempt)
+
+def test_admin_is_staff_only(world):
+    """admin/*: everyone but staff goes to a login; the admin (a superuser) gets each page."""
+    paths = _admin_paths(world)
+    assert len(paths) > 20, paths
+    for path in paths:
+        assert get_resolver().resolve(path).url_name, path
+
+        def attempt(persona, rule, path=path):
+            client = Client()
+            headers = {}
+            if persona in LOGGED_IN:
+                client.force_login(world["users"][persona])
+            elif persona == "revoked":
+                headers = bearer(world["tokens"]["revoked"])
+            _check(client.get(path, headers=headers), rule)
+
+        try:
+            _each_persona(ADMIN_RULE, attempt)
+        except AssertionError as error:
+            raise AssertionError(f"{path}: {error}") from None
 
 
 def test_a_session_never_opens_the_api(world):
@@ -465,3 +474,47 @@ async def test_socket_authorization(route, pm, other_pm, reviewer, admin, tokens
     assert seen == SOCKETS[route]
     foreign = await _connect(path, [(b"origin", b"http://evil.example"), HOST, cookies["pm"]])
     assert foreign != "accept"
+
+
+def test_a_project_member_reads_but_does_not_steer(world):
+    """Another PM who is a member of the mission's project sees it (pages, API, socket rules) but steers nothing."""
+    mission, other_pm = world["mission"], world["users"]["other_pm"]
+    world["project"].members.add(other_pm)
+    Mission.objects.filter(pk=mission.pk).update(project=world["project"])
+    client = Client()
+    client.force_login(other_pm)
+    code = mission.code
+    for path in (f"/missions/{code}/", f"/missions/{code}/costs/", f"/missions/{code}/audit/", "/reports/"):
+        assert client.get(path).status_code == 200, path
+    for action in ("cancel", "pause", "resume", "retry"):
+        assert client.post(f"/missions/{code}/{action}/").status_code == 403, action
+    response = client.post(f"/gates/{world['gate'].pk}/decide/", {"decision": "approved", "comment": "ok"})
+    assert response.status_code == 302 and _fresh(world["gate"]).status == ApprovalGate.Status.PENDING
+    api = Client(headers=bearer(world["tokens"]["other_pm"]))
+    assert api.get(f"/api/v1/missions/{code}").status_code == 200
+    for action in ("cancel", "pause", "resume", "retry"):
+        assert api.post(f"/api/v1/missions/{code}/{action}").status_code == 403, action
+    body = {"decision": "approved", "comment": "ok"}
+    response = api.post(f"/api/v1/gates/{world['gate'].pk}/decision", body, content_type="application/json")
+    assert response.status_code == 403
+    assert _fresh(mission).status == Mission.Status.AWAITING_DEPLOY_APPROVAL
+
+
+def test_an_inactive_account_is_refused_everywhere(world):
+    """A deactivated pm: the old session is a login redirect, the old token a 401."""
+    pm = world["users"]["pm"]
+    client = Client()
+    client.force_login(pm)
+    type(pm).objects.filter(pk=pm.pk).update(is_active=False)
+    response = client.get(f"/missions/{world['mission'].code}/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    api = Client(headers=bearer(world["tokens"]["pm"]))
+    assert api.get("/api/v1/missions").status_code == 401
+
+
+def test_the_login_page_never_sends_a_user_off_site(world):
+    client = Client()
+    client.force_login(world["users"]["pm"])
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        response = client.get("/login/", {"next": target})
+        assert response.status_code == 302 and "evil.example" not in response["Location"], target
