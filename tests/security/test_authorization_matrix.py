@@ -518,3 +518,19 @@ def test_the_login_page_never_sends_a_user_off_site(world):
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
         response = client.get("/login/", {"next": target})
         assert response.status_code == 302 and "evil.example" not in response["Location"], target
+
+
+def test_every_page_form_needs_its_csrf_token(world):
+    """Each page a POST reaches refuses one without the CSRF token (403), even from a logged-in admin.
+
+    (``logout/`` too: a page elsewhere cannot sign people out. The API takes no session, so it needs none.)
+    """
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world["users"]["admin"])
+    for route, methods in EXPECTED.items():
+        if "POST" not in methods or route.startswith("api/v1/"):
+            continue
+        with transaction.atomic():
+            response = client.post(_path(route, world), BODIES.get(route, {}))
+            transaction.set_rollback(True)
+        assert response.status_code == 403, (route, response.status_code)
