@@ -161,9 +161,21 @@ def discovered_routes(resolver=None, prefix: str = "") -> dict[str, set[str]]:
 
 
 def discovered_sockets() -> list[str]:
+    """The socket routes the ASGI app serves, checked against every app's ``routing.websocket_urlpatterns``."""
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    from django.apps import apps
+
     from orchestrator_site.asgi import sockets
 
-    return [_route(entry) for entry in sockets]
+    served = [_route(entry) for entry in sockets]
+    for app in apps.get_app_configs():
+        if find_spec(f"{app.name}.routing") is None:
+            continue
+        for entry in getattr(import_module(f"{app.name}.routing"), "websocket_urlpatterns", []):
+            assert _route(entry) in served, f"{app.name}.routing's {_route(entry)!r} is not in orchestrator_site.asgi"
+    return served
 
 
 def _non_admin(routes) -> set[str]:
@@ -183,7 +195,9 @@ def test_every_route_has_a_row():
 def test_every_socket_has_a_row():
     sockets = discovered_sockets()
     assert len(sockets) == len(set(sockets))
-    assert set(sockets) == set(SOCKETS), f"Socket routes without a row in SOCKETS: {set(sockets) - set(SOCKETS)}"
+    missing, stale = sorted(set(sockets) - set(SOCKETS)), sorted(set(SOCKETS) - set(sockets))
+    assert not missing, f"Socket routes with no row in SOCKETS: {missing}"
+    assert not stale, f"Rows in SOCKETS for socket routes that no longer exist: {stale}"
 
 
 @pytest.fixture
