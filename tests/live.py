@@ -73,6 +73,18 @@ class RedisServer:
         self.stop()
 
 
+def settings_load(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Load the settings in a fresh interpreter with ``env``, as start-up does (to see a bad value refused)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "orchestrator_site.settings", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def celery_worker_process(
     *, pool: str = "prefork", log: Path | None = None, node: str | None = None, **env: str
 ) -> subprocess.Popen:

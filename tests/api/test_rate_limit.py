@@ -1,16 +1,13 @@
 """Each token gets API_RATE_LIMIT requests per fixed window of API_RATE_WINDOW_S, counted in Redis; then a 429."""
 
-import os
-import subprocess
-import sys
 from unittest import mock
 
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.test import override_settings
 
 from tests.api.conftest import bearer, secret_for
+from tests.live import settings_load
 
 URL = "/api/v1/missions"
 NOW = 1_800_000_030.0  # 30 s into a 60 s window (1_800_000_000 is a multiple of 60)
@@ -54,18 +51,6 @@ def test_it_lets_requests_through_when_redis_is_down(client, pm, clock):
         assert [client.get(URL, headers=bearer(secret)).status_code for _ in range(3)] == [200, 200, 200]
 
 
-def _start(env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Load the settings in a fresh interpreter, as start-up does."""
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "orchestrator_site.settings", **env},
-        cwd=django_settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -75,6 +60,6 @@ def _start(env: dict[str, str]) -> subprocess.CompletedProcess:
     ],
 )
 def test_it_stops_start_up_on_a_bad_rate_setting(env, message):
-    result = _start(env)
+    result = settings_load(env)
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {message}" in result.stderr
